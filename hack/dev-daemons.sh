@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Starts (or stops) the daemons the tests use: a private Docker engine on its
+# own socket with a tiny local/busybox:1 image imported from busybox-static.
+# Usage: hack/dev-daemons.sh start|stop|env
+#   start  installs what is missing (as root, Debian), starts dockerd, imports the image
+#   env    prints `export DOCKER_HOST=...` for the running engine
+# State lives under $HOMELAB_DEV_DIR (default /tmp/homelab-dev).
+set -euo pipefail
+
+DEV_DIR=${HOMELAB_DEV_DIR:-/tmp/homelab-dev}
+SOCK="$DEV_DIR/docker.sock"
+PIDFILE="$DEV_DIR/dockerd.pid"
+IMAGE=local/busybox:1
+
+need_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "dev-daemons: missing packages ${missing[*]}; install them as root (apt-get install -y ${missing[*]})" >&2
+      exit 1
+    fi
+    echo "dev-daemons: installing ${missing[*]}" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+  fi
+}
+
+engine_up() { docker -H "unix://$SOCK" version >/dev/null 2>&1; }
+
+start() {
+  need_packages
+  mkdir -p "$DEV_DIR"
+  if ! engine_up; then
+    rm -f "$SOCK"
+    nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+      --data-root "$DEV_DIR/data" --exec-root "$DEV_DIR/exec" --pidfile "$PIDFILE" \
+      -H "unix://$SOCK" >"$DEV_DIR/dockerd.log" 2>&1 &
+    for _ in $(seq 1 100); do engine_up && break; sleep 0.2; done
+    engine_up || { echo "dev-daemons: dockerd did not start; see $DEV_DIR/dockerd.log" >&2; tail -20 "$DEV_DIR/dockerd.log" >&2; exit 1; }
+  fi
+  if ! docker -H "unix://$SOCK" image inspect "$IMAGE" >/dev/null 2>&1; then
+    local rootfs="$DEV_DIR/busybox-rootfs"
+    rm -rf "$rootfs"
+    mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/www" "$rootfs/etc"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for tool in sh sleep httpd wget cat echo date hostname ls true false env id kill ps nc mkdir touch; do
+      ln -sf busybox "$rootfs/bin/$tool"
+    done
+    echo 'root:x:0:0:root:/:/bin/sh' >"$rootfs/etc/passwd"
+    tar -C "$rootfs" -c . | docker -H "unix://$SOCK" import -c 'ENV PATH=/bin' - "$IMAGE" >/dev/null
+  fi
+  echo "dev-daemons: docker engine at unix://$SOCK with $IMAGE" >&2
+}
+
+stop() {
+  if [ -f "$PIDFILE" ]; then
+    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -S "$SOCK" ] && engine_up || break; sleep 0.2; done
+  fi
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  env) echo "export DOCKER_HOST=unix://$SOCK" ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

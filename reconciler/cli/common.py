@@ -1,0 +1,88 @@
+"""Shared CLI plumbing: the root group, common options and error reporting.
+
+Every command takes `--repo` and `--root` (see `reconciler.settings` for the
+defaults), prints errors to stderr with a non-zero exit and never a
+traceback unless `--debug` was given. Used by every module in
+`reconciler.cli`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.errors import HomelabError
+from reconciler.settings import RuntimeRoot, resolve_repo, resolve_root
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class HomelabGroup(click.Group):
+    """Turns known errors into one line on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HomelabError as exc:
+            if ctx.meta.get("homelab.debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.meta.get("homelab.debug"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
+            )
+            ctx.exit(1)
+
+
+def repo_option(f: F) -> F:
+    return click.option(
+        "--repo",
+        "repo",
+        metavar="PATH",
+        default=None,
+        help="Git repository with the manifests (default: $HOMELAB_REPO, else the current folder).",
+    )(f)
+
+
+def root_option(f: F) -> F:
+    return click.option(
+        "--root",
+        "root",
+        metavar="DIR",
+        default=None,
+        help="Runtime root (default: $HOMELAB_ROOT, else /opt/homelab when writable, "
+        "else ~/.local/state/homelab).",
+    )(f)
+
+
+def get_repo(flag: str | None) -> Path:
+    return resolve_repo(flag)
+
+
+def get_root(flag: str | None) -> RuntimeRoot:
+    return resolve_root(flag)
+
+
+def cache_dir(root: RuntimeRoot) -> Path | None:
+    """The manifest cache folder, when the root exists and is writable."""
+    if root.path.is_dir() and os.access(root.path, os.W_OK):
+        root.cache.mkdir(exist_ok=True)
+        return root.cache
+    return None
+
+
+def use_colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -1,0 +1,42 @@
+"""The `homelab` command: the root group and the list of subcommands.
+
+Each subcommand lives in its own module of `reconciler.cli` and is
+registered here. Called by the console script (`homelab = reconciler.cli.main:main`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from reconciler import __version__
+from reconciler.cli.common import HomelabGroup
+
+
+@click.group(cls=HomelabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="homelab")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """GitOps control plane for a homelab: commit YAML, review a plan, approve it.
+
+    \b
+    Examples:
+      homelab validate --repo ~/homelab
+      homelab plan --repo ~/homelab --root /opt/homelab
+    """
+    ctx.meta["homelab.debug"] = debug
+
+
+def _register() -> None:
+    from reconciler.cli import plan, schema, validate
+
+    cli.add_command(validate.validate)
+    cli.add_command(plan.plan)
+    cli.add_command(schema.schema)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="homelab")

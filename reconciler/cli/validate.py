@@ -1,0 +1,54 @@
+"""`homelab validate`: check every manifest at a commit, list every error."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.common import cache_dir, get_repo, get_root, repo_option, root_option
+from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.git import GitSource
+from reconciler.supervisor.planner import desired_specs
+
+
+@click.command()
+@repo_option
+@root_option
+@click.option(
+    "--ref", default=None, help="Commit, branch or tag (default: the current branch tip)."
+)
+@click.option("--path", "path", default=None, help="Manifests folder in the repository.")
+def validate(repo: str | None, root: str | None, ref: str | None, path: str | None) -> None:
+    """Validate the manifests of a commit: exit 0 when all are valid, 1 otherwise.
+
+    Manifests are read from the commit, never from the work tree.
+
+    \b
+    Example:
+      homelab validate --repo ~/homelab --ref main
+    """
+    repo_path = get_repo(repo)
+    runtime = get_root(root)
+    source = GitSource(repo_path, path or "manifests", BlobCache(cache_dir(runtime)))
+    if path is None:
+        source.path = source.load(ref).config.manifestsPath.strip("/") or "."
+    state = source.load(ref)
+    _desired, errors, _invalid = desired_specs(source, state, runtime)
+    all_errors = [*state.errors, *errors]
+    for error in all_errors:
+        click.echo(str(error), err=True)
+    dirty = source.repo.dirty_paths(source.path) if ref is None else []
+    if dirty:
+        click.echo(
+            f"note: {len(dirty)} uncommitted change(s) under {source.path}/ are ignored "
+            f"(commit them to validate them): {', '.join(dirty[:5])}",
+            err=True,
+        )
+    count = len(state.manifests)
+    if all_errors:
+        click.echo(
+            f"{len(all_errors)} error(s); {count - len(errors)} valid resource(s) "
+            f"at commit {state.commit[:12]}",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"OK: {count} resource(s) valid at commit {state.commit[:12]}")

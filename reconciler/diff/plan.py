@@ -1,0 +1,139 @@
+"""The planner: one change per drifted resource, as an RFC 6902 JSON Patch.
+
+Equality is checked before diffing (a plain `==` costs microseconds, a patch
+hundreds), `ignoreDifferences` pointers are removed from both sides first,
+and a patch touching a field the kind cannot change in place makes the
+change a replacement. Deletes are proposed only for managed resources gone
+from git, never for resources whose manifests are invalid, and never when
+the desired state is incomplete. Pure; used by `homelab plan` and the
+supervisor.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonpatch
+import jsonpointer
+
+Operation = Literal["create", "update", "replace", "delete"]
+Ref = tuple[str, str]
+OPERATION_ORDER = {"create": 0, "update": 1, "replace": 2, "delete": 3}
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    operation: Operation
+    patch: list[dict[str, Any]]
+    desired: dict[str, Any] | None
+    observed: dict[str, Any] | None
+    forces: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> Ref:
+        return (self.kind, self.name)
+
+
+@dataclass
+class Plan:
+    commit: str
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
+        for change in self.changes:
+            out[change.operation] += 1
+        return out
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def _without(doc: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
+    if not pointers:
+        return doc
+    out = copy.deepcopy(doc)
+    for pointer in pointers:
+        try:
+            parts = jsonpointer.JsonPointer(pointer)
+            parent, last = parts.to_last(out)
+        except (jsonpointer.JsonPointerException, TypeError):
+            continue
+        if isinstance(parent, dict):
+            parent.pop(last, None)
+        elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+            parent[last] = None
+    return out
+
+
+def diff_resource(
+    kind: str,
+    name: str,
+    desired: dict[str, Any] | None,
+    observed: dict[str, Any] | None,
+    *,
+    in_place: frozenset[str] = frozenset(),
+    ignore: list[str] | None = None,
+) -> Change | None:
+    """The change that turns `observed` into `desired`, or None when in sync."""
+    if desired is None and observed is None:
+        return None
+    if observed is None:
+        assert desired is not None
+        patch: list[dict[str, Any]] = [{"op": "add", "path": "", "value": desired}]
+        return Change(kind, name, "create", patch, desired, None)
+    if desired is None:
+        patch = [{"op": "replace", "path": "", "value": None}]
+        return Change(kind, name, "delete", patch, None, observed)
+    want, have = _without(desired, ignore or []), _without(observed, ignore or [])
+    if want == have:
+        return None
+    patch = jsonpatch.make_patch(have, want).patch
+    forces = sorted({op["path"].split("/")[1] for op in patch} - in_place)
+    operation: Operation = "replace" if forces else "update"
+    return Change(kind, name, operation, patch, desired, observed, tuple(forces))
+
+
+def make_plan(
+    commit: str,
+    desired: Mapping[Ref, dict[str, Any]],
+    observed: Mapping[Ref, dict[str, Any] | None],
+    *,
+    in_place: Mapping[str, frozenset[str]],
+    ignore: Mapping[Ref, list[str]] | None = None,
+    protected: set[Ref] | None = None,
+    allow_deletes: bool = True,
+    observe_only: frozenset[str] = frozenset({"Node"}),
+) -> Plan:
+    """Diff every resource. `observed` holds managed world resources (None = missing)."""
+    plan = Plan(commit)
+    ignore = ignore or {}
+    protected = protected or set()
+    for ref in sorted(desired.keys() | observed.keys()):
+        kind, name = ref
+        if kind in observe_only or ref in protected:
+            continue
+        want = desired.get(ref)
+        if want is None and not allow_deletes:
+            if observed.get(ref) is not None:
+                plan.notes.append(f"{kind}/{name}: delete withheld (desired state incomplete)")
+            continue
+        change = diff_resource(
+            kind,
+            name,
+            want,
+            observed.get(ref),
+            in_place=in_place.get(kind, frozenset()),
+            ignore=ignore.get(ref),
+        )
+        if change is not None:
+            plan.changes.append(change)
+    plan.changes.sort(key=lambda c: (OPERATION_ORDER[c.operation], c.kind, c.name))
+    return plan

@@ -1,0 +1,127 @@
+"""Terraform-style rendering of a plan: text for people, JSON for machines.
+
+`+` create, `~` update in place (each changed field, old -> new), `-/+`
+replace (and the field that forces it), `-` delete, then the summary line
+`Plan: N to create, N to update, N to replace, N to delete.` Colours only
+when the caller asks (the CLI does on a terminal). Pure; used by the CLI,
+the supervisor's action summaries and the UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpointer
+import orjson
+
+from reconciler.diff.plan import Change, Plan
+
+_SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+_COLOUR = {"create": "32", "update": "33", "replace": "35", "delete": "31"}
+_VERB = {
+    "create": "will be created",
+    "update": "will be updated in place",
+    "replace": "must be replaced",
+    "delete": "will be deleted",
+}
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+
+def _show(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _field(path: str) -> str:
+    out = ""
+    for part in path.lstrip("/").split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "(root)"
+
+
+def _lookup(doc: Any, path: str) -> Any:
+    try:
+        return jsonpointer.resolve_pointer(doc, path)
+    except jsonpointer.JsonPointerException:
+        return None
+
+
+def _field_lines(change: Change, colour: bool) -> list[str]:
+    lines = []
+    if change.operation == "create":
+        for key, value in (change.desired or {}).items():
+            if value is None or value == [] or value == {}:
+                continue  # defaults that say nothing; --json shows the full document
+            lines.append(_paint(f"      + {key}: {_show(value)}", "32", colour))
+        return lines
+    if change.operation == "delete":
+        for key, value in (change.observed or {}).items():
+            lines.append(_paint(f"      - {key}: {_show(value)}", "31", colour))
+        return lines
+    for op in change.patch:
+        name = _field(op["path"])
+        top = op["path"].split("/")[1]
+        forces = "  # forces replacement" if top in change.forces else ""
+        if op["op"] == "add":
+            text, code = f"      + {name}: {_show(op['value'])}{forces}", "32"
+        elif op["op"] == "remove":
+            old = _lookup(change.observed, op["path"])
+            text, code = f"      - {name}: {_show(old)}{forces}", "31"
+        else:
+            old = _lookup(change.observed, op["path"])
+            text, code = f"      ~ {name}: {_show(old)} -> {_show(op.get('value'))}{forces}", "33"
+        lines.append(_paint(text, code, colour))
+    return lines
+
+
+def render_change(change: Change, *, colour: bool = False) -> str:
+    """One resource's block of the plan."""
+    symbol = _SYMBOL[change.operation]
+    head = f"  # {change.kind}/{change.name} {_VERB[change.operation]}"
+    if change.forces:
+        head += f" ({', '.join(change.forces)} cannot change in place)"
+    title = _paint(f"{symbol:>3} {change.kind}/{change.name}", _COLOUR[change.operation], colour)
+    return "\n".join([head, title, *_field_lines(change, colour)])
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    return (
+        f"Plan: {c['create']} to create, {c['update']} to update, "
+        f"{c['replace']} to replace, {c['delete']} to delete."
+    )
+
+
+def render_text(plan: Plan, *, colour: bool = False) -> str:
+    out = [f"Desired state: commit {plan.commit[:12]}", ""]
+    if plan.empty:
+        out.append("No changes. The homelab matches the desired state.")
+    for change in plan.changes:
+        out.extend([render_change(change, colour=colour), ""])
+    out.extend(f"Note: {note}" for note in plan.notes)
+    out.append(summary_line(plan))
+    return "\n".join(out)
+
+
+def change_to_json(change: Change) -> dict[str, Any]:
+    return {
+        "kind": change.kind,
+        "name": change.name,
+        "operation": change.operation,
+        "patch": change.patch,
+        "desired": change.desired,
+        "observed": change.observed,
+        "forcesReplacement": list(change.forces),
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "commit": plan.commit,
+        "changes": [change_to_json(c) for c in plan.changes],
+        "notes": plan.notes,
+        "summary": plan.counts(),
+    }

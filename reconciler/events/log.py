@@ -1,0 +1,148 @@
+"""Writing events: one producer, one file per UTC day, append-only.
+
+Each process appends under its own producer name to
+`ROOT/events/YYYY-MM-DD/<producer>.jsonl`, one JSON object a line: `id`
+(sortable: nanosecond time, producer, sequence), `ts`, `source`, `type`,
+`ref: {kind, name}`, `data`. Every line is flushed as written; events that
+record decisions or actions (`action.*`) and any caller asking `sync=True`
+are fsynced before `append` returns. An exclusive lock on the open file
+keeps a second writer with the same producer name out. Called by the
+collectors, the supervisor, the queue, the executor and the API.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypedDict
+
+import orjson
+
+from reconciler.errors import ConfigError
+from reconciler.settings import RuntimeRoot
+
+_PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+
+
+class EventRef(TypedDict):
+    kind: str
+    name: str
+
+
+class Event(TypedDict):
+    id: str
+    ts: str
+    source: str
+    type: str
+    ref: EventRef | None
+    data: dict[str, Any]
+
+
+def check_producer(name: str) -> str:
+    if not _PRODUCER.match(name):
+        raise ConfigError(
+            f"producer name {name!r}: use 1-63 lower-case letters, digits, '.' or '-'"
+        )
+    return name
+
+
+_last_ns = 0
+_id_lock = threading.Lock()
+
+
+def _monotonic_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing within this process."""
+    global _last_ns
+    with _id_lock:
+        now = max(time.time_ns(), _last_ns + 1)
+        _last_ns = now
+        return now
+
+
+def new_event_id(producer: str, ns: int, seq: int) -> str:
+    return f"{ns:019d}-{producer}-{seq:08d}"
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventLog:
+    """The writer of one producer. Thread-safe; one instance per producer per root."""
+
+    def __init__(self, root: RuntimeRoot, producer: str) -> None:
+        self.root = root
+        self.producer = check_producer(producer)
+        self._lock = threading.Lock()
+        self._day: str | None = None
+        self._fh: IO[bytes] | None = None
+        self._seq = 0
+
+    def _open(self, day: str) -> IO[bytes]:
+        if self._fh is not None and self._day == day:
+            return self._fh
+        self.close()
+        folder = self.root.events / day
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.producer}.jsonl"
+        fh = open(path, "ab")  # noqa: SIM115 - kept open for the writer's lifetime
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.close()
+            raise ConfigError(
+                f"another process is already writing events as {self.producer!r} to {path}"
+            ) from exc
+        self._repair_torn_tail(fh, path)
+        self._fh, self._day = fh, day
+        return fh
+
+    @staticmethod
+    def _repair_torn_tail(fh: IO[bytes], path: Path) -> None:
+        """A previous writer of ours died mid-line: end that line so ours start clean."""
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        with open(path, "rb") as reader:
+            reader.seek(size - 1)
+            if reader.read(1) != b"\n":
+                fh.write(b"\n")  # the torn fragment becomes one corrupt line, quarantined
+                fh.flush()
+
+    def append(
+        self,
+        type: str,
+        ref: tuple[str, str] | None = None,
+        data: dict[str, Any] | None = None,
+        *,
+        sync: bool | None = None,
+    ) -> Event:
+        """Append one event; return it. fsynced for action.* or when `sync`."""
+        ns = _monotonic_ns()
+        with self._lock:
+            self._seq += 1
+            event: Event = {
+                "id": new_event_id(self.producer, ns, self._seq),
+                "ts": _iso(ns),
+                "source": self.producer,
+                "type": type,
+                "ref": {"kind": ref[0], "name": ref[1]} if ref else None,
+                "data": data or {},
+            }
+            fh = self._open(event["ts"][:10])
+            fh.write(orjson.dumps(event) + b"\n")
+            fh.flush()
+            if sync or (sync is None and type.startswith("action.")):
+                os.fsync(fh.fileno())
+        return event
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            self._day = None

@@ -1,0 +1,58 @@
+"""Crash-safe file writes: the one helper every runtime-tree write goes through.
+
+A write goes to a temporary file in the same folder, is fsynced, renamed over
+the target and the folder is fsynced, so a reader (or a process restarted
+after kill -9) sees either the old or the new content, never a torn file.
+Called by the observer (world documents, checkpoint), the queue, the file
+driver and the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or create inside `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically (temp file, fsync, rename, fsync dir)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, doc: Any, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Write `doc` as indented, key-sorted JSON through `atomic_write_bytes`."""
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    atomic_write_bytes(path, data + b"\n", mode=mode, durable=durable)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON document written by `atomic_write_json`."""
+    return orjson.loads(path.read_bytes())

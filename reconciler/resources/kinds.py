@@ -1,0 +1,328 @@
+"""The resource kinds: Node, Container, File, ComposeStack (pydantic v2 models).
+
+Each kind is a model of its `spec` plus class-level facts the planner needs:
+which spec fields can change in place (`IN_PLACE`) and whether the kind is
+applied at all (`APPLIED`; a Node is only observed). Defaults are filled and
+collections sorted so a manifest always normalizes to the same document.
+Pure: no I/O. Used by the loader, the planner and the drivers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?$"
+)
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://.+$")
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def _duration(value: Any) -> Any:
+    """Accept 30, "30", "30s", "1m30s"; normalize to whole seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 1m or a number of seconds")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        match = _DURATION.match(text)
+        if match and text:
+            hours, minutes, seconds = (int(g or 0) for g in match.groups())
+            return hours * 3600 + minutes * 60 + seconds
+    raise ValueError(f"expected a duration like 30s, 1m or a number of seconds, got {value!r}")
+
+
+Seconds = Annotated[int, BeforeValidator(_duration), Field(ge=0, le=86400)]
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(f"{value!r} is not a valid image reference (e.g. local/busybox:1)")
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_image)]
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path")
+    if "\x00" in value:
+        raise ValueError("path must not contain NUL")
+    return value
+
+
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+
+
+def _repo_path(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or ".." in parts or not value or "\x00" in value:
+        raise ValueError(f"{value!r} must be a relative path inside the repository (no '..')")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+
+
+def _mode(value: Any) -> Any:
+    """Accept '0644', '644' or 644. The loader keeps 0644 (YAML 1.1 octal) as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+        return "0" + value[-3:]
+    raise ValueError(f"expected a file mode like '0644', got {value!r}")
+
+
+FileMode = Annotated[str, BeforeValidator(_mode)]
+
+
+class Policy(StrictModel):
+    """How the supervisor treats this resource (never part of the diff)."""
+
+    autoApprove: bool = Field(
+        default=False, description="Approve create/update/replace without a person."
+    )
+    ignoreDifferences: list[str] = Field(
+        default_factory=list,
+        description="JSON pointers into spec whose drift is ignored, e.g. /labels/tier.",
+    )
+
+    @model_validator(mode="after")
+    def _pointers(self) -> Policy:
+        for pointer in self.ignoreDifferences:
+            if not pointer.startswith("/"):
+                raise ValueError(
+                    f"ignoreDifferences: {pointer!r} must be a JSON pointer like /image"
+                )
+        return self
+
+
+class SecretRef(StrictModel):
+    """A value kept outside git, in ROOT/secrets/<secret>."""
+
+    secret: DnsLabel
+
+
+class EnvVar(StrictModel):
+    name: str
+    value: str | None = None
+    valueFrom: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if not _ENV_NAME.match(self.name):
+            raise ValueError(f"env name {self.name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if (self.value is None) == (self.valueFrom is None):
+            raise ValueError(f"env {self.name}: give exactly one of value or valueFrom")
+        return self
+
+
+def _env(value: Any) -> Any:
+    """Accept a literal map {NAME: value} as well as a list of EnvVar."""
+    if isinstance(value, dict):
+        return [
+            {"name": str(k), "value": v if isinstance(v, str) else _scalar_text(v)}
+            for k, v in value.items()
+        ]
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+class Port(StrictModel):
+    containerPort: int = Field(ge=1, le=65535)
+    hostPort: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    hostIP: str | None = None
+
+
+class Volume(StrictModel):
+    source: str = Field(description="Absolute host path (bind) or a named volume.")
+    target: AbsPath
+    readOnly: bool = False
+
+    @property
+    def is_bind(self) -> bool:
+        return self.source.startswith("/")
+
+
+class Healthcheck(StrictModel):
+    test: list[str] = Field(min_length=1, description='e.g. ["CMD", "wget", "-q", "-O-", "..."]')
+    interval: Seconds = 30
+    timeout: Seconds = 10
+    retries: int = Field(default=3, ge=1, le=100)
+    startPeriod: Seconds = 0
+
+
+class ContainerSpec(StrictModel):
+    node: DnsLabel = "local"
+    image: ImageRef
+    imagePullPolicy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: Annotated[list[EnvVar], BeforeValidator(_env)] = Field(default_factory=list)
+    ports: list[Port] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    restartPolicy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    labels: Labels = Field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    networkMode: str = "bridge"
+    user: str | None = None
+    workingDir: AbsPath | None = None
+    privileged: bool = False
+    pidMode: Literal["host"] | None = None
+    capAdd: list[str] = Field(default_factory=list)
+    capDrop: list[str] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy)
+
+    @model_validator(mode="after")
+    def _normalize(self) -> ContainerSpec:
+        names = [e.name for e in self.env]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"env: duplicate names {dupes}")
+        targets = [v.target for v in self.volumes]
+        if len(set(targets)) != len(targets):
+            raise ValueError("volumes: two volumes mount the same target")
+        # Sorting makes the normalized spec independent of manifest order.
+        object.__setattr__(self, "env", sorted(self.env, key=lambda e: e.name))
+        object.__setattr__(
+            self, "ports", sorted(self.ports, key=lambda p: (p.containerPort, p.protocol))
+        )
+        object.__setattr__(self, "volumes", sorted(self.volumes, key=lambda v: v.target))
+        object.__setattr__(self, "capAdd", sorted({c.upper() for c in self.capAdd}))
+        object.__setattr__(self, "capDrop", sorted({c.upper() for c in self.capDrop}))
+        return self
+
+    def dangerous(self) -> list[str]:
+        """What the guard rails refuse unless the repository allows it."""
+        return dangerous_options(self.model_dump(mode="json"))
+
+
+def dangerous_options(spec: dict[str, Any]) -> list[str]:
+    """Guard-rail findings for a normalized Container spec (plain data, no validation)."""
+    found = []
+    if spec.get("privileged"):
+        found.append("privileged mode")
+    if spec.get("pidMode") == "host":
+        found.append("host PID namespace")
+    if any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN", "ALL") for c in spec.get("capAdd") or []):
+        found.append("CAP_SYS_ADMIN")
+    for vol in spec.get("volumes") or []:
+        if str(vol.get("source", "")).rstrip("/") in (DOCKER_SOCKET, "/run/docker.sock"):
+            found.append("the Docker socket as a volume")
+    return found
+
+
+class FileSpec(StrictModel):
+    node: DnsLabel = "local"
+    path: AbsPath
+    content: str | None = None
+    source: RepoPath | None = Field(default=None, description="A file in this repository.")
+    secret: DnsLabel | None = Field(default=None, description="A file under ROOT/secrets/.")
+    mode: FileMode = "0644"
+    policy: Policy = Field(default_factory=Policy)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FileSpec:
+        given = [x for x in (self.content, self.source, self.secret) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of content, source or secret")
+        return self
+
+
+class ComposeStackSpec(StrictModel):
+    node: DnsLabel = "local"
+    project: DnsLabel | None = Field(default=None, description="Defaults to metadata.name.")
+    files: list[RepoPath] = Field(min_length=1, description="Compose files in this repository.")
+    policy: Policy = Field(default_factory=Policy)
+
+
+class NodeSpec(StrictModel):
+    dockerHost: str = Field(
+        default="unix:///var/run/docker.sock",
+        description="unix:///path, ssh://user@host[:port] or tcp://host:port",
+    )
+    labels: Labels = Field(default_factory=dict)
+    allowedRoots: list[AbsPath] = Field(
+        default_factory=lambda: ["/srv/homelab"],
+        description="Folders File resources on this node may write into.",
+    )
+
+    @model_validator(mode="after")
+    def _host(self) -> NodeSpec:
+        if not _DOCKER_HOST.match(self.dockerHost):
+            raise ValueError(
+                f"dockerHost {self.dockerHost!r} must start with unix://, ssh:// or tcp://"
+            )
+        return self
+
+
+class Resource(StrictModel):
+    """Common envelope; subclasses fix `kind` and `spec`."""
+
+    apiVersion: Literal["homelab.reconciler/v1alpha1"] = "homelab.reconciler/v1alpha1"
+    metadata: Metadata
+
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset()
+    APPLIED: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def policy(self) -> Policy:
+        return getattr(self.spec, "policy", Policy())  # type: ignore[attr-defined]
+
+
+class Node(Resource):
+    kind: Literal["Node"] = "Node"
+    spec: NodeSpec = Field(default_factory=NodeSpec)
+    APPLIED: ClassVar[bool] = False
+
+
+class Container(Resource):
+    kind: Literal["Container"] = "Container"
+    spec: ContainerSpec
+    # Docker can change the restart policy of a running container (docker update).
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"restartPolicy"})
+
+
+class File(Resource):
+    kind: Literal["File"] = "File"
+    spec: FileSpec
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"mode", "sha256", "source", "secret"})
+
+
+class ComposeStack(Resource):
+    kind: Literal["ComposeStack"] = "ComposeStack"
+    spec: ComposeStackSpec
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"files"})
+
+
+KINDS: dict[str, type[Resource]] = {
+    "Node": Node,
+    "Container": Container,
+    "File": File,
+    "ComposeStack": ComposeStack,
+}

@@ -1,0 +1,108 @@
+"""Where things live: the runtime root's layout and how flags pick it.
+
+`RuntimeRoot` names every folder of the runtime tree (events, world, state,
+queue, logs, cache, secrets, stacks) so no other module builds those paths by
+hand. `resolve_root` and `resolve_repo` implement the CLI conventions
+(`--root` > `$HOMELAB_ROOT` > `/opt/homelab` when writable > a per-user
+state folder). Called by the CLI and every service.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import ConfigError
+
+DEFAULT_ROOT = Path("/opt/homelab")
+QUEUE_STATES = ("pending", "approved", "running", "done", "failed", "rejected", "superseded")
+
+
+def user_state_dir() -> Path:
+    """The per-user state folder used when /opt/homelab is not writable."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "homelab"
+
+
+@dataclass(frozen=True)
+class RuntimeRoot:
+    """The runtime tree: the only place the services write."""
+
+    path: Path
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events"
+
+    @property
+    def world(self) -> Path:
+        return self.path / "world"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state"
+
+    @property
+    def queue(self) -> Path:
+        return self.path / "queue"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def cache(self) -> Path:
+        return self.path / "cache"
+
+    @property
+    def secrets(self) -> Path:
+        return self.path / "secrets"
+
+    @property
+    def stacks(self) -> Path:
+        return self.path / "stacks"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.state / "observer_checkpoint.json"
+
+    def queue_dir(self, state: str) -> Path:
+        if state not in QUEUE_STATES:
+            raise ConfigError(f"unknown queue state {state!r}; expected one of {QUEUE_STATES}")
+        return self.queue / state
+
+    def ensure(self) -> RuntimeRoot:
+        """Create the runtime tree's folders (idempotent)."""
+        for folder in (self.events, self.world, self.state, self.logs, self.cache):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for state in QUEUE_STATES:
+            (self.queue / state).mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def _writable(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def resolve_root(flag: str | None) -> RuntimeRoot:
+    """Pick the runtime root: flag, then $HOMELAB_ROOT, then /opt/homelab, then per-user."""
+    chosen = flag or os.environ.get("HOMELAB_ROOT")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"runtime root {path} exists and is not a folder")
+        return RuntimeRoot(path.absolute())
+    if _writable(DEFAULT_ROOT):
+        return RuntimeRoot(DEFAULT_ROOT)
+    return RuntimeRoot(user_state_dir())
+
+
+def resolve_repo(flag: str | None) -> Path:
+    """Pick the git repository: flag, then $HOMELAB_REPO, then the current folder."""
+    chosen = flag or os.environ.get("HOMELAB_REPO") or os.getcwd()
+    path = Path(chosen).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"repository {path} is not a folder (give --repo PATH or $HOMELAB_REPO)")
+    return path

@@ -1,0 +1,1 @@
+"""Desired state: manifests parsed from git commits, cached by blob id."""

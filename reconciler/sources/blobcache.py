@@ -1,0 +1,88 @@
+"""Cache of parsed manifest files keyed by git blob id.
+
+A blob id names file content, so a cached `FileResult` is valid for as long
+as the blob exists: a new commit re-parses only the files whose content
+changed. The cache lives in memory and, when given a folder, persists to one
+msgpack file under `ROOT/cache/` (written through the crash-safe helper) so a
+fresh `homelab plan` starts warm. Called by `reconciler.sources.git`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from reconciler.errors import Location, ManifestError
+from reconciler.files import atomic_write_bytes
+from reconciler.sources.manifests import FileResult, Manifest
+
+CACHE_FILE = "manifests-v1.msgpack"
+
+
+def _encode(result: FileResult) -> list[Any]:
+    return [
+        [[m.kind, m.name, m.location.line, m.location.column, m.doc] for m in result.manifests],
+        [[e.location.line, e.location.column, e.field, e.message] for e in result.errors],
+        [list(ref) for ref in result.invalid],
+        result.parsed_whole,
+    ]
+
+
+def _decode(raw: list[Any]) -> FileResult:
+    manifests, errors, invalid, whole = raw
+    return FileResult(
+        [Manifest(k, n, Location("", line, col), doc) for k, n, line, col, doc in manifests],
+        [ManifestError(Location("", line, col), f, msg) for line, col, f, msg in errors],
+        [(k, n) for k, n in invalid],
+        bool(whole),
+    )
+
+
+class BlobCache:
+    """blob id -> FileResult, in memory and optionally on disk."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._entries: dict[str, FileResult] = {}
+        self._loaded = folder is None
+        self._dirty = False
+
+    def _load(self) -> None:
+        self._loaded = True
+        if self.folder is None:
+            return
+        path = self.folder / CACHE_FILE
+        try:
+            raw = msgspec.msgpack.decode(path.read_bytes())
+            self._entries = {blob: _decode(entry) for blob, entry in raw.items()}
+        except (OSError, msgspec.DecodeError, ValueError, TypeError):
+            self._entries = {}  # a missing or damaged cache only costs a re-parse
+
+    def get(self, blob: str) -> FileResult | None:
+        if not self._loaded:
+            self._load()
+        return self._entries.get(blob)
+
+    def put(self, blob: str, result: FileResult) -> None:
+        if not self._loaded:
+            self._load()
+        self._entries[blob] = result
+        self._dirty = True
+
+    def flush(self, keep: Iterable[str]) -> None:
+        """Drop entries not in `keep` from disk and persist new ones."""
+        if not self._dirty or self.folder is None:
+            return
+        wanted = set(keep)
+        payload = {b: _encode(r) for b, r in self._entries.items() if b in wanted}
+        try:
+            atomic_write_bytes(self.folder / CACHE_FILE, msgspec.msgpack.encode(payload))
+        except OSError:
+            return  # the cache is an optimisation; a read-only root must not fail a plan
+        self._dirty = False
+
+    def __len__(self) -> int:
+        return len(self._entries)

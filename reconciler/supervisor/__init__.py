@@ -1,0 +1,1 @@
+"""The supervisor: desired state from git against the world -> proposed actions."""

@@ -1,0 +1,118 @@
+"""One planning pass: load desired state, check it, read the world, diff.
+
+`compute_plan` is the shell around the pure planner (`reconciler.diff`): it
+loads the commit through the git source, resolves repository files and
+secrets into fingerprints, applies the cross-resource checks (node
+references, guard rails from `homelab.yaml`) and reads managed world
+documents. `homelab plan` and the supervisor both call it, so what the CLI
+prints is what the supervisor proposes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.diff import Plan, make_plan
+from reconciler.errors import ManifestError
+from reconciler.resources.kinds import KINDS, dangerous_options
+from reconciler.resources.normalize import MissingInput, comparable_spec
+from reconciler.settings import RuntimeRoot
+from reconciler.sources.git import DesiredState, GitSource
+from reconciler.sources.manifests import Manifest
+from reconciler.sources.resolver import CommitResolver
+from reconciler.world import WorldReader, observed_spec
+
+Ref = tuple[str, str]
+IN_PLACE = {kind: model.IN_PLACE for kind, model in KINDS.items()}
+
+
+@dataclass
+class PlanResult:
+    state: DesiredState
+    plan: Plan
+    desired: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    errors: list[ManifestError] = field(default_factory=list)
+    invalid: set[Ref] = field(default_factory=set)
+    world: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+
+
+def _cross_check(state: DesiredState, manifest: Manifest) -> list[ManifestError]:
+    errors = []
+    spec = manifest.doc.get("spec") or {}
+    node = spec.get("node")
+    if node and node != "local" and ("Node", node) not in state.manifests:
+        errors.append(
+            ManifestError(manifest.location, "spec.node", f"Node {node!r} is not defined")
+        )
+    if manifest.kind == "Container" and manifest.name not in state.config.allowDangerous:
+        found = dangerous_options(spec)
+        if found:
+            errors.append(
+                ManifestError(
+                    manifest.location,
+                    "spec",
+                    f"refused: {', '.join(found)}; allow it for this resource with "
+                    f"allowDangerous: [{manifest.name}] in homelab.yaml",
+                )
+            )
+    return errors
+
+
+def desired_specs(
+    source: GitSource, state: DesiredState, root: RuntimeRoot | None
+) -> tuple[dict[Ref, dict[str, Any]], list[ManifestError], set[Ref]]:
+    """Comparable specs of every valid manifest; errors make a resource invalid."""
+    resolver = CommitResolver(source, state, root.secrets if root else None)
+    desired: dict[Ref, dict[str, Any]] = {}
+    errors: list[ManifestError] = []
+    invalid: set[Ref] = set(state.invalid)
+    for ref, manifest in state.manifests.items():
+        problems = _cross_check(state, manifest)
+        if not problems:
+            try:
+                desired[ref] = comparable_spec(manifest.kind, manifest.doc, resolver)
+            except MissingInput as exc:
+                problems.append(ManifestError(manifest.location, "spec", str(exc)))
+        if problems:
+            errors.extend(problems)
+            invalid.add(ref)
+    return desired, errors, invalid
+
+
+def managed_observed(world: dict[Ref, dict[str, Any]]) -> dict[Ref, dict[str, Any] | None]:
+    """Observed specs of the resources this project manages (None = missing)."""
+    return {
+        ref: observed_spec(doc)
+        for ref, doc in world.items()
+        if (doc.get("status") or {}).get("managed") and ref[0] in KINDS
+    }
+
+
+def compute_plan(
+    source: GitSource,
+    root: RuntimeRoot | None,
+    ref: str | None = None,
+    *,
+    world_reader: WorldReader | None = None,
+    allow_deletes: bool = True,
+) -> PlanResult:
+    state = source.load(ref)
+    desired, errors, invalid = desired_specs(source, state, root)
+    world: dict[Ref, dict[str, Any]] = {}
+    if root is not None:
+        world = (world_reader or WorldReader(root)).read()
+    ignore = {
+        r: list(m.doc.get("spec", {}).get("policy", {}).get("ignoreDifferences", []))
+        for r, m in state.manifests.items()
+    }
+    plan = make_plan(
+        state.commit,
+        desired,
+        managed_observed(world),
+        in_place=IN_PLACE,
+        ignore=ignore,
+        protected=invalid,
+        allow_deletes=allow_deletes and state.complete,
+    )
+    return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)
