@@ -69,7 +69,7 @@ class ActionQueue:
             n[:-5] for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(".")
         )
 
-    def list(self, state: str) -> list[dict[str, Any]]:
+    def actions(self, state: str) -> list[dict[str, Any]]:
         out = []
         for action_id in self.ids(state):
             try:
