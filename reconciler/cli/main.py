@@ -28,11 +28,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import plan, schema, validate
+    from reconciler.cli import plan, run, schema, validate
 
     cli.add_command(validate.validate)
     cli.add_command(plan.plan)
     cli.add_command(schema.schema)
+    cli.add_command(run.run)
+    # Each service module adds its `homelab run <service>` subcommand on import.
 
 
 _register()

@@ -1,0 +1,44 @@
+"""`homelab run <service>`: one service in the foreground, as in compose.yaml.
+
+Each service module registers its own subcommand on the `run` group and
+calls `run_service`, which turns SIGTERM/SIGINT into the service's stop
+event so `docker stop` and Ctrl-C end it cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Protocol
+
+import click
+
+
+class Service(Protocol):
+    name: str
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+@click.group()
+def run() -> None:
+    """Run one service in the foreground (observer, supervisor, executor, ui).
+
+    \b
+    Example:
+      homelab run observer --root /opt/homelab
+    """
+
+
+def run_service(service: Service) -> None:
+    """Run `service` until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        click.echo(f"{service.name}: stopping ({signal.Signals(signum).name})", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    service.run(stop)
