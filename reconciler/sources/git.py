@@ -135,7 +135,7 @@ class GitSource:
     def __init__(self, repo: Path, path: str = "manifests", cache: BlobCache | None = None) -> None:
         self.repo = GitRepo(repo)
         self.path = path.strip("/") or "."
-        self.cache = cache or BlobCache(None)
+        self.cache = cache if cache is not None else BlobCache(None)
         self._sha_cache: dict[str, str] = {}
 
     def load(self, ref: str | None = None) -> DesiredState:

@@ -69,7 +69,7 @@ class _Builder:
         if cached is not None:
             # An alias: the same node again. Count its full size, as a consumer would.
             value, size = cached
-            self._count(node, size)
+            self._count(node, size, aliased=True)
             return value
         before = self.expanded
         self._count(node, 1)
@@ -77,11 +77,12 @@ class _Builder:
         self.memo[id(node)] = (value, self.expanded - before)
         return value
 
-    def _count(self, node: Node, size: int) -> None:
+    def _count(self, node: Node, size: int, aliased: bool = False) -> None:
         self.expanded += size
         if self.expanded > MAX_NODES:
+            what = "aliases of the anchor here expand" if aliased else "this node expands"
             raise YamlLimitError(
-                node, f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
+                node, f"{what} the document to more than {MAX_NODES} nodes (alias bomb?)"
             )
 
     def _construct(self, node: Node, depth: int) -> Any:
