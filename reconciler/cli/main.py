@@ -34,6 +34,9 @@ def _register() -> None:
     cli.add_command(plan.plan)
     cli.add_command(schema.schema)
     cli.add_command(run.run)
+    from reconciler.cli import up
+
+    cli.add_command(up.up)
     # Each service module adds its `homelab run <service>` subcommand on import.
 
 

@@ -1,0 +1,202 @@
+"""`homelab up`: the whole product in one process, for a first look or a small homelab.
+
+Runs the four services (observer, supervisor, executor, UI) in threads through
+`reconciler.runner.ServiceRunner`, so one failing loop is restarted with
+backoff and reported, never taking the others down; Ctrl-C or SIGTERM stops
+them all. Without `--repo` it creates and commits an example repository under
+the runtime root (reconciler/cli/example.py). It prints the UI address, the
+login token and how to change the desired state. A service whose code is not
+installed is named as missing, never pretended. Registered in
+reconciler/cli/main.py; `make run` calls it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from reconciler.cli.common import get_repo, get_root, root_option
+from reconciler.cli.example import DEFAULT_DOCKER_HOST, create_example_repo
+from reconciler.errors import ConfigError
+from reconciler.runner import Service, ServiceRunner, ServiceStatus
+from reconciler.settings import RuntimeRoot
+
+SERVICE_ORDER = ("observer", "supervisor", "executor", "ui")
+
+
+@dataclass(frozen=True)
+class UpConfig:
+    root: RuntimeRoot
+    repo: Path
+    host: str
+    port: int
+    docker_host: str
+
+
+Factory = Callable[[UpConfig], Service]
+
+
+def _build(module: str, cls: str, **kwargs: Any) -> Service:
+    service: Service = getattr(importlib.import_module(module), cls)(**kwargs)
+    return service
+
+
+def _observer(cfg: UpConfig) -> Service:
+    return _build("reconciler.observer.service", "ObserverService", root=cfg.root, repo=cfg.repo)
+
+
+def _supervisor(cfg: UpConfig) -> Service:
+    return _build(
+        "reconciler.supervisor.service", "SupervisorService", root=cfg.root, repo=cfg.repo
+    )
+
+
+def _executor(cfg: UpConfig) -> Service:
+    return _build("reconciler.executor.service", "ExecutorService", root=cfg.root, repo=cfg.repo)
+
+
+def _ui(cfg: UpConfig) -> Service:
+    return _build(
+        "reconciler.api.service",
+        "UIService",
+        root=cfg.root,
+        repo=cfg.repo,
+        host=cfg.host,
+        port=cfg.port,
+    )
+
+
+FACTORIES: dict[str, Factory] = {
+    "observer": _observer,
+    "supervisor": _supervisor,
+    "executor": _executor,
+    "ui": _ui,
+}
+
+
+def build_services(cfg: UpConfig) -> tuple[list[Service], dict[str, str]]:
+    """Every service that is installed, and why each missing one is missing."""
+    services: list[Service] = []
+    missing: dict[str, str] = {}
+    for name in SERVICE_ORDER:
+        try:
+            services.append(FACTORIES[name](cfg))
+        except (ImportError, AttributeError) as exc:
+            missing[name] = f"{type(exc).__name__}: {exc}"
+    return services, missing
+
+
+def docker_reachable(host: str) -> str | None:
+    """None when the engine answers a ping, else why not (one line)."""
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=host, timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        return text[:160] or type(exc).__name__
+    return None
+
+
+def _report(status: ServiceStatus, message: str) -> None:
+    level = logging.WARNING if status.state == "backoff" else logging.INFO
+    logging.getLogger("homelab.up").log(level, "%s: %s", status.name, message)
+
+
+def _wait_for_token(root: RuntimeRoot, stop: threading.Event, timeout: float = 15.0) -> str | None:
+    token_file = root.state / "ui_token"
+    for _ in range(int(timeout / 0.1)):
+        if token_file.is_file() and token_file.stat().st_size > 0:
+            return token_file.read_text().strip()
+        if stop.wait(0.1):
+            return None
+    return None
+
+
+def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> UpConfig:
+    root = get_root(root_flag).ensure()
+    if repo_flag:
+        repo = get_repo(repo_flag)
+        if not (repo / ".git").exists():
+            raise ConfigError(f"{repo} is not a git repository (git init, then commit manifests)")
+        return UpConfig(root, repo, "", 0, docker_host)
+    repo, created = create_example_repo(root, docker_host)
+    click.echo(f"{'Created' if created else 'Using'} the example repository {repo}")
+    click.echo(
+        f"  change it:  cd {repo} && $EDITOR manifests/apps/web.yaml && git commit -am 'my change'"
+    )
+    return UpConfig(root, repo, "", 0, docker_host)
+
+
+@click.command()
+@click.option(
+    "--repo",
+    "repo",
+    metavar="PATH",
+    default=None,
+    help="Git repository with the manifests (default: an example one under the runtime root).",
+)
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def up(repo: str | None, root: str | None, host: str, port: int) -> None:
+    """Run observer, supervisor, executor and UI in one process (Ctrl-C stops).
+
+    \b
+    Examples:
+      homelab up                                # example repository, per-user state
+      homelab up --repo ~/homelab --root /opt/homelab --port 8080
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    base = _prepare(repo, root, docker_host)
+    cfg = UpConfig(base.root, base.repo, host, port, docker_host)
+    click.echo(f"Runtime root {cfg.root.path}  ·  repository {cfg.repo}")
+    why = docker_reachable(docker_host)
+    if why:
+        click.echo(
+            f"No Docker engine at {docker_host} ({why}): Docker-backed resources will show "
+            "NodeNotReady; File resources still apply. Set DOCKER_HOST to use another engine."
+        )
+    services, missing = build_services(cfg)
+    for name, reason in missing.items():
+        click.echo(f"Not installed yet: the {name} service ({reason})", err=True)
+    if not services:
+        raise ConfigError("no service is installed; nothing to run")
+    runner = ServiceRunner(services, report=_report)
+    _run(runner, cfg, ui_running="ui" not in missing)
+
+
+def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        click.echo(f"Stopping ({signal.Signals(signum).name})…", err=True)
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    runner.start()
+    click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
+    if ui_running:
+        token = _wait_for_token(cfg.root, runner.stop_event)
+        click.echo(f"UI: http://{cfg.host}:{cfg.port}/")
+        if token:
+            click.echo(f"Login token: {token}  (kept in {cfg.root.state / 'ui_token'})")
+    runner.wait()
+    hung = runner.stop(timeout=15)
+    if hung:
+        click.echo(f"Did not stop in time: {', '.join(hung)}", err=True)
+    click.echo("Stopped.")
