@@ -36,7 +36,12 @@ def render_schema(schema: dict[str, Any]) -> bytes:
 
 @click.group()
 def schema() -> None:
-    """JSON Schemas of the manifest kinds."""
+    """JSON Schemas of the manifest kinds.
+
+    \b
+    Example:
+      homelab schema export --out schemas
+    """
 
 
 @schema.command("export")

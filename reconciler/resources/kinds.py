@@ -12,13 +12,21 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*"
+    r"^(?:(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+(?::[0-9]+)?|[a-zA-Z0-9-]+:[0-9]+|localhost)/)?"
+    r"[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*"
     r"(?:/[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
     r"(?:@sha256:[0-9a-f]{64})?$"
 )
@@ -44,7 +52,16 @@ def _duration(value: Any) -> Any:
     raise ValueError(f"expected a duration like 30s, 1m or a number of seconds, got {value!r}")
 
 
-Seconds = Annotated[int, BeforeValidator(_duration), Field(ge=0, le=86400)]
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": 86400},
+        {"type": "string", "pattern": r"^(\d+h)?(\d+m)?(\d+s)?$|^\d+$"},
+    ],
+    "description": "Seconds, or a duration like 30s, 1m30s, 1h.",
+}
+Seconds = Annotated[
+    int, BeforeValidator(_duration), Field(ge=0, le=86400), WithJsonSchema(_DURATION_SCHEMA)
+]
 
 
 def _image(value: str) -> str:
@@ -86,7 +103,13 @@ def _mode(value: Any) -> Any:
     raise ValueError(f"expected a file mode like '0644', got {value!r}")
 
 
-FileMode = Annotated[str, BeforeValidator(_mode)]
+FileMode = Annotated[
+    str,
+    BeforeValidator(_mode),
+    WithJsonSchema(
+        {"type": ["string", "integer"], "pattern": "^0?[0-7]{3}$", "description": "e.g. '0644'"}
+    ),
+]
 
 
 class Policy(StrictModel):
@@ -173,7 +196,16 @@ class Healthcheck(StrictModel):
     startPeriod: Seconds = 0
 
 
+def _env_map_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema also admits env as a literal map, as the validator does."""
+    env = schema["properties"]["env"]
+    literal = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+    schema["properties"]["env"] = {"anyOf": [env, literal], "description": "List or map."}
+
+
 class ContainerSpec(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_env_map_schema)
+
     node: DnsLabel = "local"
     image: ImageRef
     imagePullPolicy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
