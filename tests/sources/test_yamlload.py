@@ -83,8 +83,7 @@ def test_unknown_kind_is_reported_at_the_kind_value() -> None:
 def test_unknown_api_version_is_reported_at_its_value() -> None:
     errors = errors_of(GOOD.replace("homelab.reconciler/v1alpha1", "v1"))
     assert errors == [
-        "m.yaml:1:13: apiVersion: unknown apiVersion 'v1'; "
-        "expected 'homelab.reconciler/v1alpha1'"
+        "m.yaml:1:13: apiVersion: unknown apiVersion 'v1'; expected 'homelab.reconciler/v1alpha1'"
     ]
 
 
