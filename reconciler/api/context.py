@@ -1,0 +1,53 @@
+"""The objects a request handler needs, kept on the app's state.
+
+`AppContext` bundles settings, the in-memory views, the write side and the
+session keys; `create_app` builds it and the controllers fetch it with
+`context(request)`. Kept apart from `app.py` so controllers import no
+factory code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from reconciler.api.auth import Keys, Operator
+from reconciler.api.config import UISettings
+from reconciler.api.decisions import Decisions
+from reconciler.api.views import RuntimeViews
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: UISettings
+    views: RuntimeViews
+    decisions: Decisions
+    keys: Keys
+
+
+def context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:
+    ctx: AppContext = connection.app.state["ctx"]
+    return ctx
+
+
+def operator(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator:
+    user = connection.scope.get("user")
+    if not isinstance(user, Operator):
+        raise NotAuthorizedException("authentication required")
+    return user
+
+
+def require_csrf(connection: ASGIConnection[Any, Any, Any, Any], submitted: str | None) -> Operator:
+    """The operator, if the request carries their CSRF token (bearer callers need none)."""
+    who = operator(connection)
+    if not context(connection).keys.check_csrf(who, submitted):
+        raise PermissionDeniedException("CSRF token missing or wrong: reload the page and retry")
+    return who
+
+
+def csrf_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    """Guard of state-changing API routes: the token comes in the X-CSRF-Token header."""
+    require_csrf(connection, connection.headers.get("x-csrf-token"))

@@ -1,0 +1,167 @@
+"""The JSON API under `/api`: resources, actions, approve/reject, events, ingest.
+
+Thin handlers: read the context, call `reconciler.api.services` (reads) or
+`Decisions` (writes), return a schema. Errors become documented responses:
+404 for unknown ids, 409 with the current state when an action is no longer
+pending, 400 for invalid input, 403 without a CSRF token. Registered by
+`reconciler.api.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response import Response
+
+from reconciler.api import schemas as s
+from reconciler.api import services
+from reconciler.api.context import context, csrf_guard, operator
+from reconciler.api.decisions import InvalidInput
+from reconciler.api.eventfeed import EventQuery
+from reconciler.errors import QueueConflict
+
+Req = Request[Any, Any, Any]
+Q = Annotated[str | None, Parameter(max_length=200)]
+ERRORS: dict[int, ResponseSpec] = {
+    401: ResponseSpec(s.Problem, description="Not authenticated"),
+    403: ResponseSpec(s.Problem, description="Refused (identity header, CSRF)"),
+}
+NOT_FOUND = {404: ResponseSpec(s.Problem, description="No such resource or action")}
+DECIDE = {
+    **ERRORS,
+    **NOT_FOUND,
+    400: ResponseSpec(s.Problem, description="Invalid input"),
+    409: ResponseSpec(s.Conflict, description="The action is no longer pending"),
+}
+
+
+@get("/api/resources", responses=ERRORS, sync_to_thread=False)
+def list_resources(request: Req, kind: Q = None, status: Q = None) -> list[s.ResourceRow]:
+    """Every resource with its reconcile status, health and drift."""
+    return services.filter_rows(context(request).views, kind, status)
+
+
+@get(
+    "/api/resources/{kind:str}/{name:str}", responses={**ERRORS, **NOT_FOUND}, sync_to_thread=False
+)
+def get_resource(request: Req, kind: str, name: str) -> s.ResourceDetail:
+    """Desired and observed spec, the patch between them, conditions and history."""
+    detail = services.resource_detail(context(request).views, kind, name)
+    if detail is None:
+        raise NotFoundException(f"no resource {kind}/{name}")
+    return detail
+
+
+@get("/api/actions", responses=ERRORS, sync_to_thread=False)
+def list_actions(
+    request: Req,
+    queue_state: Annotated[
+        str | None,
+        Parameter(
+            query="state",
+            pattern="^(pending|approved|running|done|failed|rejected|superseded)$",
+            description="Only actions in this queue state.",
+        ),
+    ] = None,
+) -> list[s.ActionRow]:
+    return services.actions(context(request).views, queue_state)
+
+
+@get("/api/actions/{action_id:str}", responses={**ERRORS, **NOT_FOUND}, sync_to_thread=False)
+def get_action(request: Req, action_id: str) -> s.ActionDetail:
+    """One action with its patch, outcome and timeline of events."""
+    detail = services.action_detail(context(request).views, action_id)
+    if detail is None:
+        raise NotFoundException(f"no action {action_id}")
+    return detail
+
+
+def decide(request: Req, action_id: str, approve: bool, reason: str | None) -> Response[Any]:
+    ctx = context(request)
+    try:
+        result = ctx.decisions.decide(action_id, approve, operator(request), reason)
+    except QueueConflict as exc:
+        if exc.current is None:
+            return Response(s.Problem(404, f"no action {action_id}"), status_code=404)
+        body = s.Conflict(id=action_id, state=exc.current, detail=str(exc))
+        return Response(body, status_code=409)
+    except InvalidInput as exc:
+        return Response(s.Problem(400, str(exc)), status_code=400)
+    return Response(result, status_code=200)
+
+
+@post(
+    "/api/actions/{action_id:str}/approve",
+    guards=[csrf_guard],
+    responses=DECIDE,
+    response_description="The action is approved",
+    status_code=200,
+    sync_to_thread=True,
+)
+def approve_action(
+    request: Req, action_id: str, data: s.Decision | None = None
+) -> Response[s.DecisionResult]:
+    """Approve a pending action (X-CSRF-Token needed with a session cookie)."""
+    return decide(request, action_id, True, data.reason if data else None)
+
+
+@post(
+    "/api/actions/{action_id:str}/reject",
+    guards=[csrf_guard],
+    responses=DECIDE,
+    response_description="The action is rejected",
+    status_code=200,
+    sync_to_thread=True,
+)
+def reject_action(request: Req, action_id: str, data: s.Decision) -> Response[s.DecisionResult]:
+    """Reject a pending action with a reason."""
+    return decide(request, action_id, False, data.reason)
+
+
+@get("/api/events", responses=ERRORS, sync_to_thread=False)
+def list_events(
+    request: Req,
+    type: Q = None,
+    kind: Q = None,
+    name: Q = None,
+    source: Q = None,
+    action: Q = None,
+    before: Q = None,
+    after: Q = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> s.EventPage:
+    """Newest first; pass `next` back as `before` for the following page."""
+    query = EventQuery(type, kind, name, source, action, before, after, limit)
+    return services.events(context(request).views, query)
+
+
+@post(
+    "/api/events",
+    guards=[csrf_guard],
+    responses={**ERRORS, 400: ResponseSpec(s.Problem, description="Invalid event")},
+    status_code=201,
+    sync_to_thread=True,
+)
+def ingest_events(request: Req, data: s.IngestBatch) -> Response[s.IngestResult]:
+    """Append events from a remote agent under the producer `ingest-<agent>`."""
+    try:
+        result = context(request).decisions.ingest(data)
+    except InvalidInput as exc:
+        return Response(s.Problem(400, str(exc)), status_code=400)  # type: ignore[arg-type]
+    return Response(result, status_code=201)
+
+
+ROUTES = [
+    list_resources,
+    get_resource,
+    list_actions,
+    get_action,
+    approve_action,
+    reject_action,
+    list_events,
+    ingest_events,
+]

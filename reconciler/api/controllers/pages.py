@@ -1,0 +1,225 @@
+"""Server-rendered pages (Jinja + htmx) and their form posts.
+
+Dashboard, resources, resource detail, action queue, action detail, events
+and the login page. Each page re-fetches its own `#live` part when the
+`/live` stream says something changed. Form posts (login, approve, reject,
+approve-all) check the CSRF field, call `Decisions` and redirect back
+(post/redirect/get), carrying a short notice. Registered by
+`reconciler.api.app`; templates live in `ui/templates`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Request, get, post
+from litestar.datastructures import Cookie
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from reconciler.api import services
+from reconciler.api.auth import SESSION_COOKIE, SESSION_SECONDS, Operator
+from reconciler.api.context import context, require_csrf
+from reconciler.api.decisions import InvalidInput
+from reconciler.api.eventfeed import EventQuery
+from reconciler.errors import QueueConflict
+
+Req = Request[Any, Any, Any]
+_NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
+_NEXT = re.compile(r"^/[A-Za-z0-9/_.?=&%-]*$")
+
+
+def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
+    ctx = context(request)
+    who = request.scope.get("user")
+    values.update(
+        base=ctx.settings.base_path,
+        nav=nav,
+        operator=who if isinstance(who, Operator) else None,
+        csrf=ctx.keys.csrf_for(who) if isinstance(who, Operator) else "",
+        notice=request.query_params.get("notice", "")[:300],
+        self_url=ctx.settings.base_path
+        + request.url.path
+        + (f"?{request.url.query}" if request.url.query else ""),
+    )
+    return Template(template_name=name, context=values)
+
+
+def _back(request: Req, path: str, notice: str = "") -> Redirect:
+    suffix = f"?notice={quote(notice)}" if notice else ""
+    return Redirect(f"{context(request).settings.base_path}{path}{suffix}", status_code=303)
+
+
+@get("/", include_in_schema=False, sync_to_thread=False)
+def dashboard(request: Req) -> Template:
+    views = context(request).views
+    return _page(
+        request,
+        "dashboard.html",
+        "dashboard",
+        summary=services.summary(views),
+        pending=services.actions(views, "pending")[:10],
+        events=[services.event_out(e) for e in views.feed.recent(15)],
+    )
+
+
+@get("/resources", include_in_schema=False, sync_to_thread=False)
+def resources_page(request: Req, kind: str | None = None, status: str | None = None) -> Template:
+    views = context(request).views
+    rows = services.filter_rows(views, kind, status)
+    kinds = sorted({r.kind for r in services.resource_rows(views)})
+    return _page(
+        request,
+        "resources.html",
+        "resources",
+        rows=rows,
+        kinds=kinds,
+        kind=kind or "",
+        status=status or "",
+    )
+
+
+@get("/resources/{kind:str}/{name:str}", include_in_schema=False, sync_to_thread=False)
+def resource_page(request: Req, kind: str, name: str) -> Template:
+    detail = services.resource_detail(context(request).views, kind, name)
+    if detail is None:
+        raise NotFoundException(f"no resource {kind}/{name}")
+    return _page(request, "resource.html", "resources", d=detail)
+
+
+@get("/queue", include_in_schema=False, sync_to_thread=False)
+def queue_page(request: Req) -> Template:
+    views = context(request).views
+    pending = [services.action_detail(views, a.id) for a in services.actions(views, "pending")]
+    recent = [a for a in services.actions(views, None) if a.state != "pending"][:30]
+    return _page(request, "queue.html", "queue", pending=[p for p in pending if p], recent=recent)
+
+
+@get("/actions/{action_id:str}", include_in_schema=False, sync_to_thread=False)
+def action_page(request: Req, action_id: str) -> Template:
+    detail = services.action_detail(context(request).views, action_id)
+    if detail is None:
+        raise NotFoundException(f"no action {action_id}")
+    return _page(request, "action.html", "queue", d=detail)
+
+
+@get("/events", include_in_schema=False, sync_to_thread=False)
+def events_page(request: Req) -> Template:
+    p = request.query_params
+    query = EventQuery(
+        type=p.get("type") or None,
+        kind=p.get("kind") or None,
+        name=p.get("name") or None,
+        source=p.get("source") or None,
+        before=p.get("before") or None,
+        limit=100,
+    )
+    page = services.events(context(request).views, query)
+    return _page(request, "events.html", "events", page=page, q=query)
+
+
+@get("/login", include_in_schema=False, sync_to_thread=False)
+def login_page(request: Req) -> Template:
+    return _page(request, "login.html", "login", error="")
+
+
+@post("/login", include_in_schema=False, status_code=303)
+async def login(request: Req) -> Template | Redirect:
+    form = await request.form()
+    ctx = context(request)
+    name = str(form.get("name") or "operator").strip()
+    if not ctx.keys.check_token(str(form.get("token") or "").strip()) or not _NAME.match(name):
+        page = _page(
+            request, "login.html", "login", error="Wrong token (or a name with odd characters)."
+        )
+        page.status_code = 401
+        return page
+    target = str(form.get("next") or "/")
+    redirect = Redirect(
+        ctx.settings.base_path + (target if _NEXT.match(target) else "/"), status_code=303
+    )
+    secure = ctx.settings.secure_cookies
+    if secure is None:
+        secure = request.url.scheme == "https"
+    redirect.cookies.append(
+        Cookie(
+            key=SESSION_COOKIE,
+            value=ctx.keys.new_session(name),
+            max_age=SESSION_SECONDS,
+            path=(ctx.settings.base_path or "") + "/",
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+        )
+    )
+    return redirect
+
+
+@post("/logout", include_in_schema=False, status_code=303)
+async def logout(request: Req) -> Redirect:
+    form = await request.form()
+    require_csrf(request, str(form.get("_csrf") or ""))
+    redirect = _back(request, "/login")
+    redirect.delete_cookie(SESSION_COOKIE, path=(context(request).settings.base_path or "") + "/")
+    return redirect
+
+
+async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
+    form = await request.form()
+    who = require_csrf(request, str(form.get("_csrf") or ""))
+    back = str(form.get("back") or "/queue")
+    back = back if _NEXT.match(back) else "/queue"
+    try:
+        context(request).decisions.decide(action_id, approve, who, str(form.get("reason") or ""))
+    except QueueConflict as exc:
+        return _back(request, back, f"Not changed: {exc}")
+    except InvalidInput as exc:
+        return _back(request, back, str(exc))
+    verb = "Approved" if approve else "Rejected"
+    return _back(request, back, f"{verb} {action_id[:12]}")
+
+
+@post("/queue/{action_id:str}/approve", include_in_schema=False, status_code=303)
+async def approve_form(request: Req, action_id: str) -> Redirect:
+    return await _decide_form(request, action_id, True)
+
+
+@post("/queue/{action_id:str}/reject", include_in_schema=False, status_code=303)
+async def reject_form(request: Req, action_id: str) -> Redirect:
+    return await _decide_form(request, action_id, False)
+
+
+@post("/queue/approve-all", include_in_schema=False, status_code=303)
+async def approve_all_form(request: Req) -> Redirect:
+    """Approves exactly the actions the operator saw listed, after the confirmation box."""
+    form = await request.form()
+    who = require_csrf(request, str(form.get("_csrf") or ""))
+    if form.get("confirm") != "yes":
+        return _back(request, "/queue", "Tick the confirmation box to approve all.")
+    decisions = context(request).decisions
+    done, skipped = 0, 0
+    for action_id in form.getall("ids") if "ids" in form else []:
+        try:
+            decisions.decide(str(action_id), True, who, None)
+            done += 1
+        except QueueConflict:
+            skipped += 1
+    return _back(request, "/queue", f"Approved {done}, skipped {skipped} no longer pending")
+
+
+ROUTES = [
+    dashboard,
+    resources_page,
+    resource_page,
+    queue_page,
+    action_page,
+    events_page,
+    login_page,
+    login,
+    logout,
+    approve_form,
+    reject_form,
+    approve_all_form,
+]

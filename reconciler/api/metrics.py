@@ -1,0 +1,118 @@
+"""`GET /metrics`: Prometheus text built from the views, nothing measured twice.
+
+Queue sizes per state, resources per status, action outcomes, observer lag,
+checkpoint age and events folded (from the observer's status file), the
+supervisor's last pass duration when it records one, and how long actions
+took from claim to outcome (from the queue history). Called by the health
+controller.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from reconciler.api.services import _counts, parse_ts, resource_rows
+from reconciler.api.views import RuntimeViews
+from reconciler.settings import QUEUE_STATES
+
+OUTCOMES = ("done", "failed", "rejected", "superseded")
+
+
+def _metric(
+    out: list[str], name: str, kind: str, help_: str, samples: list[tuple[str, Any]]
+) -> None:
+    out.append(f"# HELP {name} {help_}")
+    out.append(f"# TYPE {name} {kind}")
+    for labels, value in samples:
+        out.append(f"{name}{labels} {value}")
+
+
+def _run_seconds(views: RuntimeViews) -> tuple[int, float]:
+    count, total = 0, 0.0
+    for state in ("done", "failed"):
+        for doc in views.queue[state].values():
+            marks = {h.get("state"): parse_ts(h.get("at")) for h in doc.get("history") or []}
+            start, end = marks.get("running"), marks.get(state)
+            if start is not None and end is not None and end >= start:
+                count, total = count + 1, total + (end - start)
+    return count, total
+
+
+def render_metrics(views: RuntimeViews) -> str:
+    out: list[str] = []
+    _metric(
+        out,
+        "homelab_queue_actions",
+        "gauge",
+        "Actions in each queue state.",
+        [(f'{{state="{st}"}}', len(views.queue[st])) for st in QUEUE_STATES],
+    )
+    _metric(
+        out,
+        "homelab_action_outcomes_total",
+        "counter",
+        "Actions that ended, by outcome (files kept in the queue).",
+        [(f'{{outcome="{st}"}}', len(views.queue[st])) for st in OUTCOMES],
+    )
+    statuses: dict[str, int] = {}
+    for row in resource_rows(views):
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    counts, _ = _counts(views)
+    _metric(
+        out,
+        "homelab_resources",
+        "gauge",
+        "Resources by reconcile status.",
+        [(f'{{status="{k}"}}', v) for k, v in sorted(statuses.items())]
+        + [('{status="Flapping-condition"}', counts.flapping)],
+    )
+    obs = views.observer
+    folded = obs.get("eventsFolded")
+    lag = obs.get("lagBytes")
+    _metric(
+        out,
+        "homelab_events_folded_total",
+        "counter",
+        "Events folded by the observer.",
+        [("", folded if isinstance(folded, int) else 0)],
+    )
+    _metric(
+        out,
+        "homelab_observer_lag_bytes",
+        "gauge",
+        "Event log bytes not folded yet.",
+        [("", lag if isinstance(lag, int) else 0)],
+    )
+    age = time.time() - views.checkpoint_mtime if views.checkpoint_mtime else -1
+    _metric(
+        out,
+        "homelab_observer_checkpoint_age_seconds",
+        "gauge",
+        "Seconds since the observer checkpoint was written (-1: none).",
+        [("", round(age, 3))],
+    )
+    passed = views.supervisor.get("lastPassSeconds")
+    _metric(
+        out,
+        "homelab_reconcile_duration_seconds",
+        "gauge",
+        "Duration of the supervisor's last planning pass (-1: not reported).",
+        [("", passed if isinstance(passed, int | float) else -1)],
+    )
+    count, total = _run_seconds(views)
+    _metric(
+        out,
+        "homelab_action_run_seconds",
+        "summary",
+        "Time from claim (running) to outcome of finished actions.",
+        [("_count", count), ("_sum", round(total, 3))],
+    )
+    _metric(
+        out,
+        "homelab_ui_events_read_total",
+        "counter",
+        "Events the UI has read.",
+        [("", views.feed.total_read)],
+    )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,48 @@
+"""Jinja filters of the pages: coloured plan diffs, YAML and JSON views.
+
+`diff_lines` classifies each line of a `homelab plan` block (the output of
+`reconciler.diff.render_change`) by its sign so the page colours it like the
+terminal does; text stays text and Jinja escapes it. Installed by
+`reconciler.api.app` on the template environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+import orjson
+import yaml
+
+_SIGNS = (("-/+", "replace"), ("+", "add"), ("-", "remove"), ("~", "change"), ("#", "note"))
+
+
+def diff_lines(text: str) -> list[tuple[str, str]]:
+    """(css class, line) pairs for a rendered change block."""
+    out = []
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        cls = next((c for sign, c in _SIGNS if stripped.startswith(sign)), "plain")
+        out.append((cls, line))
+    return out
+
+
+def to_yaml(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
+
+
+def to_json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def short(value: Any, n: int = 12) -> str:
+    return str(value or "")[:n]
+
+
+def install_filters(env: jinja2.Environment) -> None:
+    env.filters["diff_lines"] = diff_lines
+    env.filters["yaml"] = to_yaml
+    env.filters["pretty"] = to_json
+    env.filters["short"] = short

@@ -1,0 +1,183 @@
+"""Request and response schemas of the HTTP API, separate from the domain documents.
+
+msgspec structs: Litestar encodes them without copying into dicts and
+documents them in the OpenAPI spec at `/schema`. The services in
+`reconciler.api.services` build them from world documents, queue actions
+and events (plain JSON dicts); controllers only return them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from msgspec import Meta, Struct
+
+AgentName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")]
+EventType = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_-]*)+$", max_length=100)]
+DnsName = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+KindName = Annotated[str, Meta(pattern=r"^[A-Z][A-Za-z0-9]{0,62}$")]
+Reason = Annotated[str, Meta(max_length=500)]
+
+
+class ResourceCounts(Struct):
+    total: int
+    inSync: int
+    drifted: int
+    invalid: int
+    flapping: int
+    pending: int
+    unknown: int
+
+
+class ObserverInfo(Struct):
+    caughtUp: bool | None
+    checkpointAgeSeconds: float | None
+    lagBytes: int | None
+    eventsFolded: int | None
+    updatedAt: str | None
+
+
+class Summary(Struct):
+    """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
+
+    resources: ResourceCounts
+    actions: dict[str, int]
+    observer: ObserverInfo
+    desiredCommit: str | None
+    lastResyncAt: str | None
+    lastResyncAgeSeconds: float | None
+    supervisorUpdatedAt: str | None
+
+
+class Condition(Struct):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    lastTransitionTime: str | None = None
+
+
+class ResourceRow(Struct):
+    kind: str
+    name: str
+    status: str
+    health: str
+    exists: bool
+    managed: bool
+    drift: bool
+    action: str | None
+    actionState: str | None
+    observedAt: str | None
+    conditions: list[Condition]
+    labels: dict[str, str]
+
+
+class EventRefOut(Struct):
+    kind: str
+    name: str
+
+
+class EventOut(Struct):
+    id: str
+    ts: str
+    source: str
+    type: str
+    ref: EventRefOut | None
+    data: dict[str, Any]
+
+
+class EventPage(Struct):
+    events: list[EventOut]
+    next: str | None
+
+
+class HistoryEntry(Struct):
+    state: str
+    at: str | None
+    actor: str | None
+    reason: str | None
+
+
+class ActionRow(Struct):
+    id: str
+    kind: str
+    name: str
+    operation: str
+    state: str
+    summary: str
+    commit: str
+    createdAt: str | None
+    history: list[HistoryEntry]
+
+
+class ActionDetail(Struct):
+    action: ActionRow
+    patch: list[dict[str, Any]]
+    desired: dict[str, Any] | None
+    observed: dict[str, Any] | None
+    forcesReplacement: list[str]
+    basis: str
+    outcome: dict[str, Any] | None
+    events: list[EventOut]
+
+
+class ResourceDetail(Struct):
+    resource: ResourceRow
+    desired: dict[str, Any] | None
+    observed: dict[str, Any] | None
+    patch: list[dict[str, Any]]
+    diff: str
+    errors: list[str]
+    actions: list[ActionRow]
+    events: list[EventOut]
+
+
+class Decision(Struct):
+    """Body of approve/reject; a rejection needs a reason."""
+
+    reason: Reason | None = None
+
+
+class DecisionResult(Struct):
+    id: str
+    state: str
+    actor: str
+
+
+class Conflict(Struct):
+    """409: the action is no longer pending; `state` is where it is now (null: unknown id)."""
+
+    id: str
+    state: str | None
+    detail: str
+
+
+class Problem(Struct):
+    status_code: int
+    detail: str
+
+
+class IngestRef(Struct):
+    kind: KindName
+    name: DnsName
+
+
+class IngestEvent(Struct):
+    type: EventType
+    ref: IngestRef | None = None
+    data: dict[str, Any] = {}
+
+
+class IngestBatch(Struct):
+    agent: AgentName
+    events: Annotated[list[IngestEvent], Meta(min_length=1, max_length=1000)]
+
+
+class IngestResult(Struct):
+    accepted: int
+    ids: list[str]
+
+
+class Health(Struct):
+    status: str
+    checks: dict[str, str]

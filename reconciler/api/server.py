@@ -1,0 +1,64 @@
+"""The UI service: the app on uvicorn, stoppable through the service contract.
+
+`UIService(settings).run(stop)` serves until `stop` is set (docs/internals.md
+"Services"), so `homelab run ui` and `homelab up` run it the same way. The
+operator token is created on the first start and printed once, then only
+stored in ROOT/state/ui_token (0600). Called by reconciler/cli/run_ui.py
+and the in-process runner.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+import uvicorn
+
+from reconciler.api.app import create_app
+from reconciler.api.auth import load_or_create_token
+from reconciler.api.config import UISettings
+
+
+class UIService:
+    name = "ui"
+
+    def __init__(self, settings: UISettings, *, out: TextIO | None = None) -> None:
+        self.settings = settings
+        self.out = out or sys.stderr
+        self.server: uvicorn.Server | None = None
+
+    def _announce(self) -> None:
+        root = self.settings.root.ensure()
+        token, created = load_or_create_token(root)
+        where = f"http://{self.settings.host}:{self.settings.port}{self.settings.base_path}/"
+        print(f"ui: serving {where}", file=self.out)
+        if created and self.settings.token is None:
+            print(
+                f"ui: operator token (shown once; kept in {root.state / 'ui_token'}): {token}",
+                file=self.out,
+            )
+        self.out.flush()
+
+    def run(self, stop: threading.Event) -> None:
+        self._announce()
+        config = uvicorn.Config(
+            create_app(self.settings),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # the auth middleware trusts forwarded headers from proxies only
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+        )
+        server = self.server = uvicorn.Server(config)
+
+        def _stop_when_asked() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=_stop_when_asked, name="ui-stop", daemon=True).start()
+        server.run()
+        if not stop.is_set() and not server.should_exit:
+            raise RuntimeError("ui: server stopped on its own")

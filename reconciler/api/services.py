@@ -1,0 +1,267 @@
+"""What the UI shows: summary, resources, actions and events built from the views.
+
+Pure reads over `RuntimeViews` (no file access here): the resource table
+joins world documents, the supervisor's per-resource status and the live
+queue; details add the desired spec (from the resource's latest action or
+the supervisor status), the observed spec and the diff rendered exactly as
+`homelab plan` renders it. Results are the API schemas; controllers and
+pages both call these functions.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from reconciler.api import schemas as s
+from reconciler.api.eventfeed import EventQuery
+from reconciler.api.views import RuntimeViews
+from reconciler.diff import Change, diff_resource, render_change
+from reconciler.queue.store import LIVE_STATES
+from reconciler.settings import QUEUE_STATES
+from reconciler.world import observed_spec
+
+Ref = tuple[str, str]
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_ts(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _condition(c: dict[str, Any]) -> s.Condition:
+    return s.Condition(
+        type=str(c.get("type", "")),
+        status=str(c.get("status", "")),
+        reason=str(c.get("reason") or ""),
+        message=str(c.get("message") or ""),
+        lastTransitionTime=_opt(c.get("lastTransitionTime")),
+    )
+
+
+def _live(views: RuntimeViews) -> dict[Ref, tuple[str, str]]:
+    live: dict[Ref, tuple[str, str]] = {}
+    for state in reversed(LIVE_STATES):
+        for doc in views.queue[state].values():
+            live.setdefault((str(doc.get("kind")), str(doc.get("name"))), (state, str(doc["id"])))
+    return live
+
+
+def _row(
+    views: RuntimeViews, ref: Ref, entry: dict[str, Any], live: tuple[str, str] | None
+) -> s.ResourceRow:
+    doc = views.world.get(ref) or {}
+    status_doc = doc.get("status") or {}
+    labels = (doc.get("metadata") or {}).get("labels") or {}
+    conditions = [_condition(c) for c in status_doc.get("conditions") or [] if isinstance(c, dict)]
+    status = str(entry.get("status") or ("Pending" if live else "Unknown"))
+    return s.ResourceRow(
+        kind=ref[0],
+        name=ref[1],
+        status=status,
+        health=str(status_doc.get("health") or "Unknown"),
+        exists=bool(status_doc.get("exists")),
+        managed=bool(status_doc.get("managed")),
+        drift=status in ("Drifted", "Pending") or live is not None,
+        action=live[1] if live else _opt(entry.get("action")),
+        actionState=live[0] if live else None,
+        observedAt=_opt(status_doc.get("observedAt")),
+        conditions=conditions,
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+    )
+
+
+def resource_rows(views: RuntimeViews) -> list[s.ResourceRow]:
+    def build() -> list[s.ResourceRow]:
+        statuses: dict[str, Any] = views.supervisor.get("resources") or {}
+        live = _live(views)
+        refs: set[Ref] = set(views.world) | set(live)
+        refs |= {(k.split("/", 1)[0], k.split("/", 1)[1]) for k in statuses if "/" in k}
+        return [
+            _row(views, ref, statuses.get(f"{ref[0]}/{ref[1]}") or {}, live.get(ref))
+            for ref in sorted(refs)
+        ]
+
+    rows: list[s.ResourceRow] = views.cached("rows", build)
+    return rows
+
+
+def _flapping(row: s.ResourceRow) -> bool:
+    return row.status == "Flapping" or any(
+        c.type == "Flapping" and c.status == "True" for c in row.conditions
+    )
+
+
+def _counts(views: RuntimeViews) -> tuple[s.ResourceCounts, dict[str, int]]:
+    def build() -> tuple[s.ResourceCounts, dict[str, int]]:
+        rows = resource_rows(views)
+        statuses = [r.status for r in rows]
+        counts = s.ResourceCounts(
+            total=len(rows),
+            inSync=statuses.count("InSync"),
+            drifted=statuses.count("Drifted") + statuses.count("Pending"),
+            invalid=statuses.count("Invalid"),
+            flapping=sum(1 for r in rows if _flapping(r)),
+            pending=sum(1 for r in rows if r.actionState == "pending"),
+            unknown=statuses.count("Unknown"),
+        )
+        return counts, {state: len(views.queue[state]) for state in QUEUE_STATES}
+
+    out: tuple[s.ResourceCounts, dict[str, int]] = views.cached("counts", build)
+    return out
+
+
+def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
+    now = time.time() if now is None else now
+    counts, actions = _counts(views)
+    sup, obs = views.supervisor, views.observer
+    resync = _opt(sup.get("lastResyncAt"))
+    resync_ts = parse_ts(resync)
+    lag = obs.get("lagBytes")
+    folded = obs.get("eventsFolded")
+    return s.Summary(
+        resources=counts,
+        actions=actions,
+        observer=s.ObserverInfo(
+            caughtUp=obs.get("caughtUp") if isinstance(obs.get("caughtUp"), bool) else None,
+            checkpointAgeSeconds=(
+                round(now - views.checkpoint_mtime, 3) if views.checkpoint_mtime else None
+            ),
+            lagBytes=lag if isinstance(lag, int) else None,
+            eventsFolded=folded if isinstance(folded, int) else None,
+            updatedAt=_opt(obs.get("updatedAt")),
+        ),
+        desiredCommit=_opt(sup.get("commit")),
+        lastResyncAt=resync,
+        lastResyncAgeSeconds=round(now - resync_ts, 3) if resync_ts else None,
+        supervisorUpdatedAt=_opt(sup.get("updatedAt")),
+    )
+
+
+def filter_rows(views: RuntimeViews, kind: str | None, status: str | None) -> list[s.ResourceRow]:
+    rows = resource_rows(views)
+    if kind:
+        rows = [r for r in rows if r.kind == kind]
+    if status:
+        rows = [r for r in rows if r.status == status]
+    return rows
+
+
+def event_out(e: dict[str, Any]) -> s.EventOut:
+    ref = e.get("ref")
+    data = e.get("data")
+    return s.EventOut(
+        id=str(e.get("id")),
+        ts=str(e.get("ts") or ""),
+        source=str(e.get("source") or ""),
+        type=str(e.get("type") or ""),
+        ref=s.EventRefOut(str(ref.get("kind")), str(ref.get("name")))
+        if isinstance(ref, dict)
+        else None,
+        data=data if isinstance(data, dict) else {},
+    )
+
+
+def events(views: RuntimeViews, query: EventQuery) -> s.EventPage:
+    page, cursor = views.feed.query(query)
+    return s.EventPage(events=[event_out(e) for e in page], next=cursor)
+
+
+def action_row(state: str, doc: dict[str, Any]) -> s.ActionRow:
+    history = [
+        s.HistoryEntry(
+            str(h.get("state", "")), _opt(h.get("at")), _opt(h.get("actor")), _opt(h.get("reason"))
+        )
+        for h in doc.get("history") or []
+        if isinstance(h, dict)
+    ]
+    return s.ActionRow(
+        id=str(doc.get("id")),
+        kind=str(doc.get("kind")),
+        name=str(doc.get("name")),
+        operation=str(doc.get("operation")),
+        state=state,
+        summary=str(doc.get("summary") or ""),
+        commit=str(doc.get("commit") or ""),
+        createdAt=_opt(doc.get("createdAt")),
+        history=history,
+    )
+
+
+def actions(views: RuntimeViews, state: str | None) -> list[s.ActionRow]:
+    states = [state] if state else list(QUEUE_STATES)
+    rows = [action_row(st, doc) for st in states for doc in views.queue[st].values()]
+    return sorted(rows, key=lambda r: (r.createdAt or "", r.id), reverse=True)
+
+
+def _dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def change_of(doc: dict[str, Any]) -> Change:
+    return Change(
+        str(doc.get("kind")),
+        str(doc.get("name")),
+        doc.get("operation", "update"),
+        list(doc.get("patch") or []),
+        _dict(doc.get("desired")),
+        _dict(doc.get("observed")),
+        tuple(doc.get("forcesReplacement") or ()),
+    )
+
+
+def action_detail(views: RuntimeViews, action_id: str) -> s.ActionDetail | None:
+    found = views.find_action(action_id)
+    if found is None:
+        return None
+    state, doc = found
+    related = views.feed.query(EventQuery(action=action_id, limit=200))[0]
+    return s.ActionDetail(
+        action=action_row(state, doc),
+        patch=list(doc.get("patch") or []),
+        desired=_dict(doc.get("desired")),
+        observed=_dict(doc.get("observed")),
+        forcesReplacement=[str(f) for f in doc.get("forcesReplacement") or []],
+        basis=str(doc.get("basis") or ""),
+        outcome=_dict(doc.get("outcome")),
+        events=[event_out(e) for e in related],
+    )
+
+
+def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDetail | None:
+    row = next((r for r in resource_rows(views) if r.kind == kind and r.name == name), None)
+    if row is None:
+        return None
+    entry = (views.supervisor.get("resources") or {}).get(f"{kind}/{name}") or {}
+    history = views.actions_of(kind, name)
+    live = [(st, d) for st, d in history if st in LIVE_STATES]
+    latest = live[0] if live else next(((st, d) for st, d in history if st == "done"), None)
+    desired = _dict(latest[1].get("desired")) if latest else _dict(entry.get("desired"))
+    observed = observed_spec(views.world.get((kind, name)) or {})
+    patch: list[dict[str, Any]] = []
+    diff = ""
+    if live:
+        change: Change | None = change_of(live[0][1])
+    else:
+        change = diff_resource(kind, name, desired, observed) if desired is not None else None
+    if change is not None:
+        patch, diff = change.patch, render_change(change)
+    return s.ResourceDetail(
+        resource=row,
+        desired=desired,
+        observed=observed,
+        patch=patch,
+        diff=diff,
+        errors=[str(e) for e in entry.get("errors") or []],
+        actions=[action_row(st, d) for st, d in history[:50]],
+        events=[event_out(e) for e in views.feed.for_ref(kind, name)],
+    )

@@ -1,0 +1,92 @@
+"""`homelab run ui`: the operator UI and HTTP API (Litestar on uvicorn).
+
+Adds the `ui` subcommand to the `run` group; the service itself is
+`reconciler.api.server.UIService`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.api.config import UISettings
+from reconciler.api.server import UIService
+from reconciler.cli.common import get_root, repo_option, root_option
+from reconciler.cli.run import run, run_service
+from reconciler.errors import ConfigError
+
+
+@run.command("ui")
+@repo_option
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--auth",
+    "auth_mode",
+    type=click.Choice(["token", "proxy"]),
+    default="token",
+    show_default=True,
+    help="token: log in with the operator token. proxy: also trust the identity header "
+    "of --trusted-proxy addresses (Tailscale Serve, a reverse proxy).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    help="Address or network of the proxy allowed to set the identity header (repeatable).",
+)
+@click.option(
+    "--identity-header",
+    default="Tailscale-User-Login",
+    show_default=True,
+    help="Header carrying the operator's identity in proxy mode.",
+)
+@click.option(
+    "--base-path",
+    default="",
+    metavar="/PREFIX",
+    help="Sub-path the reverse proxy serves the UI under (it must strip it), e.g. /homelab.",
+)
+@click.option(
+    "--secure-cookies/--no-secure-cookies",
+    default=None,
+    help="Mark the session cookie Secure (default: when the request came over TLS).",
+)
+def run_ui(
+    repo: str | None,
+    root: str | None,
+    host: str,
+    port: int,
+    auth_mode: str,
+    trusted_proxies: tuple[str, ...],
+    identity_header: str,
+    base_path: str,
+    secure_cookies: bool | None,
+) -> None:
+    """Serve the operator UI and HTTP API until SIGTERM/Ctrl-C.
+
+    \b
+    Example:
+      homelab run ui --root /opt/homelab --host 0.0.0.0 --port 8080
+      homelab run ui --auth proxy --trusted-proxy 172.18.0.2 --base-path /homelab
+    """
+    if auth_mode == "proxy" and not trusted_proxies:
+        raise ConfigError("--auth proxy needs at least one --trusted-proxy address")
+    base = base_path.rstrip("/")
+    if base and not base.startswith("/"):
+        raise ConfigError(f"--base-path {base_path!r}: start it with '/', e.g. /homelab")
+    settings = UISettings(
+        root=get_root(root),
+        repo=Path(repo) if repo else None,
+        host=host,
+        port=port,
+        auth_mode="proxy" if auth_mode == "proxy" else "token",
+        trusted_proxies=trusted_proxies,
+        identity_header=identity_header,
+        secure_cookies=secure_cookies,
+        base_path=base,
+    )
+    run_service(UIService(settings))
