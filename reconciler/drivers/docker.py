@@ -1,0 +1,307 @@
+"""The Docker driver: `Container` resources through the Docker Engine API.
+
+Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
+`ssh://user@host:port` through paramiko; one cached client per URL) and
+converges the container named `homelab-<name>`: create (image per
+`imagePullPolicy`, create, start, wait for the healthcheck), recreate on any
+spec change (stop with a grace period, remove, create, start; `update`
+recreates too, because the spec label must describe the container), or
+remove on delete. Every managed container carries the labels fixed in
+docs/internals.md, including the action id and the spec hash, which is how a
+restarted executor sees that an action was already applied. Env values from
+secrets (`valueFrom: {secret: NAME}`, ROOT/secrets/NAME with one trailing
+newline stripped) go only into the container; the spec label holds their
+fingerprint. Called by the executor through the `Driver` interface.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import docker
+import docker.errors
+import orjson
+import requests.exceptions
+
+from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.resources.kinds import dangerous_options
+from reconciler.resources.normalize import spec_hash
+
+PREFIX = "homelab.reconciler"
+MANAGED_BY = "homelab-reconciler"
+_TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError, EOFError)
+
+
+def container_name(name: str) -> str:
+    return f"homelab-{name}"
+
+
+def managed_labels(name: str, node: str, desired: dict[str, Any], action_id: str) -> dict[str, str]:
+    """The labels docs/internals.md fixes; the collector reads them back."""
+    return {
+        f"{PREFIX}/managed-by": MANAGED_BY,
+        f"{PREFIX}/kind": "Container",
+        f"{PREFIX}/name": name,
+        f"{PREFIX}/node": node,
+        f"{PREFIX}/spec-hash": spec_hash(desired),
+        f"{PREFIX}/action-id": action_id,
+        f"{PREFIX}/spec": orjson.dumps(desired, option=orjson.OPT_SORT_KEYS).decode(),
+    }
+
+
+def map_docker_error(exc: Exception, what: str) -> Exception:
+    """Docker SDK / transport errors -> TemporaryError or PermanentError."""
+    if isinstance(exc, docker.errors.APIError):
+        detail = exc.explanation or str(exc)
+        if exc.status_code in (408, 409, 429, 502, 503, 504):
+            return TemporaryError(f"{what}: {detail}")
+        return PermanentError(f"{what}: {detail}")
+    if isinstance(exc, _TRANSIENT):
+        return TemporaryError(f"{what}: engine unreachable ({type(exc).__name__}: {exc})")
+    if isinstance(exc, docker.errors.DockerException):
+        return TemporaryError(f"{what}: {exc}")
+    return exc
+
+
+def _seconds(value: int) -> int:
+    return int(value) * 1_000_000_000
+
+
+def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """Docker SDK `containers.create` arguments for a comparable Container spec."""
+    env = []
+    for var in spec.get("env") or []:
+        source = var.get("valueFrom")
+        if source:
+            raw = ctx.secret(source["secret"], source.get("sha256"))
+            value = raw.decode("utf-8", errors="strict").removesuffix("\n")
+        else:
+            value = var.get("value") or ""
+        env.append(f"{var['name']}={value}")
+    ports: dict[str, Any] = {}
+    for port in spec.get("ports") or []:
+        key = f"{port['containerPort']}/{port.get('protocol', 'tcp')}"
+        host_port = port.get("hostPort")
+        ports[key] = (port["hostIP"], host_port) if port.get("hostIP") else host_port
+    volumes = {
+        vol["source"]: {"bind": vol["target"], "mode": "ro" if vol.get("readOnly") else "rw"}
+        for vol in spec.get("volumes") or []
+    }
+    kwargs: dict[str, Any] = {
+        "image": spec["image"],
+        "name": container_name(ctx.name),
+        "entrypoint": spec.get("command"),
+        "command": spec.get("args"),
+        "environment": env,
+        "ports": ports or None,
+        "volumes": volumes or None,
+        "restart_policy": {"Name": spec.get("restartPolicy", "unless-stopped")},
+        "labels": {
+            **(spec.get("labels") or {}),
+            **managed_labels(ctx.name, ctx.node.name, spec, str(ctx.action["id"])),
+        },
+        "network_mode": spec.get("networkMode") or "bridge",
+        "user": spec.get("user"),
+        "working_dir": spec.get("workingDir"),
+        "privileged": bool(spec.get("privileged")),
+        "pid_mode": spec.get("pidMode"),
+        "cap_add": spec.get("capAdd") or None,
+        "cap_drop": spec.get("capDrop") or None,
+    }
+    check = spec.get("healthcheck")
+    if check:
+        kwargs["healthcheck"] = {
+            "test": check["test"],
+            "interval": _seconds(check.get("interval", 30)),
+            "timeout": _seconds(check.get("timeout", 10)),
+            "retries": int(check.get("retries", 3)),
+            "start_period": _seconds(check.get("startPeriod", 0)),
+        }
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def health_of(attrs: dict[str, Any]) -> str:
+    state = attrs.get("State") or {}
+    if not state.get("Running"):
+        return "Stopped"
+    health = (state.get("Health") or {}).get("Status")
+    return {"healthy": "Healthy", "unhealthy": "Unhealthy", "starting": "Starting"}.get(
+        health or "", "Healthy"
+    )
+
+
+class DockerDriver:
+    """Applies `Container` actions; one Docker SDK client per engine URL."""
+
+    kind = "Container"
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, ctx: ApplyContext) -> Any:
+        url = ctx.node.docker_host
+        with self._lock:
+            client = self._clients.get(url)
+            if client is None:
+                try:
+                    client = docker.DockerClient(
+                        base_url=url, timeout=int(ctx.settings.docker_timeout), use_ssh_client=False
+                    )
+                except Exception as exc:
+                    raise map_docker_error(exc, f"node {ctx.node.name} ({url})") from exc
+                self._clients[url] = client
+            return client
+
+    def _drop_client(self, ctx: ApplyContext) -> None:
+        with self._lock:
+            client = self._clients.pop(ctx.node.docker_host, None)
+        if client is not None:
+            client.close()
+
+    def _call(
+        self, ctx: ApplyContext, what: str, fn: Any, *args: Any, missing_ok: bool = False, **kw: Any
+    ) -> Any:
+        """Call the SDK; NotFound passes through only when the caller handles it."""
+        try:
+            return fn(*args, **kw)
+        except docker.errors.NotFound:
+            if missing_ok:
+                raise
+            raise PermanentError(f"{ctx.kind}/{ctx.name}: {what}: not found") from None
+        except Exception as exc:
+            mapped = map_docker_error(exc, f"{ctx.kind}/{ctx.name}: {what}")
+            if isinstance(mapped, TemporaryError):
+                self._drop_client(ctx)
+            raise mapped from exc
+
+    def _existing(self, ctx: ApplyContext) -> Any | None:
+        client = self.client(ctx)
+        try:
+            return self._call(
+                ctx, "inspect", client.containers.get, container_name(ctx.name), missing_ok=True
+            )
+        except docker.errors.NotFound:
+            return None
+
+    def check(self, ctx: ApplyContext) -> str | None:
+        found = self._existing(ctx)
+        labels = (found.labels or {}) if found is not None else {}
+        ours = labels.get(f"{PREFIX}/action-id") == ctx.action["id"]
+        if ctx.operation == "create":
+            if found is not None and not ours:
+                return f"container {container_name(ctx.name)} already exists"
+            return None
+        if found is None:
+            return f"container {container_name(ctx.name)} no longer exists"
+        if not ours and labels.get(f"{PREFIX}/spec-hash") != ctx.action.get("basis"):
+            return f"container {container_name(ctx.name)} changed since the plan was made"
+        return None
+
+    def apply(self, ctx: ApplyContext) -> ApplyResult:
+        if ctx.operation == "delete":
+            return self._delete(ctx)
+        desired = ctx.desired
+        found = dangerous_options(desired)
+        if found and not ctx.allow_dangerous:
+            raise PermanentError(
+                f"Container/{ctx.name}: refused: {', '.join(found)} "
+                "(not allowed for this resource in homelab.yaml)"
+            )
+        want = spec_hash(desired)
+        existing = self._existing(ctx)
+        steps: list[str] = []
+        if existing is not None:
+            if existing.labels.get(f"{PREFIX}/spec-hash") == want:
+                return self._finish(ctx, existing, steps or ["already at the desired spec"], False)
+            self._remove(ctx, existing, steps)
+        self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
+        kwargs = create_kwargs(ctx, desired)
+        client = self.client(ctx)
+        container = self._call(ctx, "create", client.containers.create, **kwargs)
+        steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
+        return self._finish(ctx, container, steps, True)
+
+    def _finish(
+        self, ctx: ApplyContext, container: Any, steps: list[str], changed: bool
+    ) -> ApplyResult:
+        self._call(ctx, "inspect", container.reload)
+        if not (container.attrs.get("State") or {}).get("Running"):
+            self._call(ctx, "start", container.start)
+            steps.append("started")
+            changed = True
+        health = self._wait_healthy(ctx, container)
+        steps.append(f"health {health}")
+        return ApplyResult(changed, "; ".join(steps), health, {"containerId": container.id})
+
+    def _remove(self, ctx: ApplyContext, container: Any, steps: list[str]) -> None:
+        grace = ctx.settings.stop_grace
+        try:
+            self._call(ctx, "stop", container.stop, timeout=grace, missing_ok=True)
+            self._call(ctx, "remove", container.remove, force=True, missing_ok=True)
+        except docker.errors.NotFound:
+            pass  # already gone: removed by hand or by an earlier attempt
+        steps.append(f"removed {container_name(ctx.name)} ({container.short_id})")
+
+    def _delete(self, ctx: ApplyContext) -> ApplyResult:
+        existing = self._existing(ctx)
+        if existing is None:
+            return ApplyResult(False, f"{container_name(ctx.name)} already absent", "Stopped")
+        steps: list[str] = []
+        self._remove(ctx, existing, steps)
+        return ApplyResult(True, "; ".join(steps), "Stopped")
+
+    def _ensure_image(self, ctx: ApplyContext, image: str, policy: str) -> None:
+        client = self.client(ctx)
+        if policy != "Always":
+            try:
+                self._call(ctx, "image", client.images.get, image, missing_ok=True)
+                return
+            except docker.errors.NotFound:
+                if policy == "Never":
+                    raise PermanentError(
+                        f"Container/{ctx.name}: image {image} is not present on node "
+                        f"{ctx.node.name} and imagePullPolicy is Never "
+                        "(load it there, or use IfNotPresent)"
+                    ) from None
+        try:
+            self._call(ctx, "pull", client.images.pull, image, missing_ok=True)
+        except docker.errors.NotFound as exc:
+            raise PermanentError(f"Container/{ctx.name}: image {image} not found: {exc}") from exc
+
+    def _wait_healthy(self, ctx: ApplyContext, container: Any) -> str:
+        check = ctx.desired.get("healthcheck")
+        if not check:
+            return health_of(container.attrs)
+        budget = ctx.settings.health_timeout or (
+            check.get("startPeriod", 0)
+            + (check.get("interval", 30) + check.get("timeout", 10)) * (check.get("retries", 3) + 1)
+            + 5
+        )
+        deadline = time.monotonic() + budget
+        while True:
+            self._call(ctx, "inspect", container.reload)
+            health = health_of(container.attrs)
+            if health == "Healthy":
+                return health
+            if health in ("Unhealthy", "Stopped"):
+                log = ((container.attrs.get("State") or {}).get("Health") or {}).get("Log") or []
+                last = (log[-1].get("Output") or "").strip()[:200] if log else ""
+                raise PermanentError(
+                    f"Container/{ctx.name}: container is {health.lower()} after start"
+                    + (f" (last check: {last})" if last else "")
+                )
+            if time.monotonic() > deadline:
+                raise PermanentError(
+                    f"Container/{ctx.name}: not healthy within {budget:.0f}s (still {health})"
+                )
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

@@ -1,0 +1,134 @@
+"""What the executor knows about an action's world: desired tip, world basis, node.
+
+`DesiredView` loads the desired state at the current tip (through the git
+source and the planner's `desired_specs`, so the executor compares exactly
+what the supervisor planned with), reads the world document's basis, and
+builds the `ApplyContext` a driver gets: the node (from the Node manifest at
+the action's commit, or the implicit `local` node = $DOCKER_HOST or the
+default socket), readers for repository files at the desired commit and for
+secrets, and the guard-rail allowance. `stale_reason` is the pure stale-plan
+decision. Called by `reconciler.executor.runner`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.drivers.base import (
+    DEFAULT_ALLOWED_ROOTS,
+    LOCAL_DOCKER_HOST,
+    ApplyContext,
+    DriverSettings,
+    NodeInfo,
+)
+from reconciler.errors import GitError, PermanentError, TemporaryError
+from reconciler.files import read_json
+from reconciler.resources.repo import RepoConfig
+from reconciler.settings import RuntimeRoot
+from reconciler.sources.git import DesiredState, GitSource
+from reconciler.sources.resolver import CommitResolver
+from reconciler.supervisor.planner import desired_specs
+from reconciler.world import world_path
+
+Ref = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Tip:
+    """Desired state at the current tip: comparable specs and invalid resources."""
+
+    commit: str
+    desired: dict[Ref, dict[str, Any]]
+    invalid: set[Ref]
+    config: RepoConfig
+
+
+def stale_reason(
+    action: dict[str, Any], tip: Tip, world_basis: str | None, *, check_world: bool = True
+) -> str | None:
+    """Why the action no longer holds, or None. Pure."""
+    ref = (action["kind"], action["name"])
+    at = tip.commit[:12]
+    if ref in tip.invalid:
+        return f"stale plan: {ref[0]}/{ref[1]} is invalid at {at}"
+    want = tip.desired.get(ref)
+    if action["operation"] == "delete":
+        if want is not None:
+            return f"stale plan: {ref[0]}/{ref[1]} is desired again at {at}"
+    elif want is None:
+        return f"stale plan: {ref[0]}/{ref[1]} is no longer desired at {at}"
+    elif want != action.get("desired"):
+        return f"stale plan: the desired spec of {ref[0]}/{ref[1]} changed at {at}"
+    if check_world and world_basis is not None and world_basis != action.get("basis", ""):
+        return (
+            f"stale plan: the observed state of {ref[0]}/{ref[1]} changed "
+            f"(basis {action.get('basis') or 'missing'} -> {world_basis or 'missing'})"
+        )
+    return None
+
+
+class DesiredView:
+    """Desired and observed facts for the executor's checks, read fresh each time."""
+
+    def __init__(self, source: GitSource, root: RuntimeRoot, ref: str | None = None) -> None:
+        self.source = source
+        self.root = root
+        self.ref = ref
+
+    def tip(self) -> Tip:
+        try:
+            state = self.source.load(self.ref)
+            desired, _errors, invalid = desired_specs(self.source, state, self.root)
+        except GitError as exc:
+            raise TemporaryError(f"cannot read the desired state: {exc}") from exc
+        return Tip(state.commit, desired, invalid, state.config)
+
+    def world_basis(self, kind: str, name: str) -> str | None:
+        """The world's `status.basis`: "" when missing, None when unreadable."""
+        try:
+            doc = read_json(world_path(self.root, kind, name))
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        status = doc.get("status") or {}
+        return str(status.get("basis") or "") if status.get("exists") else ""
+
+    def _state_at(self, commit: str) -> DesiredState:
+        try:
+            return self.source.load(commit)
+        except GitError as exc:
+            raise PermanentError(f"commit {commit[:12]} cannot be read: {exc}") from exc
+
+    def node(self, state: DesiredState, name: str) -> NodeInfo:
+        manifest = state.manifests.get(("Node", name))
+        if manifest is not None:
+            spec = manifest.doc.get("spec") or {}
+            return NodeInfo(
+                name,
+                str(spec.get("dockerHost") or LOCAL_DOCKER_HOST),
+                tuple(spec.get("allowedRoots") or DEFAULT_ALLOWED_ROOTS),
+            )
+        if name == "local":
+            host = os.environ.get("DOCKER_HOST") or LOCAL_DOCKER_HOST
+            return NodeInfo("local", host, DEFAULT_ALLOWED_ROOTS)
+        raise PermanentError(f"Node {name!r} is not defined at commit {state.commit[:12]}")
+
+    def context(self, action: dict[str, Any], tip: Tip, settings: DriverSettings) -> ApplyContext:
+        state = self._state_at(str(action.get("commit") or tip.commit))
+        spec = action.get("desired") or action.get("observed") or {}
+        node = self.node(state, str(spec.get("node") or "local"))
+        resolver = CommitResolver(self.source, state, self.root.secrets)
+        return ApplyContext(
+            action=action,
+            node=node,
+            root=self.root,
+            repo_file=lambda path: self.source.file_bytes(state, path),
+            secret_file=resolver.secret_bytes,
+            settings=settings,
+            allow_dangerous=action["name"] in tip.config.allowDangerous,
+        )

@@ -1,0 +1,198 @@
+"""The executor service: watches `queue/approved/` and runs what appears there.
+
+`Executor.run(stop)` takes the exclusive lock (a second executor on the same
+root exits with a message naming the holder), resolves actions left in
+`running/` by a crash (`ActionRunner.recover`), then waits on file-system
+notifications for `queue/approved/` (watchfiles: an approval starts within
+well under half a second, with no busy polling; a slow tick every few
+seconds re-scans for anything missed and for a maintenance window that
+opened). Approved actions run one at a time, oldest approval first. While
+every maintenance window of `homelab.yaml` is closed they wait, visibly: one
+`action.waiting` event each and `state/executor_status.json`. Called by
+`homelab run executor` and `homelab up`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from reconciler.drivers.base import Driver, DriverSettings
+from reconciler.drivers.compose import ComposeDriver
+from reconciler.drivers.docker import DockerDriver
+from reconciler.drivers.files import FileDriver
+from reconciler.errors import HomelabError
+from reconciler.events.log import EventLog
+from reconciler.executor.context import DesiredView
+from reconciler.executor.lock import ExecutorLock
+from reconciler.executor.runner import ACTOR, ActionRunner, RetryPolicy
+from reconciler.executor.window import next_opening, window_open
+from reconciler.files import atomic_write_json
+from reconciler.queue.action import now_iso
+from reconciler.queue.store import ActionQueue
+from reconciler.settings import RuntimeRoot
+from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.git import GitSource
+
+TICK_MS = 5000
+
+
+def default_drivers() -> dict[str, Driver]:
+    return {"Container": DockerDriver(), "File": FileDriver(), "ComposeStack": ComposeDriver()}
+
+
+def _approved_only(change: watchfiles.Change, path: str) -> bool:
+    return path.endswith(".json") and not Path(path).name.startswith(".")
+
+
+class Executor:
+    """One executor per runtime root; see the module docstring."""
+
+    name = "executor"
+
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        repo: Path,
+        *,
+        manifests_path: str | None = None,
+        settings: DriverSettings | None = None,
+        retry: RetryPolicy | None = None,
+        drivers: dict[str, Driver] | None = None,
+    ) -> None:
+        self.root = root.ensure()
+        self.source = GitSource(repo, manifests_path or "manifests", BlobCache(root.cache))
+        self._fixed_path = manifests_path is not None
+        self.settings = settings or DriverSettings()
+        self.retry = retry or RetryPolicy()
+        self.drivers = drivers or default_drivers()
+        self.lock = ExecutorLock(root)
+        self._announced: set[str] = set()
+        self._status: dict[str, Any] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        self.lock.acquire()
+        events = EventLog(self.root, ACTOR)
+        try:
+            if not self._fixed_path:
+                self._pick_manifests_path()
+            queue = ActionQueue(self.root, events)
+            view = DesiredView(self.source, self.root)
+            runner = ActionRunner(
+                queue,
+                events,
+                view,
+                self.drivers,
+                settings=self.settings,
+                retry=self.retry,
+                stop=stop,
+            )
+            self._write_status("recovering", None, [])
+            for action in queue.actions("running"):
+                if stop.is_set():
+                    return
+                self._write_status("recovering", action["id"], [])
+                runner.recover(action)
+            self._loop(stop, queue, runner, events)
+        finally:
+            for driver in self.drivers.values():
+                driver.close()
+            events.close()
+            self.lock.release()
+
+    def _pick_manifests_path(self) -> None:
+        # No commit yet: keep the default; actions are checked when they come.
+        with contextlib.suppress(HomelabError):
+            self.source.path = self.source.load().config.manifestsPath.strip("/") or "."
+
+    def _loop(
+        self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
+    ) -> None:
+        self.drain(stop, queue, runner, events)
+        for _changes in watchfiles.watch(
+            self.root.queue_dir("approved"),
+            watch_filter=_approved_only,
+            debounce=200,
+            step=20,
+            stop_event=stop,
+            rust_timeout=TICK_MS,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            self.drain(stop, queue, runner, events)
+
+    def _approved(self, queue: ActionQueue) -> list[str]:
+        folder = self.root.queue_dir("approved")
+        stamped = []
+        for action_id in queue.ids("approved"):
+            try:
+                stamped.append(((folder / f"{action_id}.json").stat().st_mtime_ns, action_id))
+            except FileNotFoundError:
+                continue
+        return [action_id for _, action_id in sorted(stamped)]
+
+    def drain(
+        self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
+    ) -> None:
+        """Run every approved action now (or mark them waiting for a window)."""
+        while not stop.is_set():
+            ids = self._approved(queue)
+            if not ids:
+                self._write_status("idle", None, [])
+                return
+            if not self._window_allows(queue, ids, events):
+                return
+            self._write_status("running", ids[0], ids[1:])
+            runner.claim_and_run(ids[0])
+            self._announced.discard(ids[0])
+
+    def _window_allows(self, queue: ActionQueue, ids: list[str], events: EventLog) -> bool:
+        try:
+            windows = self.source.load().config.maintenanceWindows
+        except HomelabError:
+            return True  # the runner reports an unreadable repository per action
+        now = datetime.now(UTC)
+        if window_open(windows, now):
+            return True
+        opening = next_opening(windows, now)
+        when = opening.strftime("%Y-%m-%dT%H:%M:%SZ") if opening else "never"
+        for action_id in ids:
+            if action_id in self._announced:
+                continue
+            found = queue.get(action_id)
+            if found is None:
+                continue
+            _state, action = found
+            self._announced.add(action_id)
+            events.append(
+                "action.waiting",
+                (action["kind"], action["name"]),
+                {
+                    "action": action_id,
+                    "operation": action["operation"],
+                    "actor": ACTOR,
+                    "state": "waiting",
+                    "reason": f"outside the maintenance windows; next opens at {when}",
+                },
+            )
+        self._write_status("waiting-for-window", None, ids, nextWindowAt=when)
+        return False
+
+    def _write_status(
+        self, state: str, current: str | None, waiting: list[str], **extra: Any
+    ) -> None:
+        doc = {"state": state, "current": current, "waiting": waiting, **extra}
+        if doc == self._status:
+            return
+        self._status = doc
+        holder = self.lock.holder() or {}
+        atomic_write_json(
+            self.root.state / "executor_status.json",
+            {**doc, "holder": holder, "updatedAt": now_iso()},
+            durable=False,
+        )
