@@ -34,9 +34,6 @@ def _register() -> None:
     cli.add_command(plan.plan)
     cli.add_command(schema.schema)
     cli.add_command(run.run)
-    from reconciler.cli import actions, run_supervisor  # noqa: F401 - run_supervisor registers
-
-    cli.add_command(actions.actions)
     from reconciler.cli import up
 
     cli.add_command(up.up)
