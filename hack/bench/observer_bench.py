@@ -1,0 +1,185 @@
+"""Observer benchmark: full rebuild and incremental tick on a 1,000,000-event log.
+
+Generates N events (default 1,000,000, ~200 bytes each) across 10 UTC days
+and 3 producers over 25,000 resources, then prints: full-rebuild time and
+events/s (world documents written included), the cost of one incremental
+tick with 1,000 new events on top of that log, the world folder's size, and
+the peak memory of the rebuild and of an observer holding the whole world.
+Each measurement runs in a fresh subprocess so peak RSS is its own.
+
+Usage: .venv/bin/python hack/bench/observer_bench.py [--events N] [--resources R]
+       [--dir DIR]   (default: a temporary folder on the same disk as /tmp)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+DAYS = 10
+PRODUCERS = ("observer", "executor", "supervisor")
+DAY0 = 1_714_521_600 * 10**9  # 2024-05-01T00:00:00Z in ns
+
+
+def _event(ns: int, producer: str, seq: int, rng: random.Random, resources: int) -> bytes:
+    from reconciler.events.log import _iso, new_event_id
+
+    name = f"app-{rng.randrange(resources):05d}"
+    roll = rng.random()
+    ref: dict[str, str] | None = {"kind": "Container", "name": name}
+    if producer == "executor" or roll < 0.05:
+        etype = "action.succeeded" if roll < 0.5 else "action.started"
+        data = {"action": f"a{seq:010d}", "operation": "update", "actor": "ops", "state": "x"}
+    elif roll < 0.10:
+        etype, data = "observed.missing", {"reason": "gone"}
+    elif roll < 0.12:
+        etype = "resource.condition"
+        data = {"type": "Flapping", "status": "False", "reason": "Stable", "message": ""}
+    else:
+        etype = "observed.resource"
+        data = {
+            "spec": {
+                "node": "local",
+                "image": f"local/busybox:{seq % 7}",
+                "restartPolicy": "always",
+            },
+            "health": "Healthy",
+        }
+    event = {
+        "id": new_event_id(producer, ns, seq),
+        "ts": _iso(ns),
+        "source": producer,
+        "type": etype,
+        "ref": ref,
+        "data": data,
+    }
+    return orjson.dumps(event) + b"\n"
+
+
+def generate(root: Path, total: int, resources: int, start_day: int = 0, days: int = DAYS) -> int:
+    """Write `total` events, spread over `days` days and the producers; return bytes."""
+    rng = random.Random(42 + start_day + total)
+    per_day = total // days
+    size = 0
+    for d in range(start_day, start_day + days):
+        day_ns = DAY0 + d * 86_400 * 10**9
+        folder = root / "events" / time.strftime("%Y-%m-%d", time.gmtime(day_ns / 1e9))
+        folder.mkdir(parents=True, exist_ok=True)
+        handles = {p: open(folder / f"{p}.jsonl", "ab") for p in PRODUCERS}  # noqa: SIM115
+        step = 86_000 * 10**9 // max(per_day, 1)
+        for i in range(per_day):
+            producer = PRODUCERS[i % len(PRODUCERS)]
+            line = _event(day_ns + i * step, producer, d * per_day + i, rng, resources)
+            handles[producer].write(line)
+            size += len(line)
+        for fh in handles.values():
+            fh.close()
+    return size
+
+
+def _measure(mode: str, root: str) -> None:
+    """Subprocess body: one rebuild or one tick, printing JSON figures."""
+    from reconciler.observer.folder import Folder
+    from reconciler.settings import RuntimeRoot
+
+    folder = Folder(RuntimeRoot(Path(root)))
+    figures: dict[str, float] = {}
+    if mode == "rebuild":
+        t0 = time.perf_counter()
+        result = folder.rebuild()
+        figures["seconds"] = time.perf_counter() - t0
+        figures["events"] = result.events
+        figures["written"] = result.written
+        figures["documents"] = len(folder.state.docs)
+    else:
+        t0 = time.perf_counter()
+        how = folder.open()
+        figures["open_seconds"] = time.perf_counter() - t0
+        assert how.startswith("resumed"), how
+        generate(Path(root), 1000, 25_000, start_day=DAYS, days=1)
+        t0 = time.perf_counter()
+        result = folder.tick()
+        figures["seconds"] = time.perf_counter() - t0
+        figures["events"] = result.events
+        figures["written"] = result.written
+        figures["documents"] = len(folder.state.docs)
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def _run(mode: str, root: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--resources", type=int, default=25_000)
+    parser.add_argument("--dir", default=None)
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        _measure(*args.measure)
+        return
+    base = Path(tempfile.mkdtemp(prefix="observer-bench-", dir=args.dir))
+    try:
+        t0 = time.perf_counter()
+        size = generate(base, args.events, args.resources)
+        print(
+            f"generated {args.events:,} events ({size / 1e6:.0f} MB) in {DAYS * 3} files "
+            f"over {args.resources:,} resources in {time.perf_counter() - t0:.1f} s ({base})"
+        )
+        fresh = _run("rebuild", base)
+        print(
+            f"full rebuild, empty world:      {fresh['seconds']:.2f} s "
+            f"({fresh['events'] / fresh['seconds']:,.0f} events/s, "
+            f"{fresh['written']:,.0f} documents written), peak RSS {fresh['peak_rss_mb']:.0f} MB"
+        )
+        again = _run("rebuild", base)
+        print(
+            f"full rebuild, world on disk:    {again['seconds']:.2f} s "
+            f"({again['events'] / again['seconds']:,.0f} events/s, "
+            f"{again['written']:,.0f} documents rewritten), peak RSS {again['peak_rss_mb']:.0f} MB"
+        )
+        tick = _run("tick", base)
+        print(
+            f"incremental tick, 1,000 events: {tick['seconds'] * 1000:.1f} ms "
+            f"({tick['written']:,.0f} documents written; resume took {tick['open_seconds']:.2f} s)"
+        )
+        print(
+            f"observer holding {tick['documents']:,.0f} resources: peak RSS "
+            f"{tick['peak_rss_mb']:.0f} MB"
+        )
+        print(
+            f"world folder: {_du(base / 'world') / 1e6:.1f} MB, "
+            f"{sum(1 for _ in (base / 'world').rglob('*.json')):,} documents"
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    main()
