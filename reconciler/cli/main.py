@@ -38,7 +38,6 @@ def _register() -> None:
 
     cli.add_command(up.up)
     # Each service module adds its `homelab run <service>` subcommand on import.
-    from reconciler.cli import run_executor  # noqa: F401
     from reconciler.cli import run_ui  # noqa: F401 - registers `homelab run ui`
 
 

@@ -8,6 +8,12 @@ desired `commit`, a human `summary`, timestamps, and later `outcome`. The id
 hashes resource, operation, patch and basis (not the commit), so re-planning
 the same drift, even at a later commit that did not touch this resource,
 yields the same id. Pure; used by the supervisor, queue, executor and UI.
+
+Ids are one-shot: once an action is done, failed or superseded, the same
+drift seen again (reverted by hand, or desired state moved back) is the next
+*generation* of that plan: `generation_id(plan_id, n)`, still derived only
+from content, so restarts and re-plans find the same live action instead of
+adding one. `planId` (generation 0's id) ties the generations together.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ def action_id(kind: str, name: str, operation: str, patch: Any, basis: str) -> s
     return hashlib.sha256(payload).hexdigest()[:20]
 
 
+def generation_id(plan_id: str, generation: int) -> str:
+    """The id of the `generation`-th proposal of one plan (0 = the plan id itself)."""
+    if generation == 0:
+        return plan_id
+    return hashlib.sha256(f"{plan_id}#{generation}".encode()).hexdigest()[:20]
+
+
 def new_action(
     change: Change,
     *,
@@ -37,10 +50,14 @@ def new_action(
     basis: str,
     manifest: dict[str, Any] | None,
     auto_approve: bool = False,
+    generation: int = 0,
 ) -> dict[str, Any]:
     """Build the action document for one planned change."""
+    plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
     return {
-        "id": action_id(change.kind, change.name, change.operation, change.patch, basis),
+        "id": generation_id(plan_id, generation),
+        "planId": plan_id,
+        "generation": generation,
         "kind": change.kind,
         "name": change.name,
         "operation": change.operation,

@@ -69,6 +69,14 @@ class ActionQueue:
             n[:-5] for n in os.listdir(folder) if n.endswith(".json") and not n.startswith(".")
         )
 
+    def snapshot(self) -> dict[str, str]:
+        """Every action id and its state, from one listing of each folder.
+
+        An action moving during the listing may show in both folders or
+        neither; callers treat the snapshot as a hint and let `move` decide.
+        """
+        return {action_id: state for state in QUEUE_STATES for action_id in self.ids(state)}
+
     def actions(self, state: str) -> list[dict[str, Any]]:
         out = []
         for action_id in self.ids(state):

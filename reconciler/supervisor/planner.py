@@ -96,8 +96,11 @@ def compute_plan(
     *,
     world_reader: WorldReader | None = None,
     allow_deletes: bool = True,
+    state: DesiredState | None = None,
 ) -> PlanResult:
-    state = source.load(ref)
+    """Plan `ref` (or the already loaded `state`, which the supervisor passes)."""
+    if state is None:
+        state = source.load(ref)
     desired, errors, invalid = desired_specs(source, state, root)
     world: dict[Ref, dict[str, Any]] = {}
     if root is not None:

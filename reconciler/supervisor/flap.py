@@ -1,0 +1,149 @@
+"""The flap guard: stop re-proposing a change that keeps being undone.
+
+When the supervisor is about to propose a patch for a resource and actions
+with that same patch already succeeded `threshold` times within `window`
+seconds, something outside git keeps reverting the resource. The resource
+is then marked flapping (with the succeeded action ids as evidence) and no
+action is proposed for it until its desired spec changes or an operator
+clears it (`homelab actions clear-flap KIND/NAME`).
+
+Successes are read from `queue/done/` (the executor's finished actions; a
+file's mtime is when it arrived there), incrementally. The marks live in
+`state/supervisor_flap.json`, changed under an exclusive lock on
+`state/supervisor_flap.lock` because the CLI clears marks while the
+supervisor runs. Called by the supervisor service and the CLI.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.files import atomic_write_json, read_json
+from reconciler.queue.action import now_iso
+from reconciler.resources.normalize import spec_hash
+from reconciler.settings import RuntimeRoot
+
+Ref = tuple[str, str]
+FLAP_FILE = "supervisor_flap.json"
+LOCK_FILE = "supervisor_flap.lock"
+
+
+def ref_key(ref: Ref) -> str:
+    return f"{ref[0]}/{ref[1]}"
+
+
+@dataclass(frozen=True)
+class Success:
+    at: float
+    patch: str
+    action: str
+
+
+def flap_evidence(history: list[Success], patch: str, since: float) -> list[str]:
+    """Ids of successes of this exact patch after `since` (pure)."""
+    return [s.action for s in history if s.patch == patch and s.at >= since]
+
+
+@contextmanager
+def _locked(root: RuntimeRoot) -> Iterator[dict[str, Any]]:
+    """The flap state, read and written back under the lock."""
+    root.state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root.state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = root.state / FLAP_FILE
+        try:
+            doc: dict[str, Any] = read_json(path)
+        except (FileNotFoundError, ValueError):
+            doc = {}
+        doc.setdefault("flapping", {})
+        doc.setdefault("clearedAt", {})
+        before = repr(doc)
+        yield doc
+        if repr(doc) != before:
+            atomic_write_json(path, doc)
+    finally:
+        os.close(fd)
+
+
+def read_flap_state(root: RuntimeRoot) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = read_json(root.state / FLAP_FILE)
+    except (FileNotFoundError, ValueError):
+        doc = {}
+    return {"flapping": doc.get("flapping") or {}, "clearedAt": doc.get("clearedAt") or {}}
+
+
+def clear_flapping(root: RuntimeRoot, ref: Ref) -> bool:
+    """Operator clears a mark; earlier successes no longer count. False if not flapping."""
+    key = ref_key(ref)
+    with _locked(root) as doc:
+        was = doc["flapping"].pop(key, None) is not None
+        doc["clearedAt"][key] = time.time()
+    return was
+
+
+class FlapGuard:
+    """Success history from queue/done plus the persistent flapping marks."""
+
+    def __init__(self, root: RuntimeRoot, *, threshold: int = 3, window: float = 3600.0) -> None:
+        self.root = root
+        self.threshold = threshold
+        self.window = window
+        self.history: dict[Ref, list[Success]] = {}
+        self._seen: set[str] = set()
+
+    def scan_done(self) -> None:
+        """Record actions that reached queue/done/ since the last scan."""
+        folder = self.root.queue_dir("done")
+        horizon = time.time() - self.window
+        for entry in os.scandir(folder):
+            name = entry.name
+            if not name.endswith(".json") or name.startswith(".") or name in self._seen:
+                continue
+            self._seen.add(name)
+            try:
+                at = entry.stat().st_mtime
+                if at < horizon:
+                    continue
+                action = read_json(folder / name)
+                ref = (str(action["kind"]), str(action["name"]))
+                success = Success(at, spec_hash(action["patch"]), str(action["id"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not an action document; nothing to learn from it
+            self.history.setdefault(ref, []).append(success)
+        for ref, items in list(self.history.items()):
+            self.history[ref] = [s for s in items if s.at >= horizon]
+
+    def marks(self) -> dict[str, Any]:
+        marks: dict[str, Any] = read_flap_state(self.root)["flapping"]
+        return marks
+
+    def check(self, ref: Ref, patch: list[dict[str, Any]]) -> list[str] | None:
+        """Evidence when proposing `patch` again would be flapping, else None."""
+        cleared = float(read_flap_state(self.root)["clearedAt"].get(ref_key(ref), 0.0))
+        since = max(time.time() - self.window, cleared)
+        evidence = flap_evidence(self.history.get(ref, []), spec_hash(patch), since)
+        return evidence if len(evidence) >= self.threshold else None
+
+    def mark(
+        self, ref: Ref, desired_hash: str, patch: list[dict[str, Any]], evidence: list[str]
+    ) -> None:
+        with _locked(self.root) as doc:
+            doc["flapping"][ref_key(ref)] = {
+                "desiredHash": desired_hash,
+                "since": now_iso(),
+                "patch": patch,
+                "evidence": evidence,
+            }
+
+    def unmark(self, ref: Ref) -> None:
+        with _locked(self.root) as doc:
+            doc["flapping"].pop(ref_key(ref), None)
+            doc["clearedAt"][ref_key(ref)] = time.time()

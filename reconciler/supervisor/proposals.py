@@ -1,0 +1,275 @@
+"""From a plan to the queue: one live action per drifted resource, no duplicates.
+
+`Proposer.apply` takes one planning pass (`PlanResult`), the world and the
+prune gate, and makes the queue match it: for each drifted resource it keeps
+the live action that already describes the change, or supersedes the live
+ones that no longer match (with the reason) and proposes the new one, then
+auto-approves it when policy allows. Resources in sync, invalid or flapping
+get no action, and their stale pending/approved ones are superseded.
+Running actions are never touched: the resource waits until they finish.
+
+Action ids come from content (`reconciler.queue.action`), walked through
+their generations with `walk_chain`, so a restarted supervisor finds the
+action it proposed before instead of adding one. Called by the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from reconciler.diff import Change
+from reconciler.errors import QueueConflict
+from reconciler.events.log import EventLog
+from reconciler.files import read_json
+from reconciler.queue import ActionQueue, action_id, new_action
+from reconciler.queue.action import generation_id
+from reconciler.queue.store import LIVE_STATES
+from reconciler.resources.normalize import spec_hash
+from reconciler.supervisor.flap import FlapGuard, ref_key
+from reconciler.supervisor.planner import PlanResult
+from reconciler.supervisor.policy import Gate, auto_approves
+
+log = logging.getLogger("reconciler.supervisor")
+Ref = tuple[str, str]
+MAX_GENERATIONS = 10_000
+Outcome = Literal["live", "propose", "rejected", "wait"]
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    outcome: Outcome
+    action_id: str
+    generation: int
+    after_failure: bool = False
+
+
+def walk_chain(plan_id: str, states: dict[str, str], settled: Callable[[str], bool]) -> ChainStep:
+    """Where a plan stands: its live action, the next id to propose, or why not (pure)."""
+    previous: tuple[str, str] | None = None
+    for generation in range(MAX_GENERATIONS):
+        current = generation_id(plan_id, generation)
+        state = states.get(current)
+        if state is None:
+            if previous and previous[1] == "done" and not settled(previous[0]):
+                return ChainStep("wait", previous[0], generation - 1)
+            failed = previous is not None and previous[1] == "failed"
+            return ChainStep("propose", current, generation, failed)
+        if state in LIVE_STATES:
+            return ChainStep("live", current, generation)
+        if state == "rejected":
+            return ChainStep("rejected", current, generation)
+        previous = (current, state)
+    return ChainStep("wait", plan_id, MAX_GENERATIONS)
+
+
+@dataclass
+class RefStatus:
+    status: str
+    errors: list[str] = field(default_factory=list)
+    action: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "errors": self.errors, "action": self.action}
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def world_basis(doc: dict[str, Any] | None) -> str:
+    return str(((doc or {}).get("status") or {}).get("basis") or "")
+
+
+class Proposer:
+    """Applies plans to the queue; remembers which conditions it has reported."""
+
+    def __init__(
+        self, queue: ActionQueue, events: EventLog, flap: FlapGuard, actor: str = "supervisor"
+    ) -> None:
+        self.queue = queue
+        self.events = events
+        self.flap = flap
+        self.actor = actor
+        self.conditions: dict[tuple[Ref, str], bool] = {}
+        self.queue_states: dict[str, str] = {}
+        self._refs: dict[str, Ref] = {}  # live action id -> resource (never changes)
+
+    # -- queue view -------------------------------------------------------------
+    def _live(self, states: dict[str, str]) -> dict[Ref, list[tuple[str, str]]]:
+        out: dict[Ref, list[tuple[str, str]]] = {}
+        for aid, state in states.items():
+            if state not in LIVE_STATES:
+                continue
+            ref = self._refs.get(aid)
+            if ref is None:
+                try:
+                    doc = read_json(self.queue.path(state, aid))
+                    ref = (str(doc["kind"]), str(doc["name"]))
+                except (OSError, ValueError, KeyError):
+                    continue  # moved meanwhile; the next pass sees it
+                self._refs[aid] = ref
+            out.setdefault(ref, []).append((state, aid))
+        return out
+
+    def _settled(self, world: dict[Ref, dict[str, Any]], ref: Ref) -> Callable[[str], bool]:
+        """Has the world been observed since action `aid` finished?"""
+
+        def check(aid: str) -> bool:
+            try:
+                history = read_json(self.queue.path("done", aid)).get("history") or []
+            except (OSError, ValueError):
+                return True
+            finished = _parse_ts(history[-1]["at"]) if history else None
+            seen = _parse_ts(((world.get(ref) or {}).get("status") or {}).get("observedAt"))
+            return finished is None or (seen is not None and seen > finished)
+
+        return check
+
+    # -- transitions ------------------------------------------------------------
+    def _supersede(self, live: list[tuple[str, str]], keep: str | None, reason: str) -> bool:
+        """Supersede live actions other than `keep`; False if one is running."""
+        clear = True
+        for state, aid in live:
+            if aid == keep:
+                continue
+            if state == "running":
+                clear = False
+                continue
+            try:
+                self.queue.move(aid, state, "superseded", actor=self.actor, reason=reason)
+            except QueueConflict as exc:
+                log.info("supersede %s: %s", aid, exc)
+                clear = False
+        return clear
+
+    def condition(self, ref: Ref, type_: str, active: bool, reason: str, message: str) -> None:
+        """Emit a resource.condition event when the condition changes."""
+        if self.conditions.get((ref, type_), False) == active:
+            return
+        self.conditions[(ref, type_)] = active
+        data = {"type": type_, "status": "True" if active else "False"}
+        self.events.append(
+            "resource.condition", ref, {**data, "reason": reason, "message": message}
+        )
+
+    # -- one pass ---------------------------------------------------------------
+    def apply(self, result: PlanResult, gate: Gate) -> dict[Ref, RefStatus]:
+        """Make the queue match one plan; the status of every resource it covers."""
+        self.queue_states = self.queue.snapshot()
+        self.flap.scan_done()
+        live = self._live(self.queue_states)
+        changes = {c.ref: c for c in result.plan.changes}
+        refs = set(result.desired) | result.invalid | set(changes) | set(live)
+        marks = self.flap.marks()
+        out: dict[Ref, RefStatus] = {}
+        for ref in sorted(refs):
+            out[ref] = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
+            if ref not in result.invalid:
+                self.condition(ref, "InvalidManifest", False, "Valid", "manifest is valid")
+        return out
+
+    def _one(
+        self,
+        ref: Ref,
+        result: PlanResult,
+        change: Change | None,
+        live: list[tuple[str, str]],
+        gate: Gate,
+        marks: dict[str, Any],
+    ) -> RefStatus:
+        if ref in result.invalid:
+            errors = [str(e) for e in result.errors if ref[1] in str(e)] or ["manifest invalid"]
+            self.condition(ref, "InvalidManifest", True, "InvalidManifest", "; ".join(errors))
+            self._supersede(live, None, "manifest is invalid")
+            return RefStatus("Invalid", errors)
+        mark = marks.get(ref_key(ref))
+        if mark is not None:
+            if spec_hash(result.desired.get(ref)) == mark.get("desiredHash"):
+                self._supersede(live, None, "resource is flapping")
+                return RefStatus("Flapping", [f"flapping: evidence {mark.get('evidence')}"])
+            self.flap.unmark(ref)
+            self.condition(ref, "Flapping", False, "DesiredChanged", "desired spec changed")
+        if change is None:
+            running = [aid for state, aid in live if state == "running"]
+            self._supersede(live, None, "resource is in sync now")
+            return RefStatus("Pending", [], running[0]) if running else RefStatus("InSync")
+        if change.operation == "delete" and not gate.open:
+            self._supersede(live, None, f"delete withheld: {gate.reason}")
+            return RefStatus("Drifted", [f"delete withheld: {gate.reason}"])
+        return self._drifted(ref, result, change, live)
+
+    def _drifted(
+        self, ref: Ref, result: PlanResult, change: Change, live: list[tuple[str, str]]
+    ) -> RefStatus:
+        basis = world_basis(result.world.get(ref))
+        plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
+        step = walk_chain(plan_id, self.queue_states, self._settled(result.world, ref))
+        if step.outcome == "live":
+            self._supersede(live, step.action_id, f"replaced by {step.action_id}")
+            return RefStatus("Pending", [], step.action_id)
+        if step.outcome == "rejected":
+            self._supersede(live, None, f"change was rejected ({step.action_id})")
+            return RefStatus("Drifted", [f"change rejected by an operator ({step.action_id})"])
+        if step.outcome == "wait":
+            return RefStatus("Pending", [f"waiting for the world to show {step.action_id}"])
+        evidence = self.flap.check(ref, change.patch)
+        if evidence is not None:
+            return self._flapping(ref, result, change, live, evidence)
+        if not self._supersede(live, None, f"replaced by {step.action_id}: desired or world moved"):
+            return RefStatus("Pending", [], next((a for _s, a in live), None))
+        return self._propose(ref, result, change, basis, step)
+
+    def _flapping(
+        self,
+        ref: Ref,
+        result: PlanResult,
+        change: Change,
+        live: list[tuple[str, str]],
+        evidence: list[str],
+    ) -> RefStatus:
+        self.flap.mark(ref, spec_hash(result.desired.get(ref)), change.patch, evidence)
+        message = (
+            f"the same patch succeeded {len(evidence)} times within "
+            f"{int(self.flap.window)}s and was undone each time: {', '.join(evidence)}"
+        )
+        self.condition(ref, "Flapping", True, "RepeatedPatch", message)
+        self._supersede(live, None, "resource is flapping")
+        return RefStatus("Flapping", [message])
+
+    def _propose(
+        self, ref: Ref, result: PlanResult, change: Change, basis: str, step: ChainStep
+    ) -> RefStatus:
+        manifest = result.state.manifests.get(ref)
+        doc = manifest.doc if manifest else None
+        auto = auto_approves(
+            change.operation, doc, result.state.config, after_failure=step.after_failure
+        )
+        action = new_action(
+            change,
+            commit=result.state.commit,
+            basis=basis,
+            manifest=doc,
+            auto_approve=auto,
+            generation=step.generation,
+        )
+        if self.queue.propose(action, actor=self.actor):
+            self._refs[action["id"]] = ref
+            log.info("proposed %s %s/%s (%s)", change.operation, *ref, action["id"])
+        if auto:
+            reason = (
+                "autoApprovePrune" if change.operation == "delete" else "spec.policy.autoApprove"
+            )
+            # Someone may have approved or superseded it first; either way it moved on.
+            with contextlib.suppress(QueueConflict):
+                self.queue.move(
+                    action["id"], "pending", "approved", actor=self.actor, reason=reason
+                )
+        return RefStatus("Pending", [], action["id"])

@@ -1,0 +1,206 @@
+"""The supervisor service: level-triggered reconcile of every resource.
+
+`Supervisor.run(stop)` plans the whole desired state against the world
+(`compute_plan`, the same diff as `homelab plan`) whenever something the
+plan depends on changes (`Wakeup`: a commit on the tracked branch, world
+documents, queue outcomes, the observer's status) and every `resync`
+seconds, and lets `Proposer` make the queue match. A wake-up whose inputs
+did not change (same commit, world, queue and gate) costs a few stats and
+a `git rev-parse`, not a plan. Each pass ends by writing
+`state/supervisor_status.json` (docs/internals.md), which the UI reads.
+Errors of one pass (git unreachable, a bug) are logged and reported in
+that file; the service keeps running. Called by `homelab run supervisor`
+and `homelab up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import HomelabError
+from reconciler.events.log import EventLog
+from reconciler.files import atomic_write_json, read_json
+from reconciler.queue import ActionQueue
+from reconciler.queue.action import now_iso
+from reconciler.settings import RuntimeRoot
+from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.git import GitSource
+from reconciler.supervisor.flap import FlapGuard, read_flap_state, ref_key
+from reconciler.supervisor.planner import compute_plan
+from reconciler.supervisor.policy import deletes_gate
+from reconciler.supervisor.proposals import Proposer, RefStatus
+from reconciler.supervisor.watch import Wakeup
+from reconciler.world import WorldReader
+
+log = logging.getLogger("reconciler.supervisor")
+STATUS_FILE = "supervisor_status.json"
+OBSERVER_STATUS = "observer_status.json"
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    resync: float = 60.0
+    flap_threshold: int = 3
+    flap_window: float = 3600.0
+    step_ms: int = 20
+    debounce_ms: int = 300
+
+
+def read_observer_status(root: RuntimeRoot) -> dict[str, Any] | None:
+    try:
+        doc = read_json(root.state / OBSERVER_STATUS)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _relay(stop: threading.Event, wake: threading.Event) -> None:
+    """Wake the loop when asked to stop, so it never waits out a resync period."""
+    stop.wait()
+    wake.set()
+
+
+class Supervisor:
+    name = "supervisor"
+
+    def __init__(
+        self,
+        repo: Path,
+        root: RuntimeRoot,
+        ref: str | None = None,
+        settings: SupervisorSettings | None = None,
+    ) -> None:
+        self.repo = repo
+        self.root = root.ensure()
+        self.ref = ref
+        self.settings = settings or SupervisorSettings()
+        self.source = GitSource(repo, "manifests", BlobCache(self.root.cache))
+        self.world = WorldReader(self.root)
+        self.events = EventLog(self.root, "supervisor")
+        self.queue = ActionQueue(self.root, self.events)
+        self.flap = FlapGuard(
+            self.root, threshold=self.settings.flap_threshold, window=self.settings.flap_window
+        )
+        self.proposer = Proposer(self.queue, self.events, self.flap)
+        self.last_resync: str | None = None
+        self._last_inputs: Any = None
+        self._restore_conditions()
+
+    def _restore_conditions(self) -> None:
+        """Remember the conditions reported before a restart, so fixes clear them."""
+        try:
+            previous = read_json(self.root.state / STATUS_FILE).get("resources") or {}
+        except (OSError, ValueError, AttributeError):
+            return
+        for key, entry in previous.items():
+            kind, _, name = key.partition("/")
+            status = (entry or {}).get("status")
+            if status == "Invalid":
+                self.proposer.conditions[((kind, name), "InvalidManifest")] = True
+            elif status == "Flapping":
+                self.proposer.conditions[((kind, name), "Flapping")] = True
+
+    def _inputs(self) -> Any:
+        """What one pass depends on; equal inputs give an equal plan."""
+        commit = self.source.repo.resolve(self.ref)
+        world = self.world.read()
+        gate = deletes_gate(read_observer_status(self.root))
+        return (commit, world, gate, self.queue.snapshot(), read_flap_state(self.root))
+
+    def reconcile(self, *, force: bool = False) -> dict[str, Any] | None:
+        """One pass; returns the status written, or None when nothing changed."""
+        inputs = self._inputs()
+        if not force and inputs == self._last_inputs:
+            return None
+        commit, _world, gate, _queue, _flap = inputs
+        state = self.source.load(commit)
+        wanted = state.config.manifestsPath.strip("/") or "."
+        if wanted != self.source.path:
+            self.source.path = wanted
+            state = self.source.load(commit)
+        result = compute_plan(self.source, self.root, commit, world_reader=self.world, state=state)
+        statuses = self.proposer.apply(result, gate)
+        status = self._status(commit, statuses, [str(e) for e in result.errors])
+        if not gate.open and any(c.operation == "delete" for c in result.plan.changes):
+            status["errors"].append(f"deletes withheld: {gate.reason}")
+        self._write_status(status)
+        # The pass's own queue and flap writes must not trigger another pass; a commit
+        # or world change that arrived meanwhile must, so those keep the values planned.
+        self._last_inputs = (
+            commit,
+            _world,
+            gate,
+            self.queue.snapshot(),
+            read_flap_state(self.root),
+        )
+        return status
+
+    def _status(
+        self, commit: str, statuses: dict[tuple[str, str], RefStatus], errors: list[str]
+    ) -> dict[str, Any]:
+        return {
+            "commit": commit,
+            "updatedAt": now_iso(),
+            "lastResyncAt": self.last_resync,
+            "resources": {ref_key(ref): s.to_json() for ref, s in statuses.items()},
+            "errors": errors,
+        }
+
+    def _write_status(self, status: dict[str, Any]) -> None:
+        atomic_write_json(self.root.state / STATUS_FILE, status)
+
+    def _report_failure(self, exc: Exception) -> None:
+        try:
+            previous = read_json(self.root.state / STATUS_FILE)
+        except (OSError, ValueError):
+            previous = {"commit": None, "resources": {}, "lastResyncAt": self.last_resync}
+        previous["updatedAt"] = now_iso()
+        previous["errors"] = [f"supervisor pass failed: {exc}"]
+        self._write_status(previous)
+
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile on every wake-up and every `resync` seconds until `stop`."""
+        wake = threading.Event()
+        watcher = Wakeup(
+            self.repo,
+            self.root,
+            wake,
+            step_ms=self.settings.step_ms,
+            debounce_ms=self.settings.debounce_ms,
+        )
+        watcher.start(stop)
+        threading.Thread(target=_relay, args=(stop, wake), daemon=True).start()
+        next_resync = 0.0
+        try:
+            while not stop.is_set():
+                wake.wait(max(0.0, next_resync - time.monotonic()))
+                if stop.is_set():
+                    break
+                wake.clear()
+                periodic = time.monotonic() >= next_resync
+                if periodic:
+                    self.last_resync = now_iso()
+                    next_resync = time.monotonic() + self.settings.resync
+                self._pass(periodic)
+        finally:
+            self.events.close()
+
+    def _pass(self, periodic: bool) -> None:
+        started = time.perf_counter()
+        try:
+            status = self.reconcile(force=periodic)
+        except HomelabError as exc:
+            log.error("supervisor pass failed: %s", exc)
+            self._report_failure(exc)
+            return
+        except Exception as exc:  # a bug must not stop reconciling the rest
+            log.exception("supervisor pass crashed")
+            self._report_failure(exc)
+            return
+        if status is not None:
+            log.info("pass at %s in %.3fs", status["commit"][:12], time.perf_counter() - started)
