@@ -2,7 +2,7 @@
 
 Writes the stack's compose files, as they are at the desired commit (checked
 against the plan's fingerprints), to `ROOT/stacks/<name>/<repo path>`, then
-runs `<compose> -p PROJECT -f FILE… up -d --remove-orphans` with
+runs `<compose> -p PROJECT -f FILE… up -d --remove-orphans --timeout GRACE` with
 `DOCKER_HOST` set to the node's engine; on delete, `down --remove-orphans`.
 The compose command is configurable (`docker compose` for v2 or Debian's
 `docker-compose` v1). After a successful `up` it records
@@ -107,7 +107,10 @@ class ComposeDriver:
         if applied and applied.get("action") == ctx.action["id"] and applied.get("spec") == desired:
             return ApplyResult(False, f"stack {desired['project']} already up", "Healthy")
         files = self._write_files(ctx, list(desired["files"]))
-        output = self._run(ctx, str(desired["project"]), files, "up", "-d", "--remove-orphans")
+        grace = str(ctx.settings.stop_grace)
+        output = self._run(
+            ctx, str(desired["project"]), files, "up", "-d", "--remove-orphans", "--timeout", grace
+        )
         atomic_write_json(
             self._folder(ctx) / APPLIED, {"spec": desired, "action": ctx.action["id"]}
         )
@@ -125,7 +128,8 @@ class ComposeDriver:
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(folder / "down.yaml", b"version: '2.4'\nservices: {}\n")
             present = ["down.yaml"]
-        output = self._run(ctx, project, present, "down", "--remove-orphans")
+        grace = str(ctx.settings.stop_grace)
+        output = self._run(ctx, project, present, "down", "--remove-orphans", "--timeout", grace)
         (folder / APPLIED).unlink(missing_ok=True)
         return ApplyResult(True, output or f"stack {project} down", "Stopped")
 

@@ -23,8 +23,11 @@ from typing import Any
 import orjson
 import pytest
 
+from reconciler.drivers.base import DriverSettings
 from reconciler.events.log import EventLog
-from reconciler.executor.service import Executor
+from reconciler.executor.context import DesiredView
+from reconciler.executor.runner import ActionRunner, RetryPolicy
+from reconciler.executor.service import Executor, default_drivers
 from reconciler.files import atomic_write_json, read_json
 from reconciler.queue import ActionQueue, new_action
 from reconciler.resources.normalize import spec_hash
@@ -68,6 +71,7 @@ class Lab:
         self.prefix = "t" + uuid.uuid4().hex[:6]
         self.events = EventLog(self.root, "cli-test")
         self.queue = ActionQueue(self.root, self.events)
+        self._runner: ActionRunner | None = None
         self.node(docker_host)
 
     def name(self, short: str) -> str:
@@ -180,7 +184,24 @@ class Lab:
                     out.append(event)
         return out
 
+    def run_now(self, actions: list[dict[str, Any]], **settings: Any) -> list[str | None]:
+        """Claim and run approved actions in this process, in order; their final states."""
+        if self._runner is None:
+            events = EventLog(self.root, "executor")
+            view = DesiredView(GitSource(self.repo.path), self.root)
+            self._runner = ActionRunner(
+                ActionQueue(self.root, events),
+                events,
+                view,
+                default_drivers(),
+                settings=DriverSettings(stop_grace=1, **settings),
+                retry=RetryPolicy(attempts=2, initial=0.1, maximum=0.2),
+            )
+        return [self._runner.claim_and_run(a["id"]) for a in actions]
+
     def cleanup(self) -> None:
+        if self._runner is not None:
+            self._runner.events.close()
         for container in self.client.containers.list(all=True):
             if container.name.startswith(f"homelab-{self.prefix}"):
                 container.remove(force=True)
