@@ -34,11 +34,14 @@ def _register() -> None:
     cli.add_command(plan.plan)
     cli.add_command(schema.schema)
     cli.add_command(run.run)
+    from reconciler.cli import actions, run_supervisor  # noqa: F401 - run_supervisor registers
+
+    cli.add_command(actions.actions)
     from reconciler.cli import up
 
     cli.add_command(up.up)
     # Each service module adds its `homelab run <service>` subcommand on import.
-    from reconciler.cli import run_ui  # noqa: F401 - registers `homelab run ui`
+    from reconciler.cli import run_executor, run_ui  # noqa: F401 - each registers itself
 
 
 _register()
