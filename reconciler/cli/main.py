@@ -34,6 +34,11 @@ def _register() -> None:
     cli.add_command(plan.plan)
     cli.add_command(schema.schema)
     cli.add_command(run.run)
+    from reconciler.cli import events, get, run_observer, world  # noqa: F401 - run_observer registers
+
+    cli.add_command(events.events)
+    cli.add_command(get.get)
+    cli.add_command(world.world)
     from reconciler.cli import actions, run_supervisor  # noqa: F401 - run_supervisor registers
 
     cli.add_command(actions.actions)

@@ -1,0 +1,47 @@
+"""`homelab run observer`: the observer service in the foreground.
+
+Registers itself on the `run` group (`reconciler.cli.run`) when imported
+by `reconciler.cli.main`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from reconciler.cli.common import get_root, root_option
+from reconciler.cli.run import run, run_service
+from reconciler.observer.service import ObserverService, ObserverSettings
+
+
+@run.command("observer")
+@root_option
+@click.option(
+    "--repo",
+    metavar="PATH",
+    default=None,
+    help="Repository whose Node manifests (at its tip) name the engines to watch; "
+    "without it, the node `local` at $DOCKER_HOST.",
+)
+@click.option(
+    "--resync",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between full re-lists of each engine.",
+)
+def observer(root: str | None, repo: str | None, resync: float) -> None:
+    """Fold events into world documents and run the collectors.
+
+    \b
+    Examples:
+      homelab run observer --root /opt/homelab
+      homelab run observer --root /opt/homelab --repo /srv/homelab-config
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    runtime = get_root(root)
+    runtime.path.mkdir(parents=True, exist_ok=True)
+    repo_path = Path(repo).expanduser().absolute() if repo else None
+    run_service(ObserverService(runtime, repo_path, ObserverSettings(resync=resync)))

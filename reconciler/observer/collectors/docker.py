@@ -1,0 +1,251 @@
+"""The Docker collector: one Node's engine → container, stack and node events.
+
+For its node it lists the containers this project manages (by label) and
+the compose stacks applied under `ROOT/stacks/`, emits `observed.resource`
+/ `observed.missing` for each and one `observed.listing` per kind, then
+follows the engine's `events` stream so a container that dies or is removed
+by hand is seen at once; a full re-list runs every `resync` seconds. An
+unreachable engine becomes `node.status` ready=false and a retry with
+backoff, never a crash. Run in its own thread by the observer service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import orjson
+
+from reconciler.files import read_json
+from reconciler.observer.collectors import Emit
+from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
+from reconciler.settings import RuntimeRoot
+
+log = logging.getLogger("reconciler.observer")
+P = "homelab.reconciler"
+MANAGED = f"{P}/managed-by=homelab-reconciler"
+SPEC_LABEL = f"{P}/spec"
+COMPOSE_PROJECT = "com.docker.compose.project"
+_WINDOW = 2  # seconds per events() call, so stop and resync are checked often
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def container_health(state: dict[str, Any]) -> str:
+    status = state.get("Status")
+    if status == "running":
+        health = (state.get("Health") or {}).get("Status")
+        return {"unhealthy": "Unhealthy", "starting": "Starting"}.get(health or "", "Healthy")
+    if status == "restarting":
+        return "Starting"
+    if status in ("exited", "dead", "created", "paused", "removing"):
+        return "Stopped"
+    return "Unknown"
+
+
+def container_observation(attrs: dict[str, Any], node: str) -> dict[str, Any]:
+    """`observed.resource` data for one managed container (from docker inspect)."""
+    config = attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    image = config.get("Image") or ""
+    conditions = []
+    raw = labels.get(SPEC_LABEL)
+    spec: Any = None
+    if raw is not None:
+        try:
+            spec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            spec = None
+    if not isinstance(spec, dict):
+        reason = "LabelMissing" if raw is None else "LabelUnreadable"
+        spec = {"node": node, "image": image}
+        conditions.append(
+            {
+                "type": "SpecReadable",
+                "status": "False",
+                "reason": reason,
+                "message": f"label {SPEC_LABEL} is missing or not a JSON object; "
+                "the container will be replaced to restore it",
+            }
+        )
+    else:
+        conditions.append({"type": "SpecReadable", "status": "True", "reason": "LabelRead"})
+        if spec.get("image") != image:
+            conditions.append(
+                {
+                    "type": "ImageMatches",
+                    "status": "False",
+                    "reason": "ImageChanged",
+                    "message": f"label says {spec.get('image')!r}, the container runs {image!r}",
+                }
+            )
+            spec = {**spec, "image": image}
+    return {
+        "spec": spec,
+        "health": container_health(attrs.get("State") or {}),
+        "node": node,
+        "managed": True,
+        "conditions": conditions,
+        "containerId": attrs.get("Id", "")[:12],
+    }
+
+
+class DockerCollector:
+    """Watches one node's engine until `stop` is set."""
+
+    def __init__(
+        self, target: NodeTarget, root: RuntimeRoot, emit: Emit, *, resync: float = 30.0
+    ) -> None:
+        self.target = target
+        self.root = root
+        self.emit = emit
+        self.resync = resync
+        self.started_at = now_iso()
+        self.ready = False
+        self._node_msg: dict[str, Any] | None = None
+        self._containers: set[str] = set()
+
+    @property
+    def node(self) -> str:
+        return self.target.name
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                client = docker.DockerClient(base_url=self.target.docker_host, timeout=10)
+                try:
+                    self._follow(client, stop)
+                    backoff = 1.0
+                finally:
+                    client.close()
+            except Exception as exc:  # engine gone, ssh down...: report and retry
+                self.ready = False
+                self._node_status(unreachable(exc))
+                log.warning("node %s: %s; retrying in %.0f s", self.node, exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _node_status(self, data: dict[str, Any]) -> None:
+        if data != self._node_msg:
+            self._node_msg = data
+            self.emit("node.status", ("Node", self.node), data)
+
+    def _follow(self, client: Any, stop: threading.Event) -> None:
+        self._node_status(probe_node(client))
+        self.ready = True
+        since = int(time.time()) - 1
+        self.full_listing(client)
+        next_resync = time.monotonic() + self.resync
+        while not stop.is_set():
+            until = int(time.time()) + _WINDOW
+            for event in client.events(since=since, until=until, decode=True):
+                self._on_event(client, event)
+                if stop.is_set():
+                    return
+            since = until - 1  # overlap a second: a duplicate observation is harmless
+            if time.monotonic() >= next_resync:
+                self._node_status(probe_node(client))
+                self.full_listing(client)
+                next_resync = time.monotonic() + self.resync
+
+    def full_listing(self, client: Any) -> None:
+        started = now_iso()
+        filters = {"label": [MANAGED, f"{P}/kind=Container", f"{P}/node={self.node}"]}
+        names = []
+        for container in client.containers.list(all=True, filters=filters):
+            name = container.labels.get(f"{P}/name")
+            if name:
+                names.append(name)
+                self.emit(
+                    "observed.resource",
+                    ("Container", name),
+                    container_observation(container.attrs, self.node),
+                )
+        self._containers = set(names)
+        self.emit(
+            "observed.listing",
+            None,
+            {"kind": "Container", "node": self.node, "names": sorted(names), "startedAt": started},
+        )
+        stacks = self._check_stacks(client, None)
+        self.emit(
+            "observed.listing",
+            None,
+            {"kind": "ComposeStack", "node": self.node, "names": stacks, "startedAt": started},
+        )
+
+    def _on_event(self, client: Any, event: dict[str, Any]) -> None:
+        if event.get("Type") != "container":
+            return
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        project = attrs.get(COMPOSE_PROJECT)
+        if project:
+            self._check_stacks(client, project)
+        if attrs.get(f"{P}/managed-by") != "homelab-reconciler":
+            return
+        if attrs.get(f"{P}/kind") != "Container" or attrs.get(f"{P}/node") != self.node:
+            return
+        name = attrs.get(f"{P}/name")
+        if not name:
+            return
+        if event.get("Action") == "destroy":
+            self.emit("observed.missing", ("Container", name), {"reason": "container removed"})
+            return
+        try:
+            container = client.containers.get(event.get("id") or (event.get("Actor") or {})["ID"])
+        except docker.errors.NotFound:
+            self.emit("observed.missing", ("Container", name), {"reason": "container removed"})
+            return
+        self.emit(
+            "observed.resource",
+            ("Container", name),
+            container_observation(container.attrs, self.node),
+        )
+
+    def _applied_stacks(self) -> dict[str, dict[str, Any]]:
+        stacks: dict[str, dict[str, Any]] = {}
+        if not self.root.stacks.is_dir():
+            return stacks
+        for folder in sorted(self.root.stacks.iterdir()):
+            try:
+                spec = read_json(folder / "applied.json").get("spec")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(spec, dict) and spec.get("node", "local") == self.node:
+                stacks[folder.name] = spec
+        return stacks
+
+    def _check_stacks(self, client: Any, project: str | None) -> list[str]:
+        """Observe applied stacks (all, or those of one compose project); names present."""
+        present = []
+        for name, spec in self._applied_stacks().items():
+            proj = str(spec.get("project") or name)
+            if project is not None and proj != project:
+                continue
+            found = client.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={proj}"})
+            if not found:
+                self.emit("observed.missing", ("ComposeStack", name), {"reason": "no containers"})
+                continue
+            present.append(name)
+            states = [container_health(c.attrs.get("State") or {}) for c in found]
+            health = (
+                "Healthy"
+                if all(s == "Healthy" for s in states)
+                else ("Stopped" if all(s == "Stopped" for s in states) else "Unhealthy")
+            )
+            data = {
+                "spec": spec,
+                "health": health,
+                "node": self.node,
+                "managed": True,
+                "containers": len(found),
+            }
+            self.emit("observed.resource", ("ComposeStack", name), data)
+        return present

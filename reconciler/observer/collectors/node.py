@@ -1,0 +1,88 @@
+"""Nodes: which Docker engines to watch, and what an engine's ping/info says.
+
+`node_targets` reads the Node manifests at the repository tip (through
+`GitSource`) or, without a repository, returns the implicit node `local` at
+$DOCKER_HOST (or the default socket). `probe_node` turns an engine's
+ping/info into the `node.status` event data: `ready`, a `reason`, a
+`message` and a short `info`. Called by the observer service and the Docker
+collector.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.sources.git import GitSource
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    name: str
+    docker_host: str
+
+    @property
+    def local(self) -> bool:
+        """Files of this node are on this machine (the engine is a local socket)."""
+        return self.docker_host.startswith("unix://")
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    name: str
+    node: str
+    path: str
+
+
+def implicit_local() -> NodeTarget:
+    return NodeTarget("local", os.environ.get("DOCKER_HOST") or DEFAULT_HOST)
+
+
+def node_targets(repo: Path | None) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
+    """Nodes to watch and the desired File paths, from the repository tip."""
+    if repo is None:
+        return {"local": implicit_local()}, []
+    state = GitSource(repo).load()
+    nodes: dict[str, NodeTarget] = {}
+    files: list[DesiredFile] = []
+    for (kind, name), manifest in state.manifests.items():
+        spec = manifest.doc.get("spec") or {}
+        if kind == "Node":
+            nodes[name] = NodeTarget(name, str(spec.get("dockerHost") or DEFAULT_HOST))
+        elif kind == "File":
+            files.append(DesiredFile(name, str(spec.get("node") or "local"), str(spec["path"])))
+    if "local" not in nodes:
+        nodes["local"] = implicit_local()
+    return nodes, files
+
+
+def probe_node(client: Any) -> dict[str, Any]:
+    """`node.status` data from a connected client (ping, then info)."""
+    client.ping()
+    info = client.info()
+    return {
+        "ready": True,
+        "reason": "EngineReachable",
+        "message": f"Docker {info.get('ServerVersion', '?')} on {info.get('OperatingSystem', '?')}",
+        "info": {
+            "serverVersion": info.get("ServerVersion"),
+            "operatingSystem": info.get("OperatingSystem"),
+            "architecture": info.get("Architecture"),
+            "cpus": info.get("NCPU"),
+            "memoryBytes": info.get("MemTotal"),
+            "containers": info.get("Containers"),
+        },
+    }
+
+
+def unreachable(exc: BaseException) -> dict[str, Any]:
+    return {
+        "ready": False,
+        "reason": "EngineUnreachable",
+        "message": f"{type(exc).__name__}: {exc}"[:500],
+        "info": {},
+    }

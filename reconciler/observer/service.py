@@ -1,0 +1,192 @@
+"""The observer service: collectors in, world documents out, status for the supervisor.
+
+`ObserverService.run(stop)` locks the runtime root, resumes (or rebuilds)
+the world, starts one Docker collector thread per Node, and folds new events
+whenever the log changes: a watchfiles thread wakes it on any write under
+`events/` (and on world documents deleted by hand), with a one-second poll
+as a fallback. Between ticks it runs the File collector, refreshes the Node
+list from the repository tip, and writes `state/observer_status.json`
+(`caughtUp`, lag, and per node `collectorStartedAt` / `lastFullListingAt`,
+which the supervisor requires before it proposes deletes). Started by
+`homelab run observer` and `homelab up`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from reconciler.events.log import EventLog
+from reconciler.files import atomic_write_json
+from reconciler.observer.collectors.docker import DockerCollector, now_iso
+from reconciler.observer.collectors.files import FileCollector
+from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
+from reconciler.observer.folder import Folder
+from reconciler.settings import RuntimeRoot
+
+log = logging.getLogger("reconciler.observer")
+LISTED_KINDS = ("Container", "ComposeStack")
+
+
+@dataclass
+class ObserverSettings:
+    resync: float = 30.0  # full re-list of every engine
+    file_period: float = 5.0  # File collector
+    nodes_period: float = 60.0  # re-read Node manifests from the repository tip
+    poll: float = 1.0  # fallback when file watching misses a change
+    durable: bool = True
+
+
+@dataclass
+class _Running:
+    collector: DockerCollector
+    stop: threading.Event
+    thread: threading.Thread
+
+
+class ObserverService:
+    name = "observer"
+
+    def __init__(
+        self, root: RuntimeRoot, repo: Path | None = None, settings: ObserverSettings | None = None
+    ) -> None:
+        self.root = root
+        self.repo = repo
+        self.settings = settings or ObserverSettings()
+        self.folder = Folder(root, durable=self.settings.durable)
+        self._wake = threading.Event()
+        self._world_deleted = threading.Event()
+        self._collectors: dict[str, _Running] = {}
+        self._targets: dict[str, NodeTarget] = {}
+        self._desired_files: list[DesiredFile] = []
+        self._files: FileCollector | None = None
+        self._log: EventLog | None = None
+
+    def _emit(self, etype: str, ref: tuple[str, str] | None, data: dict[str, Any]) -> None:
+        assert self._log is not None
+        self._log.append(etype, ref, data)
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        self.folder.lock()
+        self._log = EventLog(self.root, "observer")
+        self._files = FileCollector(self._emit)
+        watcher = threading.Thread(target=self._watch, args=(stop,), name="observer-watch")
+        try:
+            log.info("observer: %s", self.folder.open())
+            watcher.start()
+            self._loop(stop)
+        finally:
+            stop.set()
+            for running in self._collectors.values():
+                running.stop.set()
+            for running in self._collectors.values():
+                running.thread.join(timeout=10)
+            if watcher.is_alive():
+                watcher.join(timeout=10)
+            self._log.close()
+            self.folder.unlock()
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Wake the loop on log appends; notice world documents deleted by hand."""
+        paths = [self.root.events, self.root.world]
+        for changes in watchfiles.watch(
+            *paths,
+            watch_filter=None,
+            debounce=20,
+            step=10,
+            stop_event=stop,
+            rust_timeout=1000,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            for change, path in changes:
+                name = Path(path).name
+                if (
+                    change == watchfiles.Change.deleted
+                    and name.endswith(".json")
+                    and not name.startswith(".")
+                    and Path(path).parent.parent == self.root.world
+                ):
+                    self._world_deleted.set()
+            if changes:
+                self._wake.set()
+
+    def _loop(self, stop: threading.Event) -> None:
+        next_nodes = next_files = 0.0
+        last_status = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_nodes:
+                self._refresh_nodes()
+                next_nodes = now + self.settings.nodes_period
+            if self._world_deleted.is_set():
+                self._world_deleted.clear()
+                self.folder.restore_deleted()
+            result = self.folder.tick()
+            if now >= next_files:
+                assert self._files is not None
+                self._files.learn(self.folder.state.docs, self._desired_files)
+                local = {n for n, t in self._targets.items() if t.local}
+                self._files.check(self.folder.state.docs, local)
+                next_files = now + self.settings.file_period
+            if result.events or now - last_status >= 5.0:
+                self.write_status()
+                last_status = now
+            self._wake.wait(self.settings.poll)
+            self._wake.clear()
+
+    def _refresh_nodes(self) -> None:
+        try:
+            targets, files = node_targets(self.repo)
+        except Exception as exc:  # a bad commit must not stop observation
+            log.warning("observer: cannot read Node manifests (%s); keeping the old list", exc)
+            return
+        self._desired_files = files
+        for name in list(self._collectors):
+            if targets.get(name) != self._targets.get(name):
+                running = self._collectors.pop(name)
+                running.stop.set()
+        self._targets = targets
+        for name, target in targets.items():
+            if name not in self._collectors:
+                collector = DockerCollector(
+                    target, self.root, self._emit, resync=self.settings.resync
+                )
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=collector.run, args=(stop,), name=f"collector-{name}", daemon=True
+                )
+                thread.start()
+                self._collectors[name] = _Running(collector, stop, thread)
+
+    def write_status(self) -> None:
+        listings = self.folder.state.listings
+        nodes = {}
+        for name, running in self._collectors.items():
+            started = running.collector.started_at
+            done = [listings.get(name, {}).get(kind) for kind in LISTED_KINDS]
+            full = None
+            if all(d is not None and d[1] >= started for d in done):
+                full = min(d[0] for d in done if d is not None)
+            nodes[name] = {
+                "collectorStartedAt": started,
+                "lastFullListingAt": full,
+                "ready": running.collector.ready,
+            }
+        lag = self.folder.reader.lag_bytes()
+        status = {
+            "caughtUp": lag == 0,
+            "updatedAt": now_iso(),
+            "lagBytes": lag,
+            "eventsFolded": self.folder.state.folded,
+            "documents": len(self.folder.state.docs),
+            "nodes": nodes,
+        }
+        atomic_write_json(self.root.state / "observer_status.json", status)

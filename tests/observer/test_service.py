@@ -1,0 +1,151 @@
+"""The observer service against the real Docker engine: containers appear, die, vanish."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from reconciler.files import read_json
+from reconciler.observer.service import ObserverService, ObserverSettings
+from reconciler.settings import RuntimeRoot
+from reconciler.world import world_path
+from tests.conftest import BUSYBOX
+
+P = "homelab.reconciler"
+
+
+def _wait(check: Callable[[], bool], timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check():
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def _status(root: RuntimeRoot, name: str) -> dict[str, Any]:
+    try:
+        return dict(read_json(world_path(root, "Container", name))["status"])
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.fixture
+def observer(
+    runtime_root: RuntimeRoot, docker_host: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ObserverService]:
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    service = ObserverService(runtime_root, settings=ObserverSettings(resync=5, durable=False))
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    yield service
+    stop.set()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+
+
+def _managed_labels(name: str, spec: dict[str, Any] | None) -> dict[str, str]:
+    labels = {
+        f"{P}/managed-by": "homelab-reconciler",
+        f"{P}/kind": "Container",
+        f"{P}/name": name,
+        f"{P}/node": "local",
+    }
+    if spec is not None:
+        labels[f"{P}/spec"] = orjson.dumps(spec).decode()
+    return labels
+
+
+def test_container_created_outside_appears_dies_and_is_removed(
+    observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
+) -> None:
+    name = f"obs-{uuid.uuid4().hex[:8]}"
+    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
+    container = docker_client.containers.run(
+        BUSYBOX,
+        ["sleep", "300"],
+        name=f"homelab-{name}",
+        detach=True,
+        network_mode="host",
+        labels=_managed_labels(name, spec),
+    )
+    try:
+        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 10)
+        status = _status(runtime_root, name)
+        assert status["exists"] is True and status["managed"] is True
+        assert status["observed"] == spec
+        container.kill()
+        took = _wait(lambda: _status(runtime_root, name).get("health") == "Stopped", 5)
+        assert took < 2.0, f"kill seen after {took:.2f} s"
+        container.remove(force=True)
+        took = _wait(lambda: _status(runtime_root, name).get("health") == "Missing", 5)
+        assert took < 2.0, f"removal seen after {took:.2f} s"
+        assert _status(runtime_root, name)["exists"] is False
+    finally:
+        with __import__("contextlib").suppress(Exception):
+            container.remove(force=True)
+    node = read_json(world_path(runtime_root, "Node", "local"))["status"]
+    assert node["conditions"][0]["type"] == "Ready"
+    assert node["conditions"][0]["status"] == "True"
+    obs = read_json(runtime_root.state / "observer_status.json")
+    assert obs["caughtUp"] is True
+    assert obs["nodes"]["local"]["lastFullListingAt"] >= obs["nodes"]["local"]["collectorStartedAt"]
+
+
+def test_managed_container_without_spec_label_gets_a_condition(
+    observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
+) -> None:
+    name = f"obs-{uuid.uuid4().hex[:8]}"
+    container = docker_client.containers.run(
+        BUSYBOX,
+        ["sleep", "300"],
+        name=f"homelab-{name}",
+        detach=True,
+        network_mode="host",
+        labels=_managed_labels(name, None),
+    )
+    try:
+        _wait(lambda: bool(_status(runtime_root, name).get("exists")), 10)
+        status = _status(runtime_root, name)
+        [cond] = [c for c in status["conditions"] if c["type"] == "SpecReadable"]
+        assert (cond["status"], cond["reason"]) == ("False", "LabelMissing")
+        assert status["observed"]["image"] == BUSYBOX
+    finally:
+        container.remove(force=True)
+
+
+def test_world_document_deleted_while_running_comes_back(
+    observer: ObserverService, runtime_root: RuntimeRoot
+) -> None:
+    path = world_path(runtime_root, "Node", "local")
+    _wait(path.exists, 10)
+    before = path.read_bytes()
+    os.unlink(path)
+    _wait(path.exists, 5)
+    assert orjson.loads(path.read_bytes())["metadata"] == orjson.loads(before)["metadata"]
+
+
+def test_unreachable_engine_is_reported_not_fatal(
+    runtime_root: RuntimeRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{runtime_root.path}/no-such.sock")
+    service = ObserverService(runtime_root, settings=ObserverSettings(durable=False))
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        path = world_path(runtime_root, "Node", "local")
+        _wait(path.exists, 10)
+        [cond] = read_json(path)["status"]["conditions"]
+        assert (cond["status"], cond["reason"]) == ("False", "EngineUnreachable")
+    finally:
+        stop.set()
+        thread.join(timeout=20)
