@@ -21,6 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -188,7 +189,12 @@ async def _refuse(scope: Any, send: Any, message: str | None, base: str) -> None
     )
     if message is None and wants_page:
         status, body = 303, b""
-        extra: list[tuple[bytes, bytes]] = [(b"location", f"{base}/login".encode())]
+        target = quote(
+            scope["path"]
+            + ("?" + scope["query_string"].decode() if scope.get("query_string") else ""),
+            safe="/",
+        )
+        extra: list[tuple[bytes, bytes]] = [(b"location", f"{base}/login?next={target}".encode())]
     else:
         status = 401 if message is None else 403
         detail = message or "authentication required: log in or send Authorization: Bearer TOKEN"

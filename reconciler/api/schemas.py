@@ -138,6 +138,12 @@ class Decision(Struct):
     reason: Reason | None = None
 
 
+class Rejection(Struct):
+    """Body of reject: why (recorded in the event and the action's history)."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
+
+
 class DecisionResult(Struct):
     id: str
     state: str

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import uvicorn
 
-from reconciler.api.app import create_app
+from reconciler.api.app import app_context, create_app
 from reconciler.api.auth import load_or_create_token
 from reconciler.api.config import UISettings
 
@@ -42,8 +42,9 @@ class UIService:
 
     def run(self, stop: threading.Event) -> None:
         self._announce()
+        app = create_app(self.settings)
         config = uvicorn.Config(
-            create_app(self.settings),
+            app,
             host=self.settings.host,
             port=self.settings.port,
             log_level="warning",
@@ -56,6 +57,7 @@ class UIService:
 
         def _stop_when_asked() -> None:
             stop.wait()
+            app_context(app).views.close()  # ends the live streams so shutdown is quick
             server.should_exit = True
 
         threading.Thread(target=_stop_when_asked, name="ui-stop", daemon=True).start()

@@ -117,7 +117,7 @@ def approve_action(
     status_code=200,
     sync_to_thread=True,
 )
-def reject_action(request: Req, action_id: str, data: s.Decision) -> Response[s.DecisionResult]:
+def reject_action(request: Req, action_id: str, data: s.Rejection) -> Response[s.DecisionResult]:
     """Reject a pending action with a reason."""
     return decide(request, action_id, False, data.reason)
 

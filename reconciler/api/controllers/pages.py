@@ -28,7 +28,7 @@ from reconciler.errors import QueueConflict
 
 Req = Request[Any, Any, Any]
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
-_NEXT = re.compile(r"^/[A-Za-z0-9/_.?=&%-]*$")
+_NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 
 
 def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
@@ -122,7 +122,10 @@ def events_page(request: Req) -> Template:
 
 @get("/login", include_in_schema=False, sync_to_thread=False)
 def login_page(request: Req) -> Template:
-    return _page(request, "login.html", "login", error="")
+    target = request.query_params.get("next", "/")
+    return _page(
+        request, "login.html", "login", error="", next=target if _NEXT.match(target) else "/"
+    )
 
 
 @post("/login", include_in_schema=False, status_code=303)
