@@ -135,7 +135,11 @@ async def login(request: Req) -> Template | Redirect:
     name = str(form.get("name") or "operator").strip()
     if not ctx.keys.check_token(str(form.get("token") or "").strip()) or not _NAME.match(name):
         page = _page(
-            request, "login.html", "login", error="Wrong token (or a name with odd characters)."
+            request,
+            "login.html",
+            "login",
+            error="Wrong token (or a name with odd characters).",
+            next="/",
         )
         page.status_code = 401
         return page
