@@ -136,7 +136,7 @@ class WorldState:
                 self._action(ev)
         elif etype in _REF_TYPES:
             if self._ref_ok(ev):
-                getattr(self, "_" + etype.replace(".", "_"))(ev)
+                _HANDLERS[etype](self, ev)
         else:
             return  # not an observation (queue, supervisor, ui events): nothing to fold
         self.folded += 1
@@ -281,3 +281,11 @@ class WorldState:
             out[ref] = doc
         self.dirty = set()
         return out
+
+
+_HANDLERS = {
+    "observed.resource": WorldState._observed_resource,
+    "observed.missing": WorldState._observed_missing,
+    "node.status": WorldState._node_status,
+    "resource.condition": WorldState._resource_condition,
+}
