@@ -79,7 +79,10 @@ class BlobCache:
         wanted = set(keep)
         payload = {b: _encode(r) for b, r in self._entries.items() if b in wanted}
         try:
-            atomic_write_bytes(self.folder / CACHE_FILE, msgspec.msgpack.encode(payload))
+            # Not fsynced: a cache lost to a power cut only costs a re-parse.
+            atomic_write_bytes(
+                self.folder / CACHE_FILE, msgspec.msgpack.encode(payload), durable=False
+            )
         except OSError:
             return  # the cache is an optimisation; a read-only root must not fail a plan
         self._dirty = False

@@ -19,7 +19,13 @@ from pathlib import Path
 from reconciler.errors import GitError, Location, ManifestError
 from reconciler.resources.repo import REPO_CONFIG_FILE, RepoConfig
 from reconciler.sources.blobcache import BlobCache
-from reconciler.sources.manifests import FileResult, Manifest, parse_file, parse_repo_config
+from reconciler.sources.manifests import (
+    FileResult,
+    Manifest,
+    gc_paused,
+    parse_file,
+    parse_repo_config,
+)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -137,8 +143,21 @@ class GitSource:
         self.path = path.strip("/") or "."
         self.cache = cache if cache is not None else BlobCache(None)
         self._sha_cache: dict[str, str] = {}
+        self._placed: dict[tuple[str, str], FileResult] = {}
 
     def load(self, ref: str | None = None) -> DesiredState:
+        with gc_paused():
+            return self._load(ref)
+
+    def _placed_result(self, blob: str, path: str, result: FileResult) -> FileResult:
+        """`result` with locations at `path`, memoized so a re-plan reuses it."""
+        key = (blob, path)
+        placed = self._placed.get(key)
+        if placed is None:
+            placed = self._placed[key] = result.at_path(path)
+        return placed
+
+    def _load(self, ref: str | None) -> DesiredState:
         commit = self.repo.resolve(ref)
         state = DesiredState(commit=commit, path=self.path)
         all_files = self.repo.tree(commit, ".")
@@ -164,7 +183,9 @@ class GitSource:
             if result is None:
                 result = parse_file(entry.path, texts[entry.blob])
                 self.cache.put(entry.blob, result)
-            self._merge(state, result.at_path(entry.path))
+            self._merge(state, self._placed_result(entry.blob, entry.path, result))
+        live = {(e.blob, e.path) for e in entries}
+        self._placed = {k: v for k, v in self._placed.items() if k in live}
         for dup_ref in sorted(state.invalid & state.manifests.keys()):
             dup = state.manifests.pop(dup_ref)
             state.errors.append(

@@ -19,7 +19,7 @@ from reconciler.resources.kinds import KINDS, dangerous_options
 from reconciler.resources.normalize import MissingInput, comparable_spec
 from reconciler.settings import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
-from reconciler.sources.manifests import Manifest
+from reconciler.sources.manifests import Manifest, gc_paused
 from reconciler.sources.resolver import CommitResolver
 from reconciler.world import WorldReader, observed_spec
 
@@ -99,8 +99,19 @@ def compute_plan(
     state: DesiredState | None = None,
 ) -> PlanResult:
     """Plan `ref` (or the already loaded `state`, which the supervisor passes)."""
-    if state is None:
-        state = source.load(ref)
+    with gc_paused():
+        if state is None:
+            state = source.load(ref)
+        return _plan_state(source, root, state, world_reader, allow_deletes)
+
+
+def _plan_state(
+    source: GitSource,
+    root: RuntimeRoot | None,
+    state: DesiredState,
+    world_reader: WorldReader | None,
+    allow_deletes: bool,
+) -> PlanResult:
     desired, errors, invalid = desired_specs(source, state, root)
     world: dict[Ref, dict[str, Any]] = {}
     if root is not None:
