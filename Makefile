@@ -1,28 +1,18 @@
-# The two set-up commands of the README: `make run` and `make test`.
-# Each creates its own virtual environment in .venv on first use.
-VENV ?= .venv
-PYTHON ?= python3
-BIN = $(VENV)/bin
-
+# Shortcuts for the README's two set-up commands (hack/run.sh, hack/test.sh),
+# which need only python3 and git: each creates .venv on first use.
 .PHONY: run test check bench clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
+run:
+	hack/run.sh $(ARGS)
 
-run: $(BIN)/.installed
-	$(BIN)/homelab up $(ARGS)
-
-test: $(BIN)/.installed
+test:
 	hack/test.sh $(ARGS)
 
-check: $(BIN)/.installed
-	hack/check.sh
+check:
+	. hack/venv.sh && hack/check.sh
 
-bench: $(BIN)/.installed
-	$(BIN)/python hack/bench/plan_bench.py
+bench:
+	. hack/venv.sh && $$BIN/python hack/bench/plan_bench.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf .venv build dist *.egg-info

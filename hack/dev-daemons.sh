@@ -2,7 +2,8 @@
 # Starts (or stops) the daemons the tests use: a private Docker engine on its
 # own socket with a tiny local/busybox:1 image imported from busybox-static.
 # Usage: hack/dev-daemons.sh start|stop|env
-#   start  installs what is missing (as root, Debian), starts dockerd, imports the image
+#   start  installs what is missing (as root, Debian), starts dockerd, imports the image;
+#          prints "started" or "running" (already up) on stdout
 #   env    prints `export DOCKER_HOST=...` for the running engine
 # State lives under $HOMELAB_DEV_DIR (default /tmp/homelab-dev).
 set -euo pipefail
@@ -37,7 +38,9 @@ engine_up() { docker -H "unix://$SOCK" version >/dev/null 2>&1; }
 start() {
   need_packages
   mkdir -p "$DEV_DIR"
+  local state=running
   if ! engine_up; then
+    state=started
     rm -f "$SOCK"
     nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
       --data-root "$DEV_DIR/data" --exec-root "$DEV_DIR/exec" --pidfile "$PIDFILE" \
@@ -57,12 +60,15 @@ start() {
     tar -C "$rootfs" -c . | docker -H "unix://$SOCK" import -c 'ENV PATH=/bin' - "$IMAGE" >/dev/null
   fi
   echo "dev-daemons: docker engine at unix://$SOCK with $IMAGE" >&2
+  echo "$state"  # "started" when this call started the engine (the caller stops it)
 }
 
 stop() {
   if [ -f "$PIDFILE" ]; then
     kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    for _ in $(seq 1 50); do [ -S "$SOCK" ] && engine_up || break; sleep 0.2; done
+    for _ in $(seq 1 50); do
+      if [ -S "$SOCK" ] && engine_up; then sleep 0.2; else break; fi
+    done
   fi
 }
 

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: static checks, then pytest against real daemons.
-# Starts the private Docker engine (hack/dev-daemons.sh) and stops it after.
+# The README's second command: the whole test suite. Creates .venv, installs
+# the Debian packages the tests need (as root), starts the private Docker
+# engine (hack/dev-daemons.sh), runs the static checks, then pytest.
 # Extra arguments go to pytest (e.g. hack/test.sh -k plan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${VENV:-.venv}/bin
+# shellcheck source=hack/venv.sh
+. hack/venv.sh
 
-hack/dev-daemons.sh start
+started=$(hack/dev-daemons.sh start)
 eval "$(hack/dev-daemons.sh env)"
 export HOMELAB_TEST_DOCKER_HOST="$DOCKER_HOST"
-trap 'hack/dev-daemons.sh stop' EXIT
+if [ "$started" = "started" ]; then
+  trap 'hack/dev-daemons.sh stop' EXIT
+fi
 
 hack/check.sh
 mkdir -p artifacts
