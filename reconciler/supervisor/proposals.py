@@ -199,7 +199,7 @@ class Proposer:
             self.condition(ref, "Flapping", False, "DesiredChanged", "desired spec changed")
         if change is None:
             running = [aid for state, aid in live if state == "running"]
-            self._supersede(live, None, "resource is in sync now")
+            self._supersede(live, None, "no change needed any more")
             return RefStatus("Pending", [], running[0]) if running else RefStatus("InSync")
         if change.operation == "delete" and not gate.open:
             self._supersede(live, None, f"delete withheld: {gate.reason}")

@@ -1,0 +1,112 @@
+"""The queue on disk: atomic moves, one winner, ids derived from content."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from reconciler.diff import diff_resource
+from reconciler.errors import QueueConflict
+from reconciler.events.log import EventLog
+from reconciler.queue import ActionQueue, new_action
+from reconciler.queue.action import generation_id
+from reconciler.settings import RuntimeRoot
+
+HOMELAB = str(Path(sys.executable).parent / "homelab")
+
+
+def _action(name: str, image: str = "local/busybox:1", generation: int = 0) -> dict[str, object]:
+    change = diff_resource("Container", name, {"image": image, "node": "local"}, None)
+    assert change is not None
+    return new_action(change, commit="c" * 40, basis="", manifest=None, generation=generation)
+
+
+def _events(root: RuntimeRoot, type_: str) -> list[dict[str, object]]:
+    out = []
+    for path in root.events.glob("*/*.jsonl"):
+        out += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    return [e for e in out if e["type"] == type_]
+
+
+def test_same_change_gives_the_same_id_and_is_proposed_once(runtime_root: RuntimeRoot) -> None:
+    queue = ActionQueue(runtime_root)
+    first, again = _action("web"), _action("web")
+    assert first["id"] == again["id"]
+    assert queue.propose(first) is True
+    assert queue.propose(again) is False
+    assert queue.ids("pending") == [first["id"]]
+
+
+def test_generations_are_distinct_and_tied_to_their_plan() -> None:
+    zero, one = _action("web"), _action("web", generation=1)
+    assert one["id"] == generation_id(str(zero["id"]), 1) != zero["id"]
+    assert one["planId"] == zero["planId"] == zero["id"]
+
+
+def test_second_move_of_the_same_action_reports_where_it_is(runtime_root: RuntimeRoot) -> None:
+    queue = ActionQueue(runtime_root)
+    action = _action("web")
+    queue.propose(action)
+    queue.move(str(action["id"]), "pending", "approved", actor="alice")
+    with pytest.raises(QueueConflict) as caught:
+        queue.move(str(action["id"]), "pending", "approved", actor="bob")
+    assert caught.value.current == "approved"
+    assert "already approved" in str(caught.value)
+    state, doc = queue.get(str(action["id"])) or ("", {})
+    assert state == "approved"
+    assert [h["actor"] for h in doc["history"]] == ["alice"]
+
+
+def test_snapshot_lists_every_action_with_its_state(runtime_root: RuntimeRoot) -> None:
+    queue = ActionQueue(runtime_root)
+    web, db = _action("web"), _action("db")
+    queue.propose(web)
+    queue.propose(db)
+    queue.move(str(db["id"]), "pending", "rejected", actor="alice", reason="no")
+    assert queue.snapshot() == {web["id"]: "pending", db["id"]: "rejected"}
+
+
+def test_ids_that_could_leave_the_queue_are_refused(runtime_root: RuntimeRoot) -> None:
+    queue = ActionQueue(runtime_root)
+    for bad in ("../../etc/passwd", "", "ABCDEF", "a" * 65):
+        with pytest.raises(QueueConflict):
+            queue.path("pending", bad)
+
+
+@pytest.mark.parametrize("operators", [("alice", "bob"), ("alice", "alice")])
+def test_two_processes_approving_the_same_100_actions_approve_each_once(
+    runtime_root: RuntimeRoot, operators: tuple[str, str]
+) -> None:
+    queue = ActionQueue(runtime_root, EventLog(runtime_root, "supervisor"))
+    ids = []
+    for i in range(100):
+        action = _action(f"svc-{i}")
+        queue.propose(action)
+        ids.append(str(action["id"]))
+    procs = [
+        subprocess.Popen(
+            [HOMELAB, "actions", "approve", "--root", str(runtime_root.path), *ids],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HOMELAB_OPERATOR": who},
+        )
+        for who in operators
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(queue.ids("approved")) == sorted(ids)
+    assert queue.ids("pending") == []
+    approved = _events(runtime_root, "action.approved")
+    assert sorted(e["data"]["action"] for e in approved) == sorted(ids)  # type: ignore[index]
+    wins = sum(out.count("approved by") for out, _err in outputs)
+    already = sum(out.count("already approved") for out, _err in outputs)
+    assert (wins, already) == (100, 100)
+    for action_id in ids:
+        _state, doc = queue.get(action_id) or ("", {})
+        assert len(doc["history"]) == 1
