@@ -59,9 +59,10 @@ def read_observer_status(root: RuntimeRoot) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _relay(stop: threading.Event, wake: threading.Event) -> None:
+def _relay(stop: threading.Event, watch_stop: threading.Event, wake: threading.Event) -> None:
     """Wake the loop when asked to stop, so it never waits out a resync period."""
     stop.wait()
+    watch_stop.set()
     wake.set()
 
 
@@ -173,8 +174,9 @@ class Supervisor:
             step_ms=self.settings.step_ms,
             debounce_ms=self.settings.debounce_ms,
         )
-        watcher.start(stop)
-        threading.Thread(target=_relay, args=(stop, wake), daemon=True).start()
+        watch_stop = threading.Event()  # ends this run's watch even when run() raises
+        watcher.start(watch_stop)
+        threading.Thread(target=_relay, args=(stop, watch_stop, wake), daemon=True).start()
         next_resync = 0.0
         try:
             while not stop.is_set():
@@ -188,6 +190,7 @@ class Supervisor:
                     next_resync = time.monotonic() + self.settings.resync
                 self._pass(periodic)
         finally:
+            watch_stop.set()
             self.events.close()
 
     def _pass(self, periodic: bool) -> None:
@@ -204,3 +207,6 @@ class Supervisor:
             return
         if status is not None:
             log.info("pass at %s in %.3fs", status["commit"][:12], time.perf_counter() - started)
+
+
+SupervisorService = Supervisor  # the name `homelab up` looks up
