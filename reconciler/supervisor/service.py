@@ -175,7 +175,7 @@ class Supervisor:
             debounce_ms=self.settings.debounce_ms,
         )
         watch_stop = threading.Event()  # ends this run's watch even when run() raises
-        watcher.start(watch_stop)
+        watch_thread = watcher.start(watch_stop)
         threading.Thread(target=_relay, args=(stop, watch_stop, wake), daemon=True).start()
         next_resync = 0.0
         try:
@@ -191,6 +191,7 @@ class Supervisor:
                 self._pass(periodic)
         finally:
             watch_stop.set()
+            watch_thread.join(timeout=5.0)
             self.events.close()
 
     def _pass(self, periodic: bool) -> None:
