@@ -101,6 +101,8 @@ def _measure(mode: str, root: str) -> None:
         figures["seconds"] = time.perf_counter() - t0
         figures["events"] = result.events
         figures["written"] = result.written
+        figures["fold"] = result.fold_seconds
+        figures["write"] = result.write_seconds
         figures["documents"] = len(folder.state.docs)
     else:
         t0 = time.perf_counter()
@@ -113,6 +115,12 @@ def _measure(mode: str, root: str) -> None:
         figures["seconds"] = time.perf_counter() - t0
         figures["events"] = result.events
         figures["written"] = result.written
+        figures["fold"] = result.fold_seconds
+        generate(Path(root), 1000, 50, start_day=DAYS + 1, days=1)
+        t0 = time.perf_counter()
+        result = folder.tick()
+        figures["hot_seconds"] = time.perf_counter() - t0
+        figures["hot_written"] = result.written
         figures["documents"] = len(folder.state.docs)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures))
@@ -154,18 +162,24 @@ def main() -> None:
         print(
             f"full rebuild, empty world:      {fresh['seconds']:.2f} s "
             f"({fresh['events'] / fresh['seconds']:,.0f} events/s, "
-            f"{fresh['written']:,.0f} documents written), peak RSS {fresh['peak_rss_mb']:.0f} MB"
+            f"{fresh['written']:,.0f} documents written; fold {fresh['fold']:.2f} s, "
+            f"writes {fresh['write']:.2f} s), peak RSS {fresh['peak_rss_mb']:.0f} MB"
         )
         again = _run("rebuild", base)
         print(
             f"full rebuild, world on disk:    {again['seconds']:.2f} s "
             f"({again['events'] / again['seconds']:,.0f} events/s, "
-            f"{again['written']:,.0f} documents rewritten), peak RSS {again['peak_rss_mb']:.0f} MB"
+            f"{again['written']:,.0f} documents rewritten; fold {again['fold']:.2f} s, "
+            f"compare {again['write']:.2f} s), peak RSS {again['peak_rss_mb']:.0f} MB"
         )
         tick = _run("tick", base)
         print(
             f"incremental tick, 1,000 events: {tick['seconds'] * 1000:.1f} ms "
             f"({tick['written']:,.0f} documents written; resume took {tick['open_seconds']:.2f} s)"
+        )
+        print(
+            f"incremental tick, 1,000 events on 50 resources: {tick['hot_seconds'] * 1000:.1f} ms "
+            f"({tick['hot_written']:,.0f} documents written)"
         )
         print(
             f"observer holding {tick['documents']:,.0f} resources: peak RSS "

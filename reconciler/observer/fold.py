@@ -14,10 +14,11 @@ which reads the log and writes what is dirty.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.events.reader import LogEvent
+from reconciler.events.reader import LogEvent, LogRef
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
 from reconciler.world import new_world_doc
@@ -25,7 +26,6 @@ from reconciler.world import new_world_doc
 Ref = tuple[str, str]
 HEALTH = frozenset({"Healthy", "Unhealthy", "Starting", "Stopped", "Unknown"})
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_REF_TYPES = ("observed.resource", "observed.missing", "node.status", "resource.condition")
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class WorldState:
     listings: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     folded: int = 0
     _names: set[str] = field(default_factory=set)
+    _refs: set[LogRef | None] = field(default_factory=set)
 
     def _doc(self, kind: str, name: str) -> dict[str, Any]:
         ref = (kind, name)
@@ -129,16 +130,21 @@ class WorldState:
     def apply(self, ev: LogEvent) -> None:
         """Fold one event; malformed or unknown events only add a diagnostic."""
         etype = ev.type
-        if etype == "observed.listing":
-            self._listing(ev)
-        elif etype.startswith("action."):
-            if self._ref_ok(ev):
-                self._action(ev)
-        elif etype in _REF_TYPES:
-            if self._ref_ok(ev):
-                _HANDLERS[etype](self, ev)
-        else:
-            return  # not an observation (queue, supervisor, ui events): nothing to fold
+        handler = _HANDLERS.get(etype)
+        if handler is None:
+            if etype == "observed.listing":
+                self._listing(ev)
+                self.folded += 1
+                return
+            if not etype.startswith("action."):
+                return  # not an observation (queue, supervisor, ui events): nothing to fold
+            handler = WorldState._action
+        ref = ev.ref
+        if ref not in self._refs:
+            if not self._ref_ok(ev):
+                return
+            self._refs.add(ref)
+        handler(self, ev)
         self.folded += 1
 
     def _touch(self, status: dict[str, Any], eid: str) -> None:
@@ -283,7 +289,7 @@ class WorldState:
         return out
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[WorldState, LogEvent], None]] = {
     "observed.resource": WorldState._observed_resource,
     "observed.missing": WorldState._observed_missing,
     "node.status": WorldState._node_status,

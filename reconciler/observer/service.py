@@ -13,6 +13,7 @@ which the supervisor requires before it proposes deletes). Started by
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -80,6 +81,7 @@ class ObserverService:
         watcher = threading.Thread(target=self._watch, args=(stop,), name="observer-watch")
         try:
             log.info("observer: %s", self.folder.open())
+            gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
             watcher.start()
             self._loop(stop)
         finally:
