@@ -210,7 +210,6 @@ class WorldState:
             status = doc["status"]
             if (
                 ref[0] == kind
-                and status["exists"]
                 and status["node"] == node
                 and ref[1] not in present
                 and ev.id > status["eventIds"]["observed"]

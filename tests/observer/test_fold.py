@@ -169,9 +169,13 @@ def _world(root: Path) -> dict[str, bytes]:
     items=st.lists(st.tuples(_event, st.sampled_from(PRODUCERS), st.booleans()), max_size=40),
     chunks=st.lists(st.integers(1, 12), min_size=1, max_size=10),
     restarts=st.lists(st.booleans(), min_size=1, max_size=10),
+    switch=st.integers(0, 40),
 )
 def test_incremental_folding_with_restarts_equals_a_full_rebuild(
-    items: list[tuple[tuple[str, str, str], str, bool]], chunks: list[int], restarts: list[bool]
+    items: list[tuple[tuple[str, str, str], str, bool]],
+    chunks: list[int],
+    restarts: list[bool],
+    switch: int,
 ) -> None:
     base = Path(tempfile.mkdtemp(prefix="fold-prop-"))
     try:
@@ -182,8 +186,8 @@ def test_incremental_folding_with_restarts_equals_a_full_rebuild(
         while pos < len(items):
             size = chunks[step % len(chunks)]
             for n in range(pos, min(pos + size, len(items))):
-                item, producer, next_day = items[n]
-                number = n + (1000 if next_day and n > len(items) // 2 else 0)
+                item, producer, _ = items[n]
+                number = n + (1000 if n >= switch else 0)  # a new day folder appears
                 _append(inc.path, number, producer, _line(number, producer, item))
             pos += size
             folder.tick()
