@@ -139,7 +139,9 @@ def child(scenario: str, repo: Path, root: Path) -> None:
 def run_child(scenario: str, repo: Path, root: Path) -> dict[str, float]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", scenario, str(repo), str(root)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -150,21 +152,37 @@ def bench(count: int) -> None:
         t0 = time.perf_counter()
         repo, root = generate(base, count)
         size = sum(p.stat().st_size for p in (repo / "manifests").iterdir()) / 1e6
-        print(f"\n{count} resources ({size:.1f} MB of YAML; setup {time.perf_counter() - t0:.1f} s)")
+        print(
+            f"\n{count} resources ({size:.1f} MB of YAML; setup {time.perf_counter() - t0:.1f} s)"
+        )
         shutil.rmtree(root / "cache", ignore_errors=True)
         cold = run_child("cold", repo, root)
-        print(f"  cold plan (no cache):        {cold['plan_s']:.3f} s, peak {cold['peak_mb']:.0f} MB")
+        print(
+            f"  cold plan (no cache):        {cold['plan_s']:.3f} s, peak {cold['peak_mb']:.0f} MB"
+        )
         run_child("warm", repo, root)  # fills the persisted cache
         warm = run_child("warm", repo, root)
-        print(f"  warm plan (persisted cache): {warm['plan_s']:.3f} s, peak {warm['peak_mb']:.0f} MB")
+        print(
+            f"  warm plan (persisted cache): {warm['plan_s']:.3f} s, peak {warm['peak_mb']:.0f} MB"
+        )
         replan = run_child("replan", repo, root)
-        print(f"  re-plan after 1-file commit: {replan['replan_s']:.3f} s "
-              f"({int(replan['changes'])} change)")
+        print(
+            f"  re-plan after 1-file commit: {replan['replan_s']:.3f} s "
+            f"({int(replan['changes'])} change)"
+        )
         shutil.rmtree(root / "cache", ignore_errors=True)
         start = time.perf_counter()
         subprocess.run(
-            [str(Path(sys.executable).parent / "homelab"), "plan", "--repo", str(repo),
-             "--root", str(root)], check=True, capture_output=True,
+            [
+                str(Path(sys.executable).parent / "homelab"),
+                "plan",
+                "--repo",
+                str(repo),
+                "--root",
+                str(root),
+            ],
+            check=True,
+            capture_output=True,
         )
         shutil.rmtree(root / "cache", ignore_errors=True)
         print(f"  `homelab plan` CLI, cold:    {time.perf_counter() - start:.3f} s wall")

@@ -8,6 +8,7 @@ traceback unless `--debug` was given. Used by every module in
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -45,6 +46,32 @@ class HomelabGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
             )
             ctx.exit(1)
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used.
+
+    `lazy` maps a command name to "module:attribute". Importing every command
+    (Docker SDK, Litestar, ...) would cost every `homelab` call a second.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+class HomelabRootGroup(HomelabGroup, LazyGroup):
+    """The root `homelab` group: lazy subcommands and error reporting."""
 
 
 def repo_option(f: F) -> F:

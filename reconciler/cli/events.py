@@ -22,7 +22,12 @@ from reconciler.settings import RuntimeRoot
 
 @click.group()
 def events() -> None:
-    """Read the event log (ROOT/events)."""
+    """Read the event log (ROOT/events).
+
+    \b
+    Example:
+      homelab events tail --follow --type 'action.*' --root /opt/homelab
+    """
 
 
 def _matches(ev: LogEvent, type_glob: str | None, ref: tuple[str, str] | None) -> bool:

@@ -1,8 +1,9 @@
 """`homelab run <service>`: one service in the foreground, as in compose.yaml.
 
-Each service module registers its own subcommand on the `run` group and
-calls `run_service`, which turns SIGTERM/SIGINT into the service's stop
-event so `docker stop` and Ctrl-C end it cleanly.
+Each service module defines its subcommand on the `run` group (listed in
+`SERVICES`, imported only when used) and calls `run_service`, which turns
+SIGTERM/SIGINT into the service's stop event so `docker stop` and Ctrl-C end
+it cleanly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Protocol
 
 import click
 
+from reconciler.cli.common import LazyGroup
+
 
 class Service(Protocol):
     name: str
@@ -21,7 +24,15 @@ class Service(Protocol):
     def run(self, stop: threading.Event) -> None: ...
 
 
-@click.group()
+SERVICES = {
+    "observer": "reconciler.cli.run_observer:observer",
+    "supervisor": "reconciler.cli.run_supervisor:supervisor",
+    "executor": "reconciler.cli.run_executor:executor",
+    "ui": "reconciler.cli.run_ui:run_ui",
+}
+
+
+@click.group(cls=LazyGroup, lazy=SERVICES)
 def run() -> None:
     """Run one service in the foreground (observer, supervisor, executor, ui).
 

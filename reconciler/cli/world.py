@@ -17,7 +17,12 @@ from reconciler.observer.folder import Folder
 
 @click.group()
 def world() -> None:
-    """Maintain the observed world (ROOT/world)."""
+    """Maintain the observed world (ROOT/world).
+
+    \b
+    Example:
+      homelab world rebuild --root /opt/homelab
+    """
 
 
 @world.command("rebuild")

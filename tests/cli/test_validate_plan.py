@@ -150,12 +150,19 @@ def test_version() -> None:
 
 
 def _commands() -> list[list[str]]:
+    import click
+
     from reconciler.cli.main import cli
 
     found: list[list[str]] = []
+    ctx = click.Context(cli)
 
-    def walk(group: object, prefix: list[str]) -> None:
-        for name, cmd in getattr(group, "commands", {}).items():
+    def walk(group: click.Command, prefix: list[str]) -> None:
+        if not isinstance(group, click.Group):
+            return
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            assert cmd is not None, name
             found.append([*prefix, name])
             walk(cmd, [*prefix, name])
 
