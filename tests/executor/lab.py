@@ -97,13 +97,15 @@ class Lab:
     def commit(self, message: str = "change") -> str:
         return self.repo.commit(message)
 
-    def plan(self) -> PlanResult:
-        self.fold()
+    def plan(self, *, fold: bool = True) -> PlanResult:
+        """Plan against the world; `fold=False` when a real observer keeps the world."""
+        if fold:
+            self.fold()
         return compute_plan(GitSource(self.repo.path), self.root)
 
-    def propose(self, *, approve: bool = True) -> list[dict[str, Any]]:
+    def propose(self, *, approve: bool = True, fold: bool = True) -> list[dict[str, Any]]:
         """Plan, propose every change and (by default) approve it, like the UI would."""
-        result = self.plan()
+        result = self.plan(fold=fold)
         assert not result.errors, [str(e) for e in result.errors]
         actions = []
         for change in result.plan.changes:
