@@ -196,3 +196,6 @@ class Executor:
             {**doc, "holder": holder, "updatedAt": now_iso()},
             durable=False,
         )
+
+
+ExecutorService = Executor  # the name `homelab up` looks up
