@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The real stack test, run by .ci/run after `make test`: does what
+# docs/vps-control-plane.md tells an operator, against the private Docker
+# engine of hack/dev-daemons.sh, and echoes every step.
+#  - base image: debootstrap of bookworm (python3, venv, git, docker-compose),
+#    cached in $HOMELAB_E2E_CACHE, imported with `docker import` (no registry)
+#  - install + upgrade: hack/bootstrap-vps-control-plane.sh, twice, on a temp root
+#  - verify: docker-compose ps healthy, /summary, commit → pending action,
+#    approve through the API → applied, restart loses nothing, checkpoint
+#    deleted → world rebuilt identical, upgrade keeps every event/world doc/action
+# Everything it started is torn down at the end (pass --keep to look around).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+CACHE=${HOMELAB_E2E_CACHE:-/var/cache/homelab-e2e}
+BASE_IMAGE=local/python-base:bookworm
+BASE_PACKAGES=python3,python3-venv,ca-certificates,git,docker-compose
+PORT=${HOMELAB_E2E_PORT:-8080}
+KEEP=${1:-}
+WORK=$(mktemp -d /tmp/homelab-e2e.XXXXXX)
+chmod 0755 "$WORK"
+START=$(date +%s)
+
+step() { printf '\ne2e [%3ss] == %s\n' "$(($(date +%s) - START))" "$*"; }
+ok() { printf 'e2e   ok: %s\n' "$*"; }
+fail() { printf 'e2e FAILED: %s\n' "$*" >&2; exit 1; }
+
+hack/dev-daemons.sh start
+eval "$(hack/dev-daemons.sh env)"
+export DOCKER_HOST
+export HOMELAB_ROOT=$WORK/root HOMELAB_REPO_PATH=$WORK/repo HOMELAB_FILES_ROOT=$WORK/files
+export HOMELAB_IMAGE=homelab-reconciler:e2e HOMELAB_BASE_IMAGE=$BASE_IMAGE
+export HOMELAB_PROJECT=homelab-e2e HOMELAB_UI_HOST=127.0.0.1 HOMELAB_UI_PORT=$PORT
+export HOMELAB_DOCKER_SOCKET=${DOCKER_HOST#unix://}
+HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
+export HOMELAB_DOCKER_GID
+dc() { docker-compose -p "$HOMELAB_PROJECT" -f "$TOP/compose.yaml" "$@"; }
+
+teardown() {
+  local rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "e2e: failure; last logs of the stack:" >&2
+    dc logs --tail 40 >&2 || true
+  fi
+  if [ "$KEEP" = --keep ]; then
+    echo "e2e: kept $WORK and project $HOMELAB_PROJECT" >&2
+  else
+    dc down -v --remove-orphans >/dev/null 2>&1 || true
+    docker ps -aq --filter label=homelab.reconciler/managed-by=homelab-reconciler | xargs -r docker rm -f >/dev/null
+    docker rmi -f "$HOMELAB_IMAGE" "${HOMELAB_IMAGE%:*}:previous" >/dev/null 2>&1 || true
+    docker image prune -f >/dev/null 2>&1 || true
+    rm -rf "$WORK" "$TOP/dist/wheels"
+  fi
+  echo "e2e: finished in $(($(date +%s) - START)) s with status $rc" >&2
+}
+trap teardown EXIT
+
+apt_mirror() {
+  local uri
+  uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)
+  [ -n "$uri" ] || uri=$(grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+build_base_image() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    ok "base image $BASE_IMAGE already imported"
+    return
+  fi
+  local key tarball rootfs
+  key=$(echo "bookworm $BASE_PACKAGES" | sha256sum | cut -c1-12)
+  tarball="$CACHE/python-base-bookworm-$key.tar"
+  mkdir -p "$CACHE"
+  if [ ! -s "$tarball" ]; then
+    rootfs="$CACHE/rootfs.$$"
+    echo "e2e: debootstrap bookworm from $(apt_mirror) (cached afterwards in $tarball)"
+    debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" "$(apt_mirror)" >/dev/null
+    tar -C "$rootfs" --exclude=./var/cache/apt --exclude=./var/lib/apt/lists \
+      --exclude=./usr/share/doc --exclude=./usr/share/man --exclude=./usr/share/locale \
+      --exclude=./usr/share/info -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'ENV LANG=C.UTF-8' "$tarball" "$BASE_IMAGE" >/dev/null
+  ok "imported $BASE_IMAGE ($(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | numfmt --to=iec))"
+}
+
+api() { # api METHOD PATH [curl args...]: the UI's JSON API with the login token
+  local method=$1 path=$2
+  shift 2
+  curl -fsS -X "$method" -H "Authorization: Bearer $(cat "$HOMELAB_ROOT/state/ui_token")" \
+    "http://127.0.0.1:$PORT$path" "$@"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
+  local limit=$1 what=$2
+  shift 2
+  for _ in $(seq 1 $((limit * 2))); do
+    if "$@" >/dev/null 2>&1; then ok "$what"; return; fi
+    sleep 0.5
+  done
+  fail "timed out after ${limit}s waiting for: $what"
+}
+
+snapshot() { # snapshot FILE: every event line, world document and queued action, sorted
+  {
+    find "$HOMELAB_ROOT/events" -name '*.jsonl' -exec cat {} + | sort
+    find "$HOMELAB_ROOT/world" "$HOMELAB_ROOT/queue" -name '*.json' -printf '%P\n' | sort
+  } >"$1"
+}
+
+kept_everything() { # kept_everything BEFORE AFTER: every line of BEFORE is still in AFTER
+  local lost
+  lost=$(comm -23 "$1" "$2" | wc -l)
+  [ "$lost" = 0 ] || { comm -23 "$1" "$2" | head -5 >&2; fail "$lost lines lost"; }
+}
+
+step "base image from Debian packages"
+build_base_image
+
+step "install: hack/bootstrap-vps-control-plane.sh (root $HOMELAB_ROOT, repo $HOMELAB_REPO_PATH)"
+HOMELAB_WHEEL_PYTHON=${HOMELAB_WHEEL_PYTHON:-$TOP/.venv/bin/python} hack/bootstrap-vps-control-plane.sh
+unzip -l "$(ls "$TOP"/dist/wheels/homelab_reconciler-*.whl)" | grep -q 'reconciler/example/manifests/nodes.yaml' ||
+  fail "the wheel lacks the example manifests"
+ok "the wheel ships the example repository"
+
+step "docker-compose ps: four services, all healthy"
+dc ps
+mapfile -t ids < <(dc ps -q)
+healthy=$(docker inspect -f '{{.State.Health.Status}}' "${ids[@]}" | grep -c '^healthy$' || true)
+[ "$healthy" = 4 ] || fail "expected 4 healthy services, got $healthy"
+ok "4 healthy services"
+
+step "curl localhost:$PORT/summary"
+curl -fsS "http://localhost:$PORT/summary" | tee "$WORK/summary.json"
+echo
+ok "/summary answers"
+
+step "TODO: operator steps once the services land"

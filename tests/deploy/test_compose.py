@@ -1,0 +1,127 @@
+"""compose.yaml: valid Compose Specification, understood by docker-compose 1.29, hardened."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[2]
+SCHEMA = TOP.parent / "shared" / "data" / "compose-spec.json"
+SERVICES = {"observer", "supervisor", "executor", "ui"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((TOP / "compose.yaml").read_text())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    """The file as docker-compose 1.29 reads it, with variables resolved (all defaults)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")}
+    out = subprocess.run(
+        ["docker-compose", "-f", str(TOP / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, Any] = yaml.safe_load(out.stdout)
+    return doc
+
+
+def test_compose_file_validates_against_the_compose_spec_schema(compose: dict[str, Any]) -> None:
+    if not SCHEMA.is_file():
+        pytest.fail(f"the Compose Spec schema is missing: expected {SCHEMA} beside the clone")
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_docker_compose_v1_understands_it(resolved: dict[str, Any]) -> None:
+    assert set(resolved["services"]) == SERVICES
+    commands = {name: svc["command"][:2] for name, svc in resolved["services"].items()}
+    assert commands == {name: ["run", name] for name in SERVICES}
+
+
+def test_all_services_share_one_image_runtime_root_and_read_only_repo(
+    resolved: dict[str, Any],
+) -> None:
+    images = {svc["image"] for svc in resolved["services"].values()}
+    assert images == {"homelab-reconciler:local"}
+    for name, svc in resolved["services"].items():
+        volumes = svc["volumes"]
+        assert "/opt/homelab:/opt/homelab:rw" in volumes, name
+        assert "/srv/homelab-repo:/repo:ro" in volumes, name
+        assert svc["environment"]["HOMELAB_ROOT"] == "/opt/homelab"
+
+
+def test_every_service_is_unprivileged_and_hardened(resolved: dict[str, Any]) -> None:
+    for name, svc in resolved["services"].items():
+        assert svc["user"] == "1000:1000", name
+        assert svc["read_only"] is True, name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in svc and "privileged" not in svc, name
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["logging"] == {
+            "driver": "json-file",
+            "options": {"max-size": "10m", "max-file": "5"},
+        }, name
+
+
+def test_only_the_executor_gets_the_docker_socket(resolved: dict[str, Any]) -> None:
+    with_socket = {
+        name
+        for name, svc in resolved["services"].items()
+        if any("docker.sock" in v for v in svc["volumes"])
+    }
+    assert with_socket == {"executor"}
+    assert resolved["services"]["executor"]["environment"]["DOCKER_HOST"] == (
+        "unix:///var/run/docker.sock"
+    )
+
+
+def test_ui_listens_on_8080_with_a_healthz_healthcheck(resolved: dict[str, Any]) -> None:
+    ui = resolved["services"]["ui"]
+    assert ui["command"][-2:] == ["--port", "8080"]
+    assert "http://127.0.0.1:8080/healthz" in " ".join(ui["healthcheck"]["test"])
+    for name, svc in resolved["services"].items():
+        assert svc["healthcheck"]["test"][0] == "CMD", name
+
+
+def test_variables_move_the_runtime_root_and_repository() -> None:
+    env = dict(os.environ, HOMELAB_ROOT="/data/hl", HOMELAB_REPO_PATH="/home/me/lab")
+    out = subprocess.run(
+        ["docker-compose", "-f", str(TOP / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    doc = yaml.safe_load(out.stdout)
+    for svc in doc["services"].values():
+        assert "/data/hl:/data/hl:rw" in svc["volumes"]
+        assert "/home/me/lab:/repo:ro" in svc["volumes"]
+
+
+def test_dockerfile_is_multi_stage_non_root_and_installs_from_wheels() -> None:
+    text = (TOP / "Dockerfile").read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2
+    final = text.split(stages[-1], 1)[1]
+    assert "USER 1000:1000" in final
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "--no-index" in text and "dist/wheels" in text
+    assert "gcc" not in final and "build-essential" not in final
+    ignore = (TOP / ".dockerignore").read_text().split()
+    assert ignore[-2:] == ["*", "!dist/wheels"]
