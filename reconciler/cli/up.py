@@ -12,16 +12,15 @@ reconciler/cli/main.py; `make run` calls it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
 import threading
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
@@ -46,34 +45,29 @@ class UpConfig:
 Factory = Callable[[UpConfig], Service]
 
 
-def _build(module: str, cls: str, **kwargs: Any) -> Service:
-    service: Service = getattr(importlib.import_module(module), cls)(**kwargs)
-    return service
-
-
 def _observer(cfg: UpConfig) -> Service:
-    return _build("reconciler.observer.service", "ObserverService", root=cfg.root, repo=cfg.repo)
+    from reconciler.observer.service import ObserverService
+
+    return ObserverService(cfg.root, cfg.repo)
 
 
 def _supervisor(cfg: UpConfig) -> Service:
-    return _build(
-        "reconciler.supervisor.service", "SupervisorService", root=cfg.root, repo=cfg.repo
-    )
+    from reconciler.supervisor.service import Supervisor
+
+    return Supervisor(cfg.repo, cfg.root)
 
 
 def _executor(cfg: UpConfig) -> Service:
-    return _build("reconciler.executor.service", "ExecutorService", root=cfg.root, repo=cfg.repo)
+    from reconciler.executor.service import Executor
+
+    return Executor(cfg.root, cfg.repo)
 
 
 def _ui(cfg: UpConfig) -> Service:
-    return _build(
-        "reconciler.api.service",
-        "UIService",
-        root=cfg.root,
-        repo=cfg.repo,
-        host=cfg.host,
-        port=cfg.port,
-    )
+    from reconciler.api.config import UISettings
+    from reconciler.api.server import UIService
+
+    return UIService(UISettings(root=cfg.root, repo=cfg.repo, host=cfg.host, port=cfg.port))
 
 
 FACTORIES: dict[str, Factory] = {
@@ -117,14 +111,19 @@ def _report(status: ServiceStatus, message: str) -> None:
     logging.getLogger("homelab.up").log(level, "%s: %s", status.name, message)
 
 
-def _wait_for_token(root: RuntimeRoot, stop: threading.Event, timeout: float = 15.0) -> str | None:
-    token_file = root.state / "ui_token"
-    for _ in range(int(timeout / 0.1)):
-        if token_file.is_file() and token_file.stat().st_size > 0:
-            return token_file.read_text().strip()
-        if stop.wait(0.1):
-            return None
-    return None
+def _wait_for_ui(url: str, stop: threading.Event, timeout: float = 20.0) -> bool:
+    """True once GET {url}healthz answers 200 (or False after `timeout` or on stop)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(int(timeout / 0.2)):
+        try:
+            with direct.open(f"{url}healthz", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        if stop.wait(0.2):
+            return False
+    return False
 
 
 def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> UpConfig:
@@ -162,6 +161,7 @@ def up(repo: str | None, root: str | None, host: str, port: int) -> None:
       homelab up --repo ~/homelab --root /opt/homelab --port 8080
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)
     cfg = UpConfig(base.root, base.repo, host, port, docker_host)
@@ -188,13 +188,20 @@ def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    token = None
+    if ui_running:
+        from reconciler.api.auth import load_or_create_token
+
+        token, _ = load_or_create_token(cfg.root)
     runner.start()
     click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
-    if ui_running:
-        token = _wait_for_token(cfg.root, runner.stop_event)
-        click.echo(f"UI: http://{cfg.host}:{cfg.port}/")
-        if token:
-            click.echo(f"Login token: {token}  (kept in {cfg.root.state / 'ui_token'})")
+    if token is not None:
+        url = f"http://{cfg.host}:{cfg.port}/"
+        if _wait_for_ui(url, runner.stop_event):
+            click.echo(f"UI: {url}")
+        else:
+            click.echo(f"UI: {url} (not answering yet; see the messages above)")
+        click.echo(f"Login token: {token}  (kept in {cfg.root.state / 'ui_token'})")
     runner.wait()
     hung = runner.stop(timeout=15)
     if hung:
