@@ -11,6 +11,7 @@ starts and stops with the app's lifespan. Called by `homelab run ui`
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,7 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        gc.freeze()  # the loaded views are long-lived: keep them out of every full collection
         stop = threading.Event()
         watcher = threading.Thread(target=views.watch, args=(stop,), name="ui-watch", daemon=True)
         if watch:

@@ -76,7 +76,13 @@ class Decisions:
                     f"{where}.ref.kind: unknown kind {event.ref.kind!r}; "
                     f"expected one of {', '.join(sorted(KINDS))}"
                 )
-            if len(orjson.dumps(event.data)) > MAX_EVENT_DATA:
+            try:
+                size = len(orjson.dumps(event.data))
+            except orjson.JSONEncodeError as exc:
+                raise InvalidInput(
+                    f"{where}.data: not storable as JSON ({exc}); integers must fit in 64 bits"
+                ) from None
+            if size > MAX_EVENT_DATA:
                 raise InvalidInput(f"{where}.data: larger than {MAX_EVENT_DATA} bytes")
         producer = f"ingest-{batch.agent}"
         with self._lock:

@@ -14,6 +14,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from reconciler.api import schemas as s
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
@@ -145,6 +147,26 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         lastResyncAgeSeconds=round(now - resync_ts, 3) if resync_ts else None,
         supervisorUpdatedAt=_opt(sup.get("updatedAt")),
     )
+
+
+def summary_json(views: RuntimeViews) -> bytes:
+    """The encoded summary, rebuilt at most every 100 ms per views version (ages move slowly)."""
+    now = time.time()
+    stamp = (views.version, int(now * 10))
+    cached = views.derived.get("summary_json")
+    if cached is not None and cached[0] == stamp:
+        body: bytes = cached[1]
+        return body
+    body = msgspec.json.encode(summary(views, now))
+    views.derived["summary_json"] = (stamp, body)
+    return body
+
+
+def rows_json(views: RuntimeViews, kind: str | None, status: str | None) -> bytes:
+    """The encoded resource table for one filter, built once per views version."""
+    key = f"rows_json:{kind or ''}:{status or ''}"
+    body: bytes = views.cached(key, lambda: msgspec.json.encode(filter_rows(views, kind, status)))
+    return body
 
 
 def filter_rows(views: RuntimeViews, kind: str | None, status: str | None) -> list[s.ResourceRow]:

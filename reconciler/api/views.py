@@ -27,7 +27,7 @@ from reconciler.world import WorldReader
 
 Ref = tuple[str, str]
 PARTS = ("world", "queue", "events", "state")
-RESYNC_SECONDS = 5.0
+RESYNC_SECONDS = 15.0  # a full re-read, in case a change notification was missed
 
 
 def _read_doc(path: Path) -> dict[str, Any]:

@@ -185,3 +185,10 @@ def test_ingest_refuses_action_events_from_agents(server: Server, lab: UILab) ->
     assert response.status_code == 400
     assert "reserved" in response.json()["detail"]
     assert not any(e["source"] == "ingest-nas" for e in all_events(lab.root))
+
+
+def test_ingest_refuses_data_the_log_cannot_store(server: Server, lab: UILab) -> None:
+    huge = {"agent": "nas", "events": [{"type": "probe.x", "data": {"n": -(2**70)}}]}
+    response = server.client().post("/api/events", json=huge)
+    assert response.status_code == 400
+    assert "64 bits" in response.json()["detail"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import MediaType, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
@@ -40,9 +40,10 @@ DECIDE = {
 
 
 @get("/api/resources", responses=ERRORS, sync_to_thread=False)
-def list_resources(request: Req, kind: Q = None, status: Q = None) -> list[s.ResourceRow]:
+def list_resources(request: Req, kind: Q = None, status: Q = None) -> Response[list[s.ResourceRow]]:
     """Every resource with its reconcile status, health and drift."""
-    return services.filter_rows(context(request).views, kind, status)
+    body = services.rows_json(context(request).views, kind, status)
+    return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
 @get(

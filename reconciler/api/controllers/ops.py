@@ -31,9 +31,10 @@ COALESCE_SECONDS = 0.1
 
 
 @get("/summary", sync_to_thread=False)
-def get_summary(request: Req) -> s.Summary:
+def get_summary(request: Req) -> Response[s.Summary]:
     """Resources in sync / drifted / invalid / flapping, queue sizes, observer lag."""
-    return services.summary(context(request).views)
+    body = services.summary_json(context(request).views)
+    return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
 @get("/healthz", sync_to_thread=False)
