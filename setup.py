@@ -15,6 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 EXAMPLE_FOLDERS = ("manifests", "compose")
+ASSET_FOLDERS = {"ui": "ui_assets"}  # the operator UI's templates and static files
 
 
 class BuildPyWithExample(build_py):
@@ -26,6 +27,10 @@ class BuildPyWithExample(build_py):
             if (top / folder).is_dir():
                 shutil.rmtree(target / folder, ignore_errors=True)
                 shutil.copytree(top / folder, target / folder)
+        for folder, name in ASSET_FOLDERS.items():
+            if (top / folder).is_dir():
+                shutil.rmtree(target.parent / name, ignore_errors=True)
+                shutil.copytree(top / folder, target.parent / name)
 
 
 setup(cmdclass={"build_py": BuildPyWithExample})

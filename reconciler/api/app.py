@@ -53,12 +53,9 @@ SECURITY_HEADERS = [
 
 def ui_assets() -> Path:
     """The `ui/` folder: inside the installed package, or beside it in a checkout."""
-    try:
-        folder = Path(str(resources.files("reconciler.ui_assets")))
-        if (folder / "templates").is_dir():
-            return folder
-    except ModuleNotFoundError:
-        pass
+    installed = Path(str(resources.files("reconciler") / "ui_assets"))
+    if (installed / "templates").is_dir():
+        return installed  # copied there by the build hook in setup.py
     return Path(__file__).resolve().parents[2] / "ui"
 
 
