@@ -277,6 +277,8 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
         change = diff_resource(kind, name, desired, observed) if desired is not None else None
     if change is not None:
         patch, diff = change.patch, render_change(change)
+    if live and isinstance(live[0][1].get("summary"), str):
+        diff = live[0][1]["summary"]  # exactly what the planner printed when it proposed it
     return s.ResourceDetail(
         resource=row,
         desired=desired,

@@ -135,7 +135,7 @@ def test_html_in_a_label_value_renders_escaped_under_a_strict_csp(
     doc["status"].update(exists=True, managed=True, observed={"image": evil}, health="Healthy")
     atomic_write_json(world_path(lab.root, "Container", "web"), doc)
     client = server.client()
-    wait_for(lambda: client.get("/api/resources/Container/web").json()["resource"]["labels"])
+    wait_for(lambda: client.get("/api/resources", params={"kind": "Container"}).json())
     for path in ("/resources", "/resources/Container/web"):
         page = client.get(path)
         assert page.status_code == 200
