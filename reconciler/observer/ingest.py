@@ -65,7 +65,9 @@ def _check(index: int, raw: Any) -> tuple[str, tuple[str, str] | None, dict[str,
     try:
         size = len(orjson.dumps(raw))
     except TypeError as exc:
-        raise InvalidEvent(f"{where}: not JSON-serializable ({exc})") from exc
+        raise InvalidEvent(
+            f"{where}: not storable as JSON ({exc}); integers must fit in 64 bits"
+        ) from exc
     if size > MAX_EVENT_BYTES:
         raise InvalidEvent(f"{where}: {size} bytes, at most {MAX_EVENT_BYTES}")
     return etype, pair, data

@@ -27,7 +27,7 @@ def test_resource_detail_shows_the_diff_exactly_as_plan_renders_it(
     client = server.client()
     detail = wait_for(
         lambda: (
-            client.get("/api/resources/Container/web").json()["diff"]
+            client.get("/api/resources/Container/web").json().get("diff")
             and client.get("/api/resources/Container/web").json()
         )
     )
