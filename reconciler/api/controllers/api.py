@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from litestar import MediaType, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 from litestar.response import Response
 
 from reconciler.api import schemas as s
@@ -49,7 +49,7 @@ def list_resources(request: Req, kind: Q = None, status: Q = None) -> Response[l
 @get(
     "/api/resources/{kind:str}/{name:str}", responses={**ERRORS, **NOT_FOUND}, sync_to_thread=False
 )
-def get_resource(request: Req, kind: str, name: str) -> s.ResourceDetail:
+def get_resource(request: Req, kind: FromPath[str], name: FromPath[str]) -> s.ResourceDetail:
     """Desired and observed spec, the patch between them, conditions and history."""
     detail = services.resource_detail(context(request).views, kind, name)
     if detail is None:
@@ -73,7 +73,7 @@ def list_actions(
 
 
 @get("/api/actions/{action_id:str}", responses={**ERRORS, **NOT_FOUND}, sync_to_thread=False)
-def get_action(request: Req, action_id: str) -> s.ActionDetail:
+def get_action(request: Req, action_id: FromPath[str]) -> s.ActionDetail:
     """One action with its patch, outcome and timeline of events."""
     detail = services.action_detail(context(request).views, action_id)
     if detail is None:
@@ -104,7 +104,7 @@ def decide(request: Req, action_id: str, approve: bool, reason: str | None) -> R
     sync_to_thread=True,
 )
 def approve_action(
-    request: Req, action_id: str, data: s.Decision | None = None
+    request: Req, action_id: FromPath[str], data: s.Decision | None = None
 ) -> Response[s.DecisionResult]:
     """Approve a pending action (X-CSRF-Token needed with a session cookie)."""
     return decide(request, action_id, True, data.reason if data else None)
@@ -118,7 +118,9 @@ def approve_action(
     status_code=200,
     sync_to_thread=True,
 )
-def reject_action(request: Req, action_id: str, data: s.Rejection) -> Response[s.DecisionResult]:
+def reject_action(
+    request: Req, action_id: FromPath[str], data: s.Rejection
+) -> Response[s.DecisionResult]:
     """Reject a pending action with a reason."""
     return decide(request, action_id, False, data.reason)
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from reconciler.api import services
@@ -82,7 +83,7 @@ def resources_page(request: Req, kind: str | None = None, status: str | None = N
 
 
 @get("/resources/{kind:str}/{name:str}", include_in_schema=False, sync_to_thread=False)
-def resource_page(request: Req, kind: str, name: str) -> Template:
+def resource_page(request: Req, kind: FromPath[str], name: FromPath[str]) -> Template:
     detail = services.resource_detail(context(request).views, kind, name)
     if detail is None:
         raise NotFoundException(f"no resource {kind}/{name}")
@@ -98,7 +99,7 @@ def queue_page(request: Req) -> Template:
 
 
 @get("/actions/{action_id:str}", include_in_schema=False, sync_to_thread=False)
-def action_page(request: Req, action_id: str) -> Template:
+def action_page(request: Req, action_id: FromPath[str]) -> Template:
     detail = services.action_detail(context(request).views, action_id)
     if detail is None:
         raise NotFoundException(f"no action {action_id}")
@@ -189,12 +190,12 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
 
 
 @post("/queue/{action_id:str}/approve", include_in_schema=False, status_code=303)
-async def approve_form(request: Req, action_id: str) -> Redirect:
+async def approve_form(request: Req, action_id: FromPath[str]) -> Redirect:
     return await _decide_form(request, action_id, True)
 
 
 @post("/queue/{action_id:str}/reject", include_in_schema=False, status_code=303)
-async def reject_form(request: Req, action_id: str) -> Redirect:
+async def reject_form(request: Req, action_id: FromPath[str]) -> Redirect:
     return await _decide_form(request, action_id, False)
 
 
