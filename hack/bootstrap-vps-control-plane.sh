@@ -13,7 +13,7 @@
 #   HOMELAB_BASE_IMAGE [debian:bookworm-slim]  HOMELAB_UID [1000]
 #   HOMELAB_PROJECT [homelab]  HOMELAB_UI_HOST [127.0.0.1]  HOMELAB_UI_PORT [8080]
 #   HOMELAB_BOOTSTRAP_STEPS [tree,repo,image,stack]  HOMELAB_COMPOSE [docker-compose]
-#   HOMELAB_WHEEL_PYTHON [python3, else a venv of it]
+#   HOMELAB_WHEEL_PYTHON [python3, else a venv of it]  HOMELAB_FORCE_RECREATE [0]
 #   DOCKER_HOST [unix:///var/run/docker.sock] (a unix socket: it is mounted into the executor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +74,9 @@ step_repo() {
   say "creating an example repository in $HOMELAB_REPO_PATH (from $TOP/manifests)"
   mkdir -p "$HOMELAB_REPO_PATH"
   cp -r "$TOP/manifests" "$TOP/compose" "$HOMELAB_REPO_PATH/"
+  # The example's files go where the executor may write and the observer may look.
+  grep -rlF /tmp/homelab-example "$HOMELAB_REPO_PATH/manifests" |
+    xargs -r sed -i "s|/tmp/homelab-example|$HOMELAB_FILES_ROOT/example|g"
   git -C "$HOMELAB_REPO_PATH" init -q -b main
   git -C "$HOMELAB_REPO_PATH" add -A
   git -C "$HOMELAB_REPO_PATH" -c user.name=bootstrap -c user.email=bootstrap@localhost \
@@ -120,7 +123,9 @@ step_stack() {
   HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
   export HOMELAB_DOCKER_GID
   say "starting the stack (project $HOMELAB_PROJECT, socket group $HOMELAB_DOCKER_GID)"
-  "${COMPOSE[@]}" -p "$HOMELAB_PROJECT" -f "$TOP/compose.yaml" up -d --remove-orphans
+  local recreate=()
+  [ "${HOMELAB_FORCE_RECREATE:-0}" = 1 ] && recreate=(--force-recreate)
+  "${COMPOSE[@]}" -p "$HOMELAB_PROJECT" -f "$TOP/compose.yaml" up -d --remove-orphans "${recreate[@]}"
   local ids=() unhealthy=""
   for _ in $(seq 1 90); do
     mapfile -t ids < <("${COMPOSE[@]}" -p "$HOMELAB_PROJECT" -f "$TOP/compose.yaml" ps -q)
