@@ -122,7 +122,21 @@ step_stack() {
   [ -S "$HOMELAB_DOCKER_SOCKET" ] || die "no Docker socket at $HOMELAB_DOCKER_SOCKET"
   HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
   export HOMELAB_DOCKER_GID
-  say "starting the stack (project $HOMELAB_PROJECT, socket group $HOMELAB_DOCKER_GID)"
+  # docker-compose reads .env beside compose.yaml: plain `docker-compose ps|logs|restart`
+  # in this folder then use the same project, paths and socket as the bootstrap did.
+  cat >"$TOP/.env.tmp" <<EOF
+COMPOSE_PROJECT_NAME=$HOMELAB_PROJECT
+HOMELAB_IMAGE=$HOMELAB_IMAGE
+HOMELAB_ROOT=$HOMELAB_ROOT
+HOMELAB_REPO_PATH=$HOMELAB_REPO_PATH
+HOMELAB_FILES_ROOT=$HOMELAB_FILES_ROOT
+HOMELAB_DOCKER_SOCKET=$HOMELAB_DOCKER_SOCKET
+HOMELAB_DOCKER_GID=$HOMELAB_DOCKER_GID
+HOMELAB_UI_HOST=$HOMELAB_UI_HOST
+HOMELAB_UI_PORT=$HOMELAB_UI_PORT
+EOF
+  mv "$TOP/.env.tmp" "$TOP/.env"
+  say "starting the stack (project $HOMELAB_PROJECT, socket group $HOMELAB_DOCKER_GID; settings in $TOP/.env)"
   local recreate=()
   [ "${HOMELAB_FORCE_RECREATE:-0}" = 1 ] && recreate=(--force-recreate)
   "${COMPOSE[@]}" -p "$HOMELAB_PROJECT" -f "$TOP/compose.yaml" up -d --remove-orphans "${recreate[@]}"

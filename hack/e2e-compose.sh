@@ -50,7 +50,7 @@ teardown() {
     docker ps -aq --filter label=homelab.reconciler/managed-by=homelab-reconciler | xargs -r docker rm -f >/dev/null
     docker rmi -f "$HOMELAB_IMAGE" "${HOMELAB_IMAGE%:*}:previous" >/dev/null 2>&1 || true
     docker image prune -f >/dev/null 2>&1 || true
-    rm -rf "$WORK" "$TOP/dist/wheels"
+    rm -rf "$WORK" "$TOP/dist/wheels" "$TOP/.env"
   fi
   echo "e2e: finished in $(($(date +%s) - START)) s with status $rc" >&2
 }

@@ -24,11 +24,19 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
+def empty_env(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty --env-file, so a .env left by a bootstrap in the checkout is not read."""
+    path = tmp_path_factory.mktemp("env") / "empty.env"
+    path.write_text("")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def resolved(empty_env: str) -> dict[str, Any]:
     """The file as docker-compose 1.29 reads it, with variables resolved (all defaults)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")}
     out = subprocess.run(
-        ["docker-compose", "-f", str(TOP / "compose.yaml"), "config"],
+        ["docker-compose", "--env-file", empty_env, "-f", str(TOP / "compose.yaml"), "config"],
         capture_output=True,
         text=True,
         env=env,
@@ -99,10 +107,10 @@ def test_ui_listens_on_8080_with_a_healthz_healthcheck(resolved: dict[str, Any])
         assert svc["healthcheck"]["test"][0] == "CMD", name
 
 
-def test_variables_move_the_runtime_root_and_repository() -> None:
+def test_variables_move_the_runtime_root_and_repository(empty_env: str) -> None:
     env = dict(os.environ, HOMELAB_ROOT="/data/hl", HOMELAB_REPO_PATH="/home/me/lab")
     out = subprocess.run(
-        ["docker-compose", "-f", str(TOP / "compose.yaml"), "config"],
+        ["docker-compose", "--env-file", empty_env, "-f", str(TOP / "compose.yaml"), "config"],
         capture_output=True,
         text=True,
         env=env,
