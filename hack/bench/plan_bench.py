@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -151,6 +152,7 @@ def bench(count: int) -> None:
     try:
         t0 = time.perf_counter()
         repo, root = generate(base, count)
+        os.sync()  # let the generated files reach the disk before anything is timed
         size = sum(p.stat().st_size for p in (repo / "manifests").iterdir()) / 1e6
         print(
             f"\n{count} resources ({size:.1f} MB of YAML; setup {time.perf_counter() - t0:.1f} s)"

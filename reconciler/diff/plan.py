@@ -111,14 +111,20 @@ def make_plan(
     protected: set[Ref] | None = None,
     allow_deletes: bool = True,
     observe_only: frozenset[str] = frozenset({"Node"}),
+    unchanged: set[Ref] | None = None,
 ) -> Plan:
-    """Diff every resource. `observed` holds managed world resources (None = missing)."""
+    """Diff every resource. `observed` holds managed world resources (None = missing).
+
+    `unchanged` names resources the caller already knows to be in sync (equal
+    spec hashes); they are not compared again.
+    """
     plan = Plan(commit)
     ignore = ignore or {}
     protected = protected or set()
+    skip = unchanged or set()
     for ref in sorted(desired.keys() | observed.keys()):
         kind, name = ref
-        if kind in observe_only or ref in protected:
+        if kind in observe_only or ref in protected or ref in skip:
             continue
         want = desired.get(ref)
         if want is None and not allow_deletes:

@@ -91,6 +91,16 @@ def _node(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[st
 _BUILDERS = {"Container": _container, "File": _file, "ComposeStack": _compose, "Node": _node}
 
 
+def has_external_inputs(kind: str, doc: dict[str, Any]) -> bool:
+    """Whether the comparable spec depends on more than the document (files, secrets)."""
+    spec = doc.get("spec") or {}
+    if kind == "Container":
+        return any(var.get("valueFrom") for var in spec.get("env", []))
+    if kind == "File":
+        return spec.get("content") is None
+    return kind == "ComposeStack"
+
+
 def comparable_spec(kind: str, doc: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
     """The desired spec of a validated manifest document, in comparable shape."""
     return _BUILDERS[kind](doc["metadata"]["name"], doc.get("spec") or {}, resolver)

@@ -20,9 +20,11 @@ from reconciler.files import atomic_write_bytes
 from reconciler.sources.manifests import FileResult, Manifest
 
 CACHE_FILE = "manifests-v1.msgpack"
+FLUSH_BATCH = 32
 
 
-def _encode(result: FileResult) -> list[Any]:
+def encode_result(result: FileResult) -> list[Any]:
+    """A `FileResult` as plain data (paths left out: they come from the tree)."""
     return [
         [[m.kind, m.name, m.location.line, m.location.column, m.doc] for m in result.manifests],
         [[e.location.line, e.location.column, e.field, e.message] for e in result.errors],
@@ -31,7 +33,7 @@ def _encode(result: FileResult) -> list[Any]:
     ]
 
 
-def _decode(raw: list[Any]) -> FileResult:
+def decode_result(raw: list[Any]) -> FileResult:
     manifests, errors, invalid, whole = raw
     return FileResult(
         [Manifest(k, n, Location("", line, col), doc) for k, n, line, col, doc in manifests],
@@ -48,7 +50,7 @@ class BlobCache:
         self.folder = folder
         self._entries: dict[str, FileResult] = {}
         self._loaded = folder is None
-        self._dirty = False
+        self._dirty = 0
 
     def _load(self) -> None:
         self._loaded = True
@@ -57,7 +59,7 @@ class BlobCache:
         path = self.folder / CACHE_FILE
         try:
             raw = msgspec.msgpack.decode(path.read_bytes())
-            self._entries = {blob: _decode(entry) for blob, entry in raw.items()}
+            self._entries = {blob: decode_result(entry) for blob, entry in raw.items()}
         except (OSError, msgspec.DecodeError, ValueError, TypeError):
             self._entries = {}  # a missing or damaged cache only costs a re-parse
 
@@ -70,14 +72,20 @@ class BlobCache:
         if not self._loaded:
             self._load()
         self._entries[blob] = result
-        self._dirty = True
+        self._dirty += 1
 
     def flush(self, keep: Iterable[str]) -> None:
-        """Drop entries not in `keep` from disk and persist new ones."""
-        if not self._dirty or self.folder is None:
+        """Persist new entries (dropping those not in `keep`) once there are enough.
+
+        Rewriting the whole file for every commit would cost a long-running
+        supervisor more than re-parsing the few files a later process misses,
+        so a handful of new entries waits for more (at most FLUSH_BATCH files,
+        a few milliseconds of parsing, are ever left unpersisted).
+        """
+        if self.folder is None or self._dirty < min(FLUSH_BATCH, len(self._entries)):
             return
         wanted = set(keep)
-        payload = {b: _encode(r) for b, r in self._entries.items() if b in wanted}
+        payload = {b: encode_result(r) for b, r in self._entries.items() if b in wanted}
         try:
             # Not fsynced: a cache lost to a power cut only costs a re-parse.
             atomic_write_bytes(
@@ -85,7 +93,7 @@ class BlobCache:
             )
         except OSError:
             return  # the cache is an optimisation; a read-only root must not fail a plan
-        self._dirty = False
+        self._dirty = 0
 
     def __len__(self) -> int:
         return len(self._entries)

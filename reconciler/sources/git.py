@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.errors import GitError, Location, ManifestError
 from reconciler.resources.repo import REPO_CONFIG_FILE, RepoConfig
@@ -23,9 +24,9 @@ from reconciler.sources.manifests import (
     FileResult,
     Manifest,
     gc_paused,
-    parse_file,
     parse_repo_config,
 )
+from reconciler.sources.parallel import parse_many
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -144,6 +145,9 @@ class GitSource:
         self.cache = cache if cache is not None else BlobCache(None)
         self._sha_cache: dict[str, str] = {}
         self._placed: dict[tuple[str, str], FileResult] = {}
+        # Values callers derive from manifests, kept while the manifest object is
+        # unchanged (manifest objects are reused while their blob and path are).
+        self.derived: dict[str, Any] = {}
 
     def load(self, ref: str | None = None) -> DesiredState:
         with gc_paused():
@@ -176,13 +180,10 @@ class GitSource:
             )
             state.complete = False
         self._read_config(state)
-        missing = [e.blob for e in entries if self.cache.get(e.blob) is None]
-        texts = self.repo.blobs(missing)
+        self._parse_missing(entries)
         for entry in sorted(entries, key=lambda e: e.path):
             result = self.cache.get(entry.blob)
-            if result is None:
-                result = parse_file(entry.path, texts[entry.blob])
-                self.cache.put(entry.blob, result)
+            assert result is not None  # _parse_missing filled every gap
             self._merge(state, self._placed_result(entry.blob, entry.path, result))
         live = {(e.blob, e.path) for e in entries}
         self._placed = {k: v for k, v in self._placed.items() if k in live}
@@ -197,6 +198,16 @@ class GitSource:
             )
         self.cache.flush(keep=[e.blob for e in entries])
         return state
+
+    def _parse_missing(self, entries: list[TreeEntry]) -> None:
+        """Parse every file whose blob is not cached yet (on all cores when many)."""
+        todo = {e.blob: e.path for e in entries if self.cache.get(e.blob) is None}
+        if not todo:
+            return
+        texts = self.repo.blobs(todo)
+        items = [(path, texts[blob]) for blob, path in todo.items()]
+        for blob, result in zip(todo, parse_many(items), strict=True):
+            self.cache.put(blob, result)
 
     def _read_config(self, state: DesiredState) -> None:
         blob = state.files.get(REPO_CONFIG_FILE)

@@ -130,8 +130,29 @@ def _scalar(node: ScalarNode) -> Any:
     raise YamlLimitError(node, f"unsupported tag {tag}")
 
 
+_IMPLICIT: dict[str, list[tuple[str, Any]]] = yaml.resolver.Resolver.yaml_implicit_resolvers
+
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml's parser and composer with a leaner tag resolver.
+
+    libyaml calls `resolve` once per node; the stock resolver's generic path
+    (path resolvers, list concatenation) costs a third of the composing time.
+    This one gives the same answers for the implicit YAML 1.1 tags.
+    """
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], ()):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is SequenceNode else _MAP
+
+
 def _compose(text: bytes) -> Iterator[Node]:
-    loader = yaml.CSafeLoader(text)
+    loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()

@@ -16,7 +16,12 @@ from typing import Any
 from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
 from reconciler.resources.kinds import KINDS, dangerous_options
-from reconciler.resources.normalize import MissingInput, comparable_spec
+from reconciler.resources.normalize import (
+    MissingInput,
+    comparable_spec,
+    has_external_inputs,
+    spec_hash,
+)
 from reconciler.settings import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import Manifest, gc_paused
@@ -37,7 +42,42 @@ class PlanResult:
     world: dict[Ref, dict[str, Any]] = field(default_factory=dict)
 
 
-def _cross_check(state: DesiredState, manifest: Manifest) -> list[ManifestError]:
+@dataclass
+class _Memo:
+    """What a pass derives from a manifest, reused while the manifest object is the same."""
+
+    manifest: Manifest
+    spec: dict[str, Any] | None  # None: depends on secrets or repository files
+    spec_hash: str | None
+    dangerous: list[str]
+
+
+def _memo(source: GitSource, ref: Ref, manifest: Manifest) -> _Memo:
+    memos: dict[Ref, _Memo] = source.derived.setdefault("planner", {})
+    memo = memos.get(ref)
+    if memo is None or memo.manifest is not manifest:
+        spec = None
+        if not has_external_inputs(manifest.kind, manifest.doc):
+            spec = comparable_spec(manifest.kind, manifest.doc, _NO_INPUTS)
+        dangerous = []
+        if manifest.kind == "Container":
+            dangerous = dangerous_options(manifest.doc.get("spec") or {})
+        memo = memos[ref] = _Memo(manifest, spec, spec_hash(spec) if spec else None, dangerous)
+    return memo
+
+
+class _NoInputs:
+    def repo_file_sha256(self, path: str) -> str | None:
+        return None
+
+    def secret_sha256(self, name: str) -> str | None:
+        return None
+
+
+_NO_INPUTS = _NoInputs()
+
+
+def _cross_check(state: DesiredState, manifest: Manifest, memo: _Memo) -> list[ManifestError]:
     errors = []
     spec = manifest.doc.get("spec") or {}
     node = spec.get("node")
@@ -46,7 +86,7 @@ def _cross_check(state: DesiredState, manifest: Manifest) -> list[ManifestError]
             ManifestError(manifest.location, "spec.node", f"Node {node!r} is not defined")
         )
     if manifest.kind == "Container" and manifest.name not in state.config.allowDangerous:
-        found = dangerous_options(spec)
+        found = memo.dangerous
         if found:
             errors.append(
                 ManifestError(
@@ -68,8 +108,11 @@ def desired_specs(
     errors: list[ManifestError] = []
     invalid: set[Ref] = set(state.invalid)
     for ref, manifest in state.manifests.items():
-        problems = _cross_check(state, manifest)
-        if not problems:
+        memo = _memo(source, ref, manifest)
+        problems = _cross_check(state, manifest, memo)
+        if not problems and memo.spec is not None:
+            desired[ref] = memo.spec
+        elif not problems:
             try:
                 desired[ref] = comparable_spec(manifest.kind, manifest.doc, resolver)
             except MissingInput as exc:
@@ -105,6 +148,33 @@ def compute_plan(
         return _plan_state(source, root, state, world_reader, allow_deletes)
 
 
+def _unchanged(
+    source: GitSource,
+    desired: dict[Ref, dict[str, Any]],
+    world: dict[Ref, dict[str, Any]],
+    ignore: dict[Ref, list[str]],
+) -> set[Ref]:
+    """Resources whose desired spec hash equals the world's basis: in sync, no diff needed.
+
+    Comparing two short hashes is far cheaper than comparing two specs, and the
+    desired hash is memoized while the manifest is unchanged.
+    """
+    memos: dict[Ref, _Memo] = source.derived.get("planner", {})
+    same = set()
+    for ref, spec in desired.items():
+        doc = world.get(ref)
+        if doc is None or ref in ignore:
+            continue
+        status = doc.get("status") or {}
+        if not (status.get("managed") and status.get("exists")):
+            continue
+        memo = memos.get(ref)
+        digest = memo.spec_hash if memo is not None and memo.spec is spec else spec_hash(spec)
+        if digest == status.get("basis"):
+            same.add(ref)
+    return same
+
+
 def _plan_state(
     source: GitSource,
     root: RuntimeRoot | None,
@@ -116,10 +186,11 @@ def _plan_state(
     world: dict[Ref, dict[str, Any]] = {}
     if root is not None:
         world = (world_reader or WorldReader(root)).read()
-    ignore = {
-        r: list(m.doc.get("spec", {}).get("policy", {}).get("ignoreDifferences", []))
-        for r, m in state.manifests.items()
-    }
+    ignore: dict[Ref, list[str]] = {}
+    for r, m in state.manifests.items():
+        pointers = m.doc.get("spec", {}).get("policy", {}).get("ignoreDifferences")
+        if pointers:
+            ignore[r] = list(pointers)
     plan = make_plan(
         state.commit,
         desired,
@@ -128,5 +199,6 @@ def _plan_state(
         ignore=ignore,
         protected=invalid,
         allow_deletes=allow_deletes and state.complete,
+        unchanged=_unchanged(source, desired, world, ignore),
     )
     return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)
