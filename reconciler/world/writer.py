@@ -16,19 +16,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from reconciler.files import atomic_write_bytes, atomic_write_json, fsync_dir
+from reconciler.files import atomic_write_json, fsync_dir, replace_many
 from reconciler.resources.kinds import KINDS
 from reconciler.settings import RuntimeRoot
 from reconciler.world import Ref, world_path
 
 CHECKPOINT_VERSION = 1
-_WRITE_THREADS = 4
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -128,12 +126,7 @@ class WorldWriter:
             return 0
         for folder in {path.parent for path, _ in todo}:
             folder.mkdir(parents=True, exist_ok=True)
-        if len(todo) < 16:
-            for path, data in todo:
-                atomic_write_bytes(path, data, durable=False)
-        else:
-            with ThreadPoolExecutor(_WRITE_THREADS) as pool:
-                list(pool.map(lambda item: atomic_write_bytes(*item, durable=False), todo))
+        replace_many(todo)
         if self.durable:
             sync_filesystem(self.root.world)
             for folder in {path.parent for path, _ in todo}:
