@@ -110,7 +110,9 @@ def _counts(views: RuntimeViews) -> tuple[s.ResourceCounts, dict[str, int]]:
         counts = s.ResourceCounts(
             total=len(rows),
             inSync=statuses.count("InSync"),
-            drifted=statuses.count("Drifted") + statuses.count("Pending"),
+            drifted=statuses.count("Drifted")
+            + statuses.count("Pending")
+            + statuses.count("NodeNotReady"),
             invalid=statuses.count("Invalid"),
             flapping=sum(1 for r in rows if _flapping(r)),
             pending=sum(1 for r in rows if r.actionState == "pending"),

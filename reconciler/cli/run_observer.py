@@ -32,7 +32,14 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     show_default=True,
     help="Seconds between full re-lists of each engine.",
 )
-def observer(root: str | None, repo: str | None, resync: float) -> None:
+@click.option(
+    "--docker/--no-docker",
+    default=True,
+    show_default=True,
+    envvar="HOMELAB_OBSERVE_DOCKER",
+    help="Watch the nodes' Docker engines (off where the observer has no socket).",
+)
+def observer(root: str | None, repo: str | None, resync: float, docker: bool) -> None:
     """Fold events into world documents and run the collectors.
 
     \b
@@ -44,4 +51,4 @@ def observer(root: str | None, repo: str | None, resync: float) -> None:
     runtime = get_root(root)
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = Path(repo).expanduser().absolute() if repo else None
-    run_service(ObserverService(runtime, repo_path, ObserverSettings(resync=resync)))
+    run_service(ObserverService(runtime, repo_path, ObserverSettings(resync=resync, docker=docker)))

@@ -42,6 +42,10 @@ class ObserverSettings:
     nodes_period: float = 60.0  # re-read Node manifests from the repository tip
     poll: float = 1.0  # fallback when file watching misses a change
     durable: bool = True
+    # False where the observer has no engine access (the Compose stack gives the
+    # socket to the executor only): no Docker collectors, no node reports; the
+    # world then learns about containers from the executor's reports alone.
+    docker: bool = True
 
 
 @dataclass
@@ -157,7 +161,7 @@ class ObserverService:
                 running.stop.set()
         self._targets = targets
         for name, target in targets.items():
-            if name not in self._collectors:
+            if name not in self._collectors and self.settings.docker:
                 collector = DockerCollector(
                     target, self.root, self._emit, resync=self.settings.resync
                 )
@@ -190,5 +194,6 @@ class ObserverService:
             "eventsFolded": self.folder.state.folded,
             "documents": len(self.folder.state.docs),
             "nodes": nodes,
+            "dockerCollectors": self.settings.docker,
         }
         atomic_write_json(self.root.state / "observer_status.json", status)

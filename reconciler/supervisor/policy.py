@@ -68,6 +68,11 @@ def deletes_gate(observer_status: dict[str, Any] | None) -> Gate:
     if observer_status.get("caughtUp") is not True:
         return Gate(False, "observer has not caught up with the event log")
     nodes = observer_status.get("nodes")
+    if observer_status.get("dockerCollectors") is False and not nodes:
+        # The observer watches no engine (the Compose layout): its world is the
+        # fold of the executor's reports, complete once caught up. A wiped world
+        # only loses documents, so it cannot turn into a prune.
+        return Gate(True, "world observed from the executor's reports")
     if not isinstance(nodes, dict) or not nodes:
         return Gate(False, "no node has reported a full listing")
     for name in sorted(nodes):

@@ -84,6 +84,31 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
+DOCKER_KINDS = ("Container", "ComposeStack")
+
+
+def _node_not_ready(ref: Ref, result: PlanResult) -> str | None:
+    """Why a Docker-backed resource cannot be acted on now, or None.
+
+    Actions for it would only fail while its node's engine does not answer;
+    they are proposed once the observer reports the node Ready again.
+    """
+    if ref[0] not in DOCKER_KINDS:
+        return None
+    spec = result.desired.get(ref)
+    if spec is None:
+        spec = (result.world.get(ref) or {}).get("status", {}).get("observed") or {}
+    node = str(spec.get("node") or "local")
+    node_doc = result.world.get(("Node", node))
+    if node_doc is None:
+        return None
+    for cond in node_doc.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "False":
+            detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+            return f"node {node} is not ready ({detail or 'engine unreachable'})"
+    return None
+
+
 def world_basis(doc: dict[str, Any] | None) -> str:
     return str(((doc or {}).get("status") or {}).get("basis") or "")
 
@@ -197,6 +222,17 @@ class Proposer:
                 return RefStatus("Flapping", [f"flapping: evidence {mark.get('evidence')}"])
             self.flap.unmark(ref)
             self.condition(ref, "Flapping", False, "DesiredChanged", "desired spec changed")
+        blocked = _node_not_ready(ref, result)
+        if ref[0] in DOCKER_KINDS:
+            self.condition(
+                ref,
+                "NodeNotReady",
+                blocked is not None,
+                "NodeNotReady" if blocked else "NodeReady",
+                blocked or "the node's Docker engine answers",
+            )
+        if blocked is not None and change is not None:
+            return RefStatus("NodeNotReady", [blocked], next((a for _s, a in live), None))
         if change is None:
             running = [aid for state, aid in live if state == "running"]
             self._supersede(live, None, "no change needed any more")

@@ -149,3 +149,31 @@ def test_unreachable_engine_is_reported_not_fatal(
     finally:
         stop.set()
         thread.join(timeout=20)
+
+
+def test_without_docker_collectors_the_executor_reports_still_fold(
+    runtime_root: RuntimeRoot, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Compose layout: no engine access, so no node reports and no listings."""
+    from reconciler.events.log import EventLog
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{runtime_root.path}/no-such.sock")
+    settings = ObserverSettings(durable=False, docker=False)
+    service = ObserverService(runtime_root, settings=settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        spec = {"node": "local", "image": BUSYBOX}
+        log = EventLog(runtime_root, "executor")
+        log.append("observed.resource", ("Container", "app"), {"spec": spec, "health": "Healthy"})
+        log.close()
+        _wait(lambda: _status(runtime_root, "app").get("observed") == spec, 10)
+        status_file = runtime_root.state / "observer_status.json"
+        _wait(lambda: status_file.exists() and read_json(status_file)["caughtUp"] is True, 10)
+        status = read_json(status_file)
+        assert (status["nodes"], status["dockerCollectors"]) == ({}, False)
+        assert not world_path(runtime_root, "Node", "local").exists()
+    finally:
+        stop.set()
+        thread.join(timeout=20)

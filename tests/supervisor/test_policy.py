@@ -51,6 +51,10 @@ T0, T1 = "2024-05-01T10:00:00.000000Z", "2024-05-01T10:00:05.000000Z"
         ({"caughtUp": True, "nodes": {"a": _node(T0, T1), "b": _node(T0, None)}}, False),
         ({"caughtUp": True, "nodes": {"a": "garbage"}}, False),
         ({"caughtUp": True, "nodes": {"a": _node(T0, T1), "b": _node(T0, T1)}}, True),
+        # an observer configured without Docker collectors (Compose layout)
+        ({"caughtUp": True, "nodes": {}, "dockerCollectors": False}, True),
+        ({"caughtUp": False, "nodes": {}, "dockerCollectors": False}, False),
+        ({"caughtUp": True, "nodes": {}, "dockerCollectors": True}, False),
     ],
 )
 def test_deletes_wait_for_a_fully_observed_world(status: Any, open_: bool) -> None:
