@@ -22,6 +22,7 @@ need_packages() {
   command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v wrk >/dev/null || missing+=(wrk)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "dev-daemons: missing packages ${missing[*]}; install them as root (apt-get install -y ${missing[*]})" >&2
