@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from litestar import MediaType, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response
 
 from reconciler.api import schemas as s
@@ -25,7 +25,7 @@ from reconciler.api.eventfeed import EventQuery
 from reconciler.errors import QueueConflict
 
 Req = Request[Any, Any, Any]
-Q = Annotated[str | None, Parameter(max_length=200)]
+Q = Annotated[str | None, QueryParameter(max_length=200)]
 ERRORS: dict[int, ResponseSpec] = {
     401: ResponseSpec(s.Problem, description="Not authenticated"),
     403: ResponseSpec(s.Problem, description="Refused (identity header, CSRF)"),
@@ -62,8 +62,8 @@ def list_actions(
     request: Req,
     queue_state: Annotated[
         str | None,
-        Parameter(
-            query="state",
+        QueryParameter(
+            name="state",
             pattern="^(pending|approved|running|done|failed|rejected|superseded)$",
             description="Only actions in this queue state.",
         ),
@@ -104,7 +104,7 @@ def decide(request: Req, action_id: str, approve: bool, reason: str | None) -> R
     sync_to_thread=True,
 )
 def approve_action(
-    request: Req, action_id: FromPath[str], data: s.Decision | None = None
+    request: Req, action_id: FromPath[str], data: JSONBody[s.Decision | None] = None
 ) -> Response[s.DecisionResult]:
     """Approve a pending action (X-CSRF-Token needed with a session cookie)."""
     return decide(request, action_id, True, data.reason if data else None)
@@ -119,7 +119,7 @@ def approve_action(
     sync_to_thread=True,
 )
 def reject_action(
-    request: Req, action_id: FromPath[str], data: s.Rejection
+    request: Req, action_id: FromPath[str], data: JSONBody[s.Rejection]
 ) -> Response[s.DecisionResult]:
     """Reject a pending action with a reason."""
     return decide(request, action_id, False, data.reason)
@@ -135,7 +135,7 @@ def list_events(
     action: Q = None,
     before: Q = None,
     after: Q = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> s.EventPage:
     """Newest first; pass `next` back as `before` for the following page."""
     query = EventQuery(type, kind, name, source, action, before, after, limit)
@@ -149,7 +149,7 @@ def list_events(
     status_code=201,
     sync_to_thread=True,
 )
-def ingest_events(request: Req, data: s.IngestBatch) -> Response[s.IngestResult]:
+def ingest_events(request: Req, data: JSONBody[s.IngestBatch]) -> Response[s.IngestResult]:
     """Append events from a remote agent under the producer `ingest-<agent>`."""
     try:
         result = context(request).decisions.ingest(data)

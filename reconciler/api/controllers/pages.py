@@ -17,7 +17,7 @@ from urllib.parse import quote
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from reconciler.api import services
@@ -67,7 +67,9 @@ def dashboard(request: Req) -> Template:
 
 
 @get("/resources", include_in_schema=False, sync_to_thread=False)
-def resources_page(request: Req, kind: str | None = None, status: str | None = None) -> Template:
+def resources_page(
+    request: Req, kind: FromQuery[str | None] = None, status: FromQuery[str | None] = None
+) -> Template:
     views = context(request).views
     rows = services.filter_rows(views, kind, status)
     kinds = sorted({r.kind for r in services.resource_rows(views)})
