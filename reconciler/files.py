@@ -10,10 +10,11 @@ driver and the CLI.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -71,6 +72,22 @@ def atomic_write_json(path: Path, doc: Any, *, mode: int = 0o644, durable: bool 
     """Write `doc` as indented, key-sorted JSON through `atomic_write_bytes`."""
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     atomic_write_bytes(path, data + b"\n", mode=mode, durable=durable)
+
+
+def try_lock(path: Path) -> IO[bytes] | None:
+    """Open `path` (creating it) and take an exclusive flock without waiting.
+
+    Returns the open file, which holds the lock until closed (also by the
+    kernel when the process dies), or None when another process holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "ab")  # noqa: SIM115 - the caller keeps it open while it holds the lock
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
 
 
 def read_json(path: Path) -> Any:

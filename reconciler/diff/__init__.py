@@ -5,11 +5,12 @@
 """
 
 from reconciler.diff.plan import Change, Plan, diff_resource, make_plan
-from reconciler.diff.render import plan_to_json, render_change, render_text
+from reconciler.diff.render import change_to_json, plan_to_json, render_change, render_text
 
 __all__ = [
     "Change",
     "Plan",
+    "change_to_json",
     "diff_resource",
     "make_plan",
     "plan_to_json",

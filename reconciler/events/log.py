@@ -12,7 +12,6 @@ collectors, the supervisor, the queue, the executor and the API.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import threading
@@ -24,6 +23,7 @@ from typing import IO, Any, TypedDict
 import orjson
 
 from reconciler.errors import ConfigError
+from reconciler.files import try_lock
 from reconciler.settings import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
@@ -90,14 +90,11 @@ class EventLog:
         folder = self.root.events / day
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.producer}.jsonl"
-        fh = open(path, "ab")  # noqa: SIM115 - kept open for the writer's lifetime
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.close()
+        fh = try_lock(path)  # kept open (and locked) for the writer's lifetime
+        if fh is None:
             raise ConfigError(
                 f"another process is already writing events as {self.producer!r} to {path}"
-            ) from exc
+            )
         self._repair_torn_tail(fh, path)
         self._fh, self._day = fh, day
         return fh

@@ -16,7 +16,7 @@ import socket
 from typing import IO, Any
 
 from reconciler.errors import ConfigError
-from reconciler.files import atomic_write_json, read_json
+from reconciler.files import atomic_write_json, read_json, try_lock
 from reconciler.queue.action import now_iso
 from reconciler.settings import RuntimeRoot
 
@@ -38,12 +38,8 @@ class ExecutorLock:
         return doc if isinstance(doc, dict) else None
 
     def acquire(self) -> dict[str, Any]:
-        self.root.state.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "ab")  # noqa: SIM115 - held for the executor's lifetime
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
+        fh = try_lock(self.path)  # held for the executor's lifetime
+        if fh is None:
             held = self.holder() or {}
             raise ConfigError(
                 f"another executor is already running for {self.root.path} "

@@ -12,7 +12,6 @@ fold ignores. Called by the observer service and `homelab world rebuild`.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 import time
@@ -24,6 +23,7 @@ from typing import IO
 
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
+from reconciler.files import try_lock
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
 from reconciler.settings import RuntimeRoot
@@ -76,15 +76,11 @@ class Folder:
 
     def lock(self) -> None:
         """Keep a second observer (or a rebuild) away from this root."""
-        self.root.state.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root.state / "observer.lock", "ab")  # noqa: SIM115 - held while running
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.close()
+        fh = try_lock(self.root.state / "observer.lock")  # held while running
+        if fh is None:
             raise ConfigError(
                 f"another observer (or world rebuild) is running on {self.root.path}; stop it first"
-            ) from exc
+            )
         self._lock = fh
 
     def unlock(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.diff import Change, render_change
+from reconciler.diff import Change, change_to_json, render_change
 
 
 def now_iso() -> str:
@@ -58,13 +58,7 @@ def new_action(
         "id": generation_id(plan_id, generation),
         "planId": plan_id,
         "generation": generation,
-        "kind": change.kind,
-        "name": change.name,
-        "operation": change.operation,
-        "patch": change.patch,
-        "desired": change.desired,
-        "observed": change.observed,
-        "forcesReplacement": list(change.forces),
+        **change_to_json(change),
         "manifest": manifest,
         "commit": commit,
         "basis": basis,
