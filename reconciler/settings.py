@@ -10,6 +10,7 @@ state folder). Called by the CLI and every service.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,33 @@ class RuntimeRoot:
         if state not in QUEUE_STATES:
             raise ConfigError(f"unknown queue state {state!r}; expected one of {QUEUE_STATES}")
         return self.queue / state
+
+    def instance_id(self) -> str:
+        """This runtime root's id, created on first use (`state/instance_id`).
+
+        Containers carry it as a label, so two control planes sharing one
+        Docker engine (a test `homelab up` beside the real stack) never see,
+        or propose to prune, each other's containers.
+        """
+        path = self.state / "instance_id"
+        try:
+            existing = path.read_text().strip()
+        except FileNotFoundError:
+            existing = ""
+        if existing:
+            return existing
+        self.state.mkdir(parents=True, exist_ok=True)
+        candidate = secrets.token_hex(8)
+        try:
+            # O_EXCL: when two services start at once, the first one's id wins.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return self.instance_id()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(candidate + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return candidate
 
     def ensure(self) -> RuntimeRoot:
         """Create the runtime tree's folders (idempotent)."""

@@ -39,10 +39,13 @@ def container_name(name: str) -> str:
     return f"homelab-{name}"
 
 
-def managed_labels(name: str, node: str, desired: dict[str, Any], action_id: str) -> dict[str, str]:
+def managed_labels(
+    name: str, node: str, desired: dict[str, Any], action_id: str, instance: str
+) -> dict[str, str]:
     """The labels docs/internals.md fixes; the collector reads them back."""
     return {
         f"{PREFIX}/managed-by": MANAGED_BY,
+        f"{PREFIX}/instance": instance,
         f"{PREFIX}/kind": "Container",
         f"{PREFIX}/name": name,
         f"{PREFIX}/node": node,
@@ -101,7 +104,9 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
         "restart_policy": {"Name": spec.get("restartPolicy", "unless-stopped")},
         "labels": {
             **(spec.get("labels") or {}),
-            **managed_labels(ctx.name, ctx.node.name, spec, str(ctx.action["id"])),
+            **managed_labels(
+                ctx.name, ctx.node.name, spec, str(ctx.action["id"]), ctx.root.instance_id()
+            ),
         },
         "network_mode": spec.get("networkMode") or "bridge",
         "user": spec.get("user"),

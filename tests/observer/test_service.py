@@ -52,9 +52,10 @@ def observer(
     assert not thread.is_alive()
 
 
-def _managed_labels(name: str, spec: dict[str, Any] | None) -> dict[str, str]:
+def _managed_labels(root: RuntimeRoot, name: str, spec: dict[str, Any] | None) -> dict[str, str]:
     labels = {
         f"{P}/managed-by": "homelab-reconciler",
+        f"{P}/instance": root.instance_id(),
         f"{P}/kind": "Container",
         f"{P}/name": name,
         f"{P}/node": "local",
@@ -75,7 +76,7 @@ def test_container_created_outside_appears_dies_and_is_removed(
         name=f"homelab-{name}",
         detach=True,
         network_mode="host",
-        labels=_managed_labels(name, spec),
+        labels=_managed_labels(runtime_root, name, spec),
     )
     try:
         _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 10)
@@ -110,7 +111,7 @@ def test_managed_container_without_spec_label_gets_a_condition(
         name=f"homelab-{name}",
         detach=True,
         network_mode="host",
-        labels=_managed_labels(name, None),
+        labels=_managed_labels(runtime_root, name, None),
     )
     try:
         _wait(lambda: bool(_status(runtime_root, name).get("exists")), 10)
@@ -177,3 +178,46 @@ def test_without_docker_collectors_the_executor_reports_still_fold(
     finally:
         stop.set()
         thread.join(timeout=20)
+
+
+def test_another_control_planes_containers_are_not_observed(
+    observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any, tmp_path: Any
+) -> None:
+    """Two runtime roots on one engine: each sees only its own containers."""
+    other = RuntimeRoot(tmp_path / "other-root")
+    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
+    foreign, own = f"obs-{uuid.uuid4().hex[:8]}", f"obs-{uuid.uuid4().hex[:8]}"
+    started = []
+    try:
+        for name, root in ((foreign, other), (own, runtime_root)):
+            started.append(
+                docker_client.containers.run(
+                    BUSYBOX,
+                    ["sleep", "300"],
+                    name=f"homelab-{name}",
+                    detach=True,
+                    network_mode="host",
+                    labels=_managed_labels(root, name, spec),
+                )
+            )
+        _wait(lambda: _status(runtime_root, own).get("health") == "Healthy", 10)
+        # the listing that found `own` saw `foreign` too, and left it out
+        listed = read_json(runtime_root.state / "observer_status.json")["nodes"]["local"]
+        _wait(
+            lambda: (
+                (
+                    read_json(runtime_root.state / "observer_status.json")["nodes"]["local"][
+                        "lastFullListingAt"
+                    ]
+                    or ""
+                )
+                > (listed["lastFullListingAt"] or "")
+            ),
+            15,
+        )
+        assert not world_path(runtime_root, "Container", foreign).exists()
+        assert other.instance_id() != runtime_root.instance_id()
+    finally:
+        for container in started:
+            with __import__("contextlib").suppress(Exception):
+                container.remove(force=True)

@@ -108,6 +108,7 @@ class DockerCollector:
         self.resync = resync
         self.started_at = now_iso()
         self.ready = False
+        self.instance = root.instance_id()
         self._node_msg: dict[str, Any] | None = None
         self._containers: set[str] = set()
 
@@ -157,7 +158,14 @@ class DockerCollector:
 
     def full_listing(self, client: Any) -> None:
         started = now_iso()
-        filters = {"label": [MANAGED, f"{P}/kind=Container", f"{P}/node={self.node}"]}
+        filters = {
+            "label": [
+                MANAGED,
+                f"{P}/instance={self.instance}",
+                f"{P}/kind=Container",
+                f"{P}/node={self.node}",
+            ]
+        }
         names = []
         for container in client.containers.list(all=True, filters=filters):
             name = container.labels.get(f"{P}/name")
@@ -190,6 +198,8 @@ class DockerCollector:
             self._check_stacks(client, project)
         if attrs.get(f"{P}/managed-by") != "homelab-reconciler":
             return
+        if attrs.get(f"{P}/instance") != self.instance:
+            return  # another control plane's container on a shared engine
         if attrs.get(f"{P}/kind") != "Container" or attrs.get(f"{P}/node") != self.node:
             return
         name = attrs.get(f"{P}/name")
