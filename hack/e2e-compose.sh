@@ -123,7 +123,12 @@ build_base_image
 
 step "install: hack/bootstrap-vps-control-plane.sh (root $HOMELAB_ROOT, repo $HOMELAB_REPO_PATH)"
 HOMELAB_WHEEL_PYTHON=${HOMELAB_WHEEL_PYTHON:-$TOP/.venv/bin/python} hack/bootstrap-vps-control-plane.sh
-unzip -l "$(ls "$TOP"/dist/wheels/homelab_reconciler-*.whl)" | grep -q 'reconciler/example/manifests/nodes.yaml' ||
+# (Python's zipfile, not `unzip -l | grep -q`: under pipefail that pipeline failed
+# at random when grep exited early and unzip got SIGPIPE.)
+"$TOP/.venv/bin/python" - "$(ls "$TOP"/dist/wheels/homelab_reconciler-*.whl)" <<'PY' ||
+import sys, zipfile
+sys.exit("reconciler/example/manifests/nodes.yaml" not in zipfile.ZipFile(sys.argv[1]).namelist())
+PY
   fail "the wheel lacks the example manifests"
 ok "the wheel ships the example repository"
 
