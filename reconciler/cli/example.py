@@ -12,13 +12,13 @@ own commits. Called by reconciler/cli/up.py.
 from __future__ import annotations
 
 import os
-import subprocess
 from importlib import resources
 from pathlib import Path
 
-from reconciler.errors import ConfigError, GitError
+from reconciler.errors import ConfigError
 from reconciler.files import atomic_write_bytes
 from reconciler.settings import RuntimeRoot
+from reconciler.sources.git import GitRepo
 
 EXAMPLE_FOLDERS = ("manifests", "compose")
 EXAMPLE_DIR_NAME = "example-repo"
@@ -39,19 +39,11 @@ def example_source() -> Path:
     )
 
 
+_IDENTITY = ("user.name=homelab up", "user.email=homelab@localhost", "commit.gpgsign=false")
+
+
 def _git(repo: Path, *args: str) -> None:
-    identity = ("-c", "user.name=homelab up", "-c", "user.email=homelab@localhost")
-    try:
-        proc = subprocess.run(
-            ["git", *identity, "-c", "commit.gpgsign=false", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise GitError("git is not installed (apt-get install git)") from exc
-    if proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
+    GitRepo(repo).run(*args, config=_IDENTITY)
 
 
 def _copy_tree(source: Path, target: Path, docker_host: str) -> None:

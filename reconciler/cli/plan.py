@@ -51,9 +51,7 @@ def plan(
     """
     repo_path = get_repo(repo)
     runtime = get_root(root)
-    source = GitSource(repo_path, path or "manifests", BlobCache(cache_dir(runtime)))
-    if path is None:
-        source.path = source.load(ref).config.manifestsPath.strip("/") or "."
+    source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     result = compute_plan(source, runtime, ref)
     for error in result.errors:
         click.echo(str(error), err=True)

@@ -28,9 +28,7 @@ def validate(repo: str | None, root: str | None, ref: str | None, path: str | No
     """
     repo_path = get_repo(repo)
     runtime = get_root(root)
-    source = GitSource(repo_path, path or "manifests", BlobCache(cache_dir(runtime)))
-    if path is None:
-        source.path = source.load(ref).config.manifestsPath.strip("/") or "."
+    source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     state = source.load(ref)
     _desired, errors, _invalid = desired_specs(source, state, runtime)
     all_errors = [*state.errors, *errors]

@@ -66,7 +66,7 @@ class Executor:
         drivers: dict[str, Driver] | None = None,
     ) -> None:
         self.root = root.ensure()
-        self.source = GitSource(repo, manifests_path or "manifests", BlobCache(root.cache))
+        self.source = GitSource(repo, manifests_path, BlobCache(root.cache))
         self._fixed_path = manifests_path is not None
         self.settings = settings or DriverSettings()
         self.retry = retry or RetryPolicy()

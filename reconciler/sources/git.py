@@ -43,10 +43,15 @@ class GitRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _git(self, *args: str, input: bytes | None = None) -> bytes:
+    def run(self, *args: str, input: bytes | None = None, config: tuple[str, ...] = ()) -> bytes:
+        """Run one git command in the repository; GitError (with git's message) on failure.
+
+        `config` adds `-c key=value` settings (e.g. a committer identity).
+        """
+        settings = [arg for item in config for arg in ("-c", item)]
         try:
             proc = subprocess.run(
-                ["git", "-C", str(self.path), *args],
+                ["git", *settings, "-C", str(self.path), *args],
                 input=input,
                 capture_output=True,
                 check=False,
@@ -62,7 +67,7 @@ class GitRepo:
         """The commit id of `ref` (default HEAD, the tip of the current branch)."""
         target = (ref or "HEAD") + "^{commit}"
         try:
-            return self._git("rev-parse", "--verify", "--quiet", target).decode().strip()
+            return self.run("rev-parse", "--verify", "--quiet", target).decode().strip()
         except GitError as exc:
             if ref is None:
                 raise GitError(
@@ -73,7 +78,7 @@ class GitRepo:
 
     def tree(self, commit: str, path: str) -> list[TreeEntry]:
         """Files under `path` at `commit` (recursively), with their blob ids."""
-        out = self._git("ls-tree", "-r", "-z", "--full-tree", commit, "--", path)
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", path)
         entries = []
         for record in out.split(b"\0"):
             if not record:
@@ -89,7 +94,7 @@ class GitRepo:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        out = self._git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
+        out = self.run("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
         result: dict[str, bytes] = {}
         pos = 0
         for blob in wanted:
@@ -106,14 +111,14 @@ class GitRepo:
     def dirty_paths(self, path: str) -> list[str]:
         """Uncommitted changes under `path` in the work tree (ignored by plans)."""
         try:
-            out = self._git("status", "--porcelain", "-z", "--", path)
+            out = self.run("status", "--porcelain", "-z", "--", path)
         except GitError:
             return []
         return [rec[3:].decode(errors="replace") for rec in out.split(b"\0") if len(rec) > 3]
 
     def head_branch(self) -> str | None:
         try:
-            return self._git("symbolic-ref", "--quiet", "--short", "HEAD").decode().strip()
+            return self.run("symbolic-ref", "--quiet", "--short", "HEAD").decode().strip()
         except GitError:
             return None
 
@@ -139,9 +144,12 @@ class DesiredState:
 class GitSource:
     """Loads `DesiredState` from commits of one repository, caching by blob id."""
 
-    def __init__(self, repo: Path, path: str = "manifests", cache: BlobCache | None = None) -> None:
+    def __init__(self, repo: Path, path: str | None = None, cache: BlobCache | None = None) -> None:
+        """`path` is the manifests folder; None follows `manifestsPath` of homelab.yaml
+        at each commit (default `manifests`)."""
         self.repo = GitRepo(repo)
-        self.path = path.strip("/") or "."
+        self.explicit_path = path.strip("/") or "." if path is not None else None
+        self.path = self.explicit_path or "manifests"  # the folder of the last load
         self.cache = cache if cache is not None else BlobCache(None)
         self._sha_cache: dict[str, str] = {}
         self._placed: dict[tuple[str, str], FileResult] = {}
@@ -166,6 +174,10 @@ class GitSource:
         state = DesiredState(commit=commit, path=self.path)
         all_files = self.repo.tree(commit, ".")
         state.files = {e.path: e.blob for e in all_files}
+        self._read_config(state)
+        self.path = state.path = self.explicit_path or (
+            state.config.manifestsPath.strip("/") or "."
+        )
         prefix = "" if self.path == "." else self.path + "/"
         entries = [
             e for e in all_files if e.path.startswith(prefix) and e.path.endswith(MANIFEST_SUFFIXES)
@@ -179,7 +191,6 @@ class GitSource:
                 )
             )
             state.complete = False
-        self._read_config(state)
         self._parse_missing(entries)
         for entry in sorted(entries, key=lambda e: e.path):
             result = self.cache.get(entry.blob)

@@ -80,7 +80,7 @@ class Supervisor:
         self.root = root.ensure()
         self.ref = ref
         self.settings = settings or SupervisorSettings()
-        self.source = GitSource(repo, "manifests", BlobCache(self.root.cache))
+        self.source = GitSource(repo, None, BlobCache(self.root.cache))
         self.world = WorldReader(self.root)
         self.events = EventLog(self.root, "supervisor")
         self.queue = ActionQueue(self.root, self.events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -65,19 +66,24 @@ def _managed_labels(root: RuntimeRoot, name: str, spec: dict[str, Any] | None) -
     return labels
 
 
-def test_container_created_outside_appears_dies_and_is_removed(
-    observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
-) -> None:
-    name = f"obs-{uuid.uuid4().hex[:8]}"
-    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
-    container = docker_client.containers.run(
+def _run_managed(client: Any, root: RuntimeRoot, name: str, spec: dict[str, Any] | None) -> Any:
+    """A container started outside the project, labelled as `root` manages it."""
+    return client.containers.run(
         BUSYBOX,
         ["sleep", "300"],
         name=f"homelab-{name}",
         detach=True,
         network_mode="host",
-        labels=_managed_labels(runtime_root, name, spec),
+        labels=_managed_labels(root, name, spec),
     )
+
+
+def test_container_created_outside_appears_dies_and_is_removed(
+    observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
+) -> None:
+    name = f"obs-{uuid.uuid4().hex[:8]}"
+    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
+    container = _run_managed(docker_client, runtime_root, name, spec)
     try:
         _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 10)
         status = _status(runtime_root, name)
@@ -91,7 +97,7 @@ def test_container_created_outside_appears_dies_and_is_removed(
         assert took < 2.0, f"removal seen after {took:.2f} s"
         assert _status(runtime_root, name)["exists"] is False
     finally:
-        with __import__("contextlib").suppress(Exception):
+        with contextlib.suppress(Exception):
             container.remove(force=True)
     node = read_json(world_path(runtime_root, "Node", "local"))["status"]
     assert node["conditions"][0]["type"] == "Ready"
@@ -105,14 +111,7 @@ def test_managed_container_without_spec_label_gets_a_condition(
     observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
 ) -> None:
     name = f"obs-{uuid.uuid4().hex[:8]}"
-    container = docker_client.containers.run(
-        BUSYBOX,
-        ["sleep", "300"],
-        name=f"homelab-{name}",
-        detach=True,
-        network_mode="host",
-        labels=_managed_labels(runtime_root, name, None),
-    )
+    container = _run_managed(docker_client, runtime_root, name, None)
     try:
         _wait(lambda: bool(_status(runtime_root, name).get("exists")), 10)
         status = _status(runtime_root, name)
@@ -190,16 +189,7 @@ def test_another_control_planes_containers_are_not_observed(
     started = []
     try:
         for name, root in ((foreign, other), (own, runtime_root)):
-            started.append(
-                docker_client.containers.run(
-                    BUSYBOX,
-                    ["sleep", "300"],
-                    name=f"homelab-{name}",
-                    detach=True,
-                    network_mode="host",
-                    labels=_managed_labels(root, name, spec),
-                )
-            )
+            started.append(_run_managed(docker_client, root, name, spec))
         _wait(lambda: _status(runtime_root, own).get("health") == "Healthy", 10)
         # the listing that found `own` saw `foreign` too, and left it out
         listed = read_json(runtime_root.state / "observer_status.json")["nodes"]["local"]
@@ -219,5 +209,5 @@ def test_another_control_planes_containers_are_not_observed(
         assert other.instance_id() != runtime_root.instance_id()
     finally:
         for container in started:
-            with __import__("contextlib").suppress(Exception):
+            with contextlib.suppress(Exception):
                 container.remove(force=True)

@@ -123,3 +123,18 @@ def test_not_a_repository_and_bad_ref_are_clear_errors(tmp_path: Path, git_repo:
     git_repo.commit()
     with pytest.raises(GitError, match="'nope' is not a commit"):
         GitSource(git_repo.path).load("nope")
+
+
+def test_manifests_path_from_homelab_yaml_is_followed_without_a_flag(git_repo: GitRepo) -> None:
+    git_repo.write("infra/a.yaml", file_manifest("a"))
+    git_repo.write("manifests/b.yaml", file_manifest("b"))
+    git_repo.write(
+        "homelab.yaml",
+        "apiVersion: homelab.reconciler/v1alpha1\nkind: RepositoryConfig\nmanifestsPath: infra\n",
+    )
+    git_repo.commit()
+    source = GitSource(git_repo.path)
+    assert sorted(n for _, n in source.load().manifests) == ["a"]
+    assert source.path == "infra"
+    # an explicit path (--path) wins over the repository's setting
+    assert sorted(n for _, n in GitSource(git_repo.path, "manifests").load().manifests) == ["b"]
