@@ -42,6 +42,9 @@ start() {
   local state=running
   if ! engine_up; then
     state=started
+    # A dockerd of ours that is still shutting down (or a pid file left by a
+    # machine that stopped) would make the new one refuse to start.
+    stop_pid
     rm -f "$SOCK"
     nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
       --data-root "$DEV_DIR/data" --exec-root "$DEV_DIR/exec" --pidfile "$PIDFILE" \
@@ -64,14 +67,36 @@ start() {
   echo "$state"  # "started" when this call started the engine (the caller stops it)
 }
 
-stop() {
-  if [ -f "$PIDFILE" ]; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      if [ -S "$SOCK" ] && engine_up; then sleep 0.2; else break; fi
+# Ends the dockerd named by our pid file and waits until the process is gone
+# (the socket goes quiet well before containerd has shut down and the pid file
+# is removed); a pid file whose process is not a dockerd is stale and removed.
+end_process() {  # pidfile, expected command name
+  [ -f "$1" ] || return 0
+  local pid
+  pid=$(cat "$1" 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$2" ]; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      [ -d "/proc/$pid" ] || break
+      sleep 0.2
     done
+    if [ -d "/proc/$pid" ]; then
+      echo "dev-daemons: $2 $pid did not stop in 30 s; killing it" >&2
+      kill -9 "$pid" 2>/dev/null || true
+      sleep 0.5
+    fi
   fi
+  rm -f "$1"
 }
+
+# dockerd first; then the containerd it started, which outlives a dockerd
+# that was killed outright and would make the next dockerd time out.
+stop_pid() {
+  end_process "$PIDFILE" dockerd
+  end_process "$DEV_DIR/exec/containerd/containerd.pid" containerd
+}
+
+stop() { stop_pid; }
 
 case "${1:-start}" in
   start) start ;;
