@@ -24,13 +24,12 @@ from reconciler.drivers.base import (
     NodeInfo,
 )
 from reconciler.errors import GitError, PermanentError, TemporaryError
-from reconciler.files import read_json
 from reconciler.resources.repo import RepoConfig
 from reconciler.settings import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
 from reconciler.supervisor.planner import desired_specs
-from reconciler.world import world_path
+from reconciler.world import read_world_doc, world_path
 
 Ref = tuple[str, str]
 
@@ -88,7 +87,7 @@ class DesiredView:
     def world_basis(self, kind: str, name: str) -> str | None:
         """The world's `status.basis`: "" when missing, None when unreadable."""
         try:
-            doc = read_json(world_path(self.root, kind, name))
+            doc = read_world_doc(world_path(self.root, kind, name))
         except FileNotFoundError:
             return ""
         except (OSError, ValueError):

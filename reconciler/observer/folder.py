@@ -2,12 +2,20 @@
 
 `Folder.open` resumes from `state/observer_checkpoint.json` and the world
 documents on disk, or rebuilds from the whole log when the checkpoint is
-missing or unusable, a world document is unreadable, or documents were
-deleted while the observer was down. `Folder.tick` costs in proportion to
-the new bytes: it reads past the offsets, folds the new events in id order
-(garbage collector off), writes only the documents that changed, and only
-then moves the checkpoint, so a crash at any point replays events, which the
-fold ignores. Called by the observer service and `homelab world rebuild`.
+missing or unusable, a world document is unreadable, documents were deleted
+while the observer was down, or the machine went down uncleanly (a new boot
+id) while the documents were not synced. `Folder.tick` costs in proportion
+to the new bytes: it reads past the offsets, folds the new events in id
+order (garbage collector off), writes only the documents that changed, and
+only then moves the checkpoint, so a crash at any point replays events,
+which the fold ignores.
+
+Durability is batched over ticks rather than paid per tick: before the
+first document write after a sync the checkpoint is marked unsynced (one
+fsync), ticks then write documents and checkpoint without fsync, and
+`Folder.sync` (the service calls it when idle, at most every few seconds,
+and on stop) flushes the filesystem once and marks the checkpoint synced.
+Called by the observer service and `homelab world rebuild`.
 """
 
 from __future__ import annotations
@@ -15,25 +23,28 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import IO
 
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
-from reconciler.files import try_lock
+from reconciler.files import fsync_dir, try_lock
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
 from reconciler.settings import RuntimeRoot
 from reconciler.world import Ref
 from reconciler.world.writer import (
+    Checkpoint,
     WorldLoadError,
     WorldWriter,
+    boot_id,
     load_world,
     read_checkpoint,
     remove_stale_temp_files,
+    sync_filesystem,
 )
 
 _BY_ID = attrgetter("id")
@@ -73,6 +84,9 @@ class Folder:
         self.quarantine = Quarantine(root)
         self._lock: IO[bytes] | None = None
         self._checkpointed: dict[str, int] | None = None
+        self._synced = False  # the checkpoint on disk says the world is synced
+        self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
+        self._boot = boot_id()
 
     def lock(self) -> None:
         """Keep a second observer (or a rebuild) away from this root."""
@@ -96,20 +110,23 @@ class Folder:
         checkpoint = read_checkpoint(self.root)
         if checkpoint is None:
             why = "no usable checkpoint"
+        elif not checkpoint.synced and checkpoint.boot_id != self._boot:
+            why = "the machine went down uncleanly while the world was not synced"
         else:
-            offsets, documents = checkpoint
             try:
                 docs = load_world(self.root)
             except WorldLoadError as exc:
                 why = str(exc)
             else:
-                if len(docs) >= documents:
+                if len(docs) >= checkpoint.documents:
                     self.state = WorldState(docs=docs)
                     self.writer.remember(docs)
-                    self.reader = LogReader(self.root, offsets)
-                    self._checkpointed = dict(offsets)
+                    self.reader = LogReader(self.root, checkpoint.offsets)
+                    self._checkpointed = dict(checkpoint.offsets)
+                    self._synced = checkpoint.synced
                     return f"resumed from checkpoint ({len(docs)} documents)"
-                why = f"{documents - len(docs)} world documents were deleted while stopped"
+                lost = checkpoint.documents - len(docs)
+                why = f"{lost} world documents were deleted while stopped"
         result = self.rebuild()
         return f"rebuilt ({why}): {result.events} events, {len(self.state.docs)} documents"
 
@@ -118,10 +135,18 @@ class Folder:
         self.state = WorldState()
         self.reader = LogReader(self.root)
         self.writer.forget()
+        # No checkpoint while rebuilding: an interrupted rebuild starts over.
+        self.root.checkpoint.unlink(missing_ok=True)
+        if self.durable:
+            fsync_dir(self.root.checkpoint.parent)
         self._checkpointed = None
+        self._synced = False
         result = self._tick(compare_disk=True)
         self.writer.remove_others(set(self.state.docs))
-        return result
+        t0 = time.perf_counter()
+        self.sync()
+        took = time.perf_counter() - t0
+        return replace(result, write_seconds=result.write_seconds + took)
 
     def tick(self) -> TickResult:
         """Fold what was appended since the last tick."""
@@ -142,6 +167,7 @@ class Folder:
         self.state.diagnostics.clear()
 
     def _tick(self, *, compare_disk: bool) -> TickResult:
+        self._whole = False
         count = bad = nbytes = 0
         t0 = time.perf_counter()
         with gc_paused():  # decoding and folding allocate millions of small objects
@@ -152,17 +178,48 @@ class Folder:
                 nbytes += batch.nbytes
             dirty = self.state.take_dirty()
         t1 = time.perf_counter()
+        if dirty:
+            self._mark_unsynced()
         written = self.writer.write(dirty, compare_disk=compare_disk)
         self.quarantine.flush()
         if self.reader.offsets != self._checkpointed:
-            self.writer.write_checkpoint(self.reader.offsets, len(self.state.docs))
-            self._checkpointed = dict(self.reader.offsets)
+            self._write_checkpoint(self.reader.offsets, durable=False)
+        self._whole = True
         return TickResult(count, written, bad, nbytes, t1 - t0, time.perf_counter() - t1)
 
-    def restore_deleted(self) -> list[Ref]:
-        """World documents deleted by hand while running: mark them to be written again."""
+    def _write_checkpoint(self, offsets: dict[str, int], *, durable: bool) -> None:
+        checkpoint = Checkpoint(dict(offsets), len(self.state.docs), self._synced, self._boot)
+        self.writer.write_checkpoint(checkpoint, durable=durable)
+        self._checkpointed = dict(offsets)
+
+    def _mark_unsynced(self) -> None:
+        """Before a document changes: a synced checkpoint must stop saying so, durably."""
+        if self._synced:
+            self._synced = False
+            self._write_checkpoint(self._checkpointed or {}, durable=True)
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    def sync(self) -> None:
+        """Make every document written so far durable, then say so in the checkpoint."""
+        if self._synced or not self._whole:
+            return  # nothing new, or a tick failed half-way: the checkpoint must not move
+        if self.durable:
+            sync_filesystem(self.root.world)
+        self._synced = True
+        self._write_checkpoint(self.reader.offsets, durable=True)
+
+    def restore_deleted(self, candidates: Iterable[Ref] | None = None) -> list[Ref]:
+        """World documents deleted by hand while running: mark them to be written again.
+
+        `candidates` are the documents the file watch saw go (each write's
+        name exchange shows up as one too); None checks every document.
+        """
         missing = []
-        for ref in self.state.docs:
+        docs = self.state.docs
+        for ref in docs if candidates is None else [r for r in candidates if r in docs]:
             path = self.root.world / ref[0] / f"{ref[1]}.json"
             if not os.path.exists(path):
                 missing.append(ref)

@@ -42,6 +42,7 @@ class ObserverSettings:
     nodes_period: float = 60.0  # re-read Node manifests from the repository tip
     poll: float = 1.0  # fallback when file watching misses a change
     durable: bool = True
+    sync_period: float = 5.0  # longest a busy observer leaves written documents unsynced
     # False where the observer has no engine access (the Compose stack gives the
     # socket to the executor only): no Docker collectors, no node reports; the
     # world then learns about containers from the executor's reports alone.
@@ -66,7 +67,8 @@ class ObserverService:
         self.settings = settings or ObserverSettings()
         self.folder = Folder(root, durable=self.settings.durable)
         self._wake = threading.Event()
-        self._world_deleted = threading.Event()
+        self._world_deleted: set[tuple[str, str]] = set()
+        self._deleted_lock = threading.Lock()
         self._collectors: dict[str, _Running] = {}
         self._targets: dict[str, NodeTarget] = {}
         self._desired_files: list[DesiredFile] = []
@@ -97,7 +99,10 @@ class ObserverService:
             if watcher.is_alive():
                 watcher.join(timeout=10)
             self._log.close()
-            self.folder.unlock()
+            try:
+                self.folder.sync()
+            finally:
+                self.folder.unlock()
 
     def _watch(self, stop: threading.Event) -> None:
         """Wake the loop on log appends; notice world documents deleted by hand."""
@@ -113,29 +118,36 @@ class ObserverService:
             raise_interrupt=False,
         ):
             for change, path in changes:
-                name = Path(path).name
+                p = Path(path)
                 if (
                     change == watchfiles.Change.deleted
-                    and name.endswith(".json")
-                    and not name.startswith(".")
-                    and Path(path).parent.parent == self.root.world
+                    and p.name.endswith(".json")
+                    and not p.name.startswith(".")
+                    and p.parent.parent == self.root.world
                 ):
-                    self._world_deleted.set()
+                    with self._deleted_lock:
+                        self._world_deleted.add((p.parent.name, p.name[:-5]))
             if changes:
                 self._wake.set()
 
     def _loop(self, stop: threading.Event) -> None:
         next_nodes = next_files = 0.0
-        last_status = 0.0
+        last_status = last_sync = 0.0
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_nodes:
                 self._refresh_nodes()
                 next_nodes = now + self.settings.nodes_period
-            if self._world_deleted.is_set():
-                self._world_deleted.clear()
-                self.folder.restore_deleted()
+            with self._deleted_lock:
+                deleted, self._world_deleted = self._world_deleted, set()
+            if deleted:
+                self.folder.restore_deleted(deleted)
             result = self.folder.tick()
+            if not self.folder.synced and (
+                not result.events or now - last_sync >= self.settings.sync_period
+            ):
+                self.folder.sync()  # idle, or busy for a while: make the world durable
+                last_sync = now
             if now >= next_files:
                 assert self._files is not None
                 self._files.learn(self.folder.state.docs, self._desired_files)

@@ -56,9 +56,44 @@ def observed_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
     return spec if isinstance(spec, dict) else None
 
 
+class TornRead(OSError):
+    """The file changed while it was read (its name was swapped and the old inode rewritten)."""
+
+
+def read_doc_bytes(path: str | Path) -> tuple[bytes, os.stat_result]:
+    """A world document's bytes, checked whole.
+
+    The observer writes a document by swapping it with a twin whose inode it
+    rewrites on the next write (`reconciler.files.swap_in_many`), so a reader
+    that opened the old inode just before a swap could read it while it is
+    rewritten. The read counts only when the inode's size and times did not
+    move during it and the name still points at it; otherwise `TornRead`.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, max(before.st_size, 4096)):
+            chunks.append(chunk)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    stamp = (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    if stamp != (after.st_size, after.st_mtime_ns, after.st_ctime_ns):
+        raise TornRead(f"{path}: changed while read")
+    if os.stat(path).st_ino != after.st_ino:
+        raise TornRead(f"{path}: replaced while read")
+    return b"".join(chunks), after
+
+
+def read_world_doc(path: str | Path) -> Any:
+    """One world document, parsed; OSError (TornRead included) or ValueError when unusable."""
+    return orjson.loads(read_doc_bytes(path)[0])
+
+
 @dataclass
 class _Entry:
-    stamp: tuple[int, int]
+    stamp: tuple[int, int, int]
     doc: dict[str, Any]
 
 
@@ -82,14 +117,17 @@ class WorldReader:
                 if not entry.name.endswith(".json") or entry.name.startswith("."):
                     continue
                 ref = (kind_dir.name, entry.name[:-5])
-                st = entry.stat()
-                stamp = (st.st_mtime_ns, st.st_size)
                 cached = self._cache.get(ref)
-                if cached is None or cached.stamp != stamp:
-                    try:
-                        cached = _Entry(stamp, orjson.loads(Path(entry.path).read_bytes()))
-                    except (OSError, orjson.JSONDecodeError):
-                        continue  # removed or replaced while reading; next call sees it
+                try:
+                    st = entry.stat()
+                    if cached is None or cached.stamp != (st.st_ino, st.st_mtime_ns, st.st_size):
+                        data, st = read_doc_bytes(entry.path)
+                        cached = _Entry((st.st_ino, st.st_mtime_ns, st.st_size), orjson.loads(data))
+                except (OSError, orjson.JSONDecodeError):
+                    # Removed, or rewritten while read: keep what was read before
+                    # (its stale stamp makes the next call read it again).
+                    if cached is None:
+                        continue
                 seen[ref] = cached
         self._cache = seen
         return {ref: e.doc for ref, e in seen.items()}

@@ -1,38 +1,54 @@
 """Writing world documents and the observer checkpoint, crash-safe and in batches.
 
-Each document is replaced atomically through `reconciler.files` (temp file,
-rename), so a reader or a process killed with -9 sees the old or the new
-document, never half of one. A batch is made durable once rather than per
-file, because one fsync per document would cost milliseconds each: all
-documents are renamed into place, one `syncfs` flushes them, the touched
-folders are fsynced, and only then is the checkpoint written (durably).
-After a power loss before that point the checkpoint still names the old
-offsets and `load_world` finds any document the disk lost as unreadable,
-which makes the observer rebuild. Called by the observer's folding shell.
+Each document is replaced atomically by `reconciler.files.swap_in_many`
+(new bytes over a hidden twin, then one rename that exchanges the two
+names), so a reader or a process killed with -9 sees the old or the new
+document, never half of one. Nothing is fsynced per document or per tick:
+durability is the folding shell's protocol (`reconciler.observer.folder`):
+the checkpoint says whether the documents on disk were synced (`synced`)
+and on which boot it was written (`bootId`). A tick first marks a synced
+checkpoint unsynced, durably, before it touches a document; a later `sync`
+flushes the filesystem once (`syncfs`) and marks it synced again. After a
+power loss or kernel crash (a new boot id) an unsynced checkpoint makes the
+observer rebuild, because the disk may then hold any mix of document
+versions; after a process crash on the same boot the page cache holds
+exactly what was written and the observer resumes. Called by the folding
+shell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from reconciler.files import atomic_write_json, fsync_dir, replace_many
+from reconciler.files import atomic_write_json, swap_in_many, twin_path
 from reconciler.resources.kinds import KINDS
 from reconciler.settings import RuntimeRoot
 from reconciler.world import Ref, world_path
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 def encode_doc(doc: dict[str, Any]) -> bytes:
     """The exact bytes of a world document on disk (what `atomic_write_json` writes)."""
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def boot_id() -> str:
+    """This boot of the machine ("" where the kernel does not say)."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
 
 
 def sync_filesystem(folder: Path) -> None:
@@ -72,13 +88,17 @@ def load_world(root: RuntimeRoot) -> dict[Ref, dict[str, Any]]:
 
 
 def remove_stale_temp_files(root: RuntimeRoot) -> None:
-    """Temp files left by a writer killed between create and rename."""
+    """Temp files that belong to no document (left by a rebuild that removed it).
+
+    A document's twin (`.<name>.json.tmp`) is kept: the next write reuses it.
+    """
     for kind in KINDS:
         folder = root.world / kind
         if folder.is_dir():
-            for entry in os.scandir(folder):
-                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                    os.unlink(entry.path)
+            names = {e.name for e in os.scandir(folder)}
+            for name in names:
+                if name.startswith(".") and name.endswith(".tmp") and name[1:-4] not in names:
+                    os.unlink(folder / name)
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
@@ -126,11 +146,7 @@ class WorldWriter:
             return 0
         for folder in {path.parent for path, _ in todo}:
             folder.mkdir(parents=True, exist_ok=True)
-        replace_many(todo)
-        if self.durable:
-            sync_filesystem(self.root.world)
-            for folder in {path.parent for path, _ in todo}:
-                fsync_dir(folder)
+        swap_in_many(todo)
         return len(todo)
 
     def remove_others(self, keep: set[Ref]) -> list[Ref]:
@@ -144,17 +160,35 @@ class WorldWriter:
                     ref = (kind_dir.name, entry.name[:-5])
                     if ref not in keep:
                         os.unlink(entry.path)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(twin_path(Path(entry.path)))
                         self._written.pop(ref, None)
                         removed.append(ref)
         return removed
 
-    def write_checkpoint(self, offsets: dict[str, int], documents: int) -> None:
-        doc = {"version": CHECKPOINT_VERSION, "offsets": offsets, "documents": documents}
-        atomic_write_json(self.root.checkpoint, doc, durable=self.durable)
+    def write_checkpoint(self, checkpoint: Checkpoint, *, durable: bool) -> None:
+        doc = {
+            "version": CHECKPOINT_VERSION,
+            "offsets": checkpoint.offsets,
+            "documents": checkpoint.documents,
+            "synced": checkpoint.synced,
+            "bootId": checkpoint.boot_id,
+        }
+        atomic_write_json(self.root.checkpoint, doc, durable=durable and self.durable)
 
 
-def read_checkpoint(root: RuntimeRoot) -> tuple[dict[str, int], int] | None:
-    """(offsets, document count) from the checkpoint, or None when absent or unusable."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where folding got to, and whether the world on disk is synced up to there."""
+
+    offsets: dict[str, int]
+    documents: int
+    synced: bool
+    boot_id: str
+
+
+def read_checkpoint(root: RuntimeRoot) -> Checkpoint | None:
+    """The checkpoint, or None when absent or unusable (an older version included)."""
     try:
         doc = orjson.loads(root.checkpoint.read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -166,4 +200,6 @@ def read_checkpoint(root: RuntimeRoot) -> tuple[dict[str, int], int] | None:
         isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in offsets.items()
     ):
         return None
-    return offsets, int(doc.get("documents") or 0)
+    return Checkpoint(
+        offsets, int(doc.get("documents") or 0), doc.get("synced") is True, str(doc.get("bootId"))
+    )

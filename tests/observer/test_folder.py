@@ -179,3 +179,75 @@ def test_rebuild_removes_documents_the_log_does_not_explain(runtime_root: Runtim
     Folder(runtime_root).rebuild()
     assert not stray.exists()
     assert Path(world_path(runtime_root, "Container", "a")).exists()
+
+
+def test_rewrites_reuse_a_twin_instead_of_creating_files(runtime_root: RuntimeRoot) -> None:
+    log = EventLog(runtime_root, "observer")
+    _observe(log, "web", "img:1")
+    folder = Folder(runtime_root)
+    folder.open()
+    path = world_path(runtime_root, "Container", "web")
+    twin = path.with_name(".web.json.tmp")
+    inodes = set()
+    for image in ("img:2", "img:3", "img:4", "img:5"):
+        _observe(log, "web", image)
+        folder.tick()
+        assert read_json(path)["status"]["observed"]["image"] == image
+        inodes.add(path.stat().st_ino)
+    # After the first rewrite the document and its twin swap names: two inodes in all.
+    assert twin.exists() and len(inodes) == 2
+    assert twin.stat().st_ino in inodes
+    # The twin is scratch: resuming keeps it, and a rebuild removes it with its document.
+    assert Folder(runtime_root).open().startswith("resumed")
+    assert twin.exists()
+    log.append("observed.missing", ("Container", "gone"))
+    stray = world_path(runtime_root, "Container", "stray")
+    stray.write_bytes(b"{}")
+    stray.with_name(".stray.json.tmp").write_bytes(b"{}")
+    Folder(runtime_root).rebuild()
+    assert not stray.exists() and not stray.with_name(".stray.json.tmp").exists()
+
+
+def test_checkpoint_says_when_the_world_is_synced(runtime_root: RuntimeRoot) -> None:
+    log = EventLog(runtime_root, "observer")
+    _observe(log, "web")
+    folder = Folder(runtime_root)
+    folder.open()  # a rebuild ends synced
+    assert read_json(runtime_root.checkpoint)["synced"] is True and folder.synced
+    _observe(log, "web", "img:2")
+    folder.tick()
+    checkpoint = read_json(runtime_root.checkpoint)
+    assert checkpoint["synced"] is False and not folder.synced
+    assert checkpoint["offsets"] == folder.reader.offsets
+    folder.sync()
+    assert read_json(runtime_root.checkpoint)["synced"] is True
+    # A tick that changes no document leaves the synced mark alone.
+    log.append("supervisor.tick", None, {})
+    folder.tick()
+    assert read_json(runtime_root.checkpoint)["synced"] is True
+
+
+def test_unsynced_world_after_an_unclean_reboot_is_rebuilt(runtime_root: RuntimeRoot) -> None:
+    log = EventLog(runtime_root, "observer")
+    _observe(log, "web")
+    folder = Folder(runtime_root)
+    folder.open()
+    _observe(log, "web", "img:2")
+    folder.tick()  # written, not synced
+    expected = _world(runtime_root)
+    # Same boot (the process died, the page cache did not): resume.
+    assert Folder(runtime_root).open().startswith("resumed")
+    # Another boot id in an unsynced checkpoint: the disk may hold any mix of versions.
+    checkpoint = read_json(runtime_root.checkpoint)
+    assert checkpoint["synced"] is False
+    checkpoint["bootId"] = "another-boot"
+    runtime_root.checkpoint.write_bytes(orjson.dumps(checkpoint))
+    how = Folder(runtime_root).open()
+    assert how.startswith("rebuilt (the machine went down uncleanly")
+    assert _world(runtime_root) == expected
+    # A synced checkpoint from another boot is trusted.
+    checkpoint = read_json(runtime_root.checkpoint)
+    assert checkpoint["synced"] is True
+    checkpoint["bootId"] = "another-boot"
+    runtime_root.checkpoint.write_bytes(orjson.dumps(checkpoint))
+    assert Folder(runtime_root).open().startswith("resumed")
