@@ -104,8 +104,7 @@ class Folder:
 
     def open(self) -> str:
         """Resume from the checkpoint, or rebuild; return a line saying which and why."""
-        for folder in (self.root.world, self.root.state, self.root.logs, self.root.events):
-            folder.mkdir(parents=True, exist_ok=True)
+        self._make_folders()
         remove_stale_temp_files(self.root)
         checkpoint = read_checkpoint(self.root)
         if checkpoint is None:
@@ -130,8 +129,13 @@ class Folder:
         result = self.rebuild()
         return f"rebuilt ({why}): {result.events} events, {len(self.state.docs)} documents"
 
+    def _make_folders(self) -> None:
+        for folder in (self.root.world, self.root.state, self.root.logs, self.root.events):
+            folder.mkdir(parents=True, exist_ok=True)
+
     def rebuild(self) -> TickResult:
         """Fold the whole log from the start; the world on disk ends equal to the result."""
+        self._make_folders()
         self.state = WorldState()
         self.reader = LogReader(self.root)
         self.writer.forget()
@@ -226,4 +230,5 @@ class Folder:
         for ref in missing:
             self.quarantine.note(f"world/{ref[0]}/{ref[1]}.json was deleted by hand; rewriting it")
             self.state.dirty.add(ref)
+        self.writer.forget_refs(missing)
         return missing

@@ -31,7 +31,7 @@ import orjson
 from reconciler.files import atomic_write_json, swap_in_many, twin_path
 from reconciler.resources.kinds import KINDS
 from reconciler.settings import RuntimeRoot
-from reconciler.world import Ref, world_path
+from reconciler.world import Ref
 
 CHECKPOINT_VERSION = 2
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -130,24 +130,32 @@ class WorldWriter:
         `compare_disk` (a rebuild) reads documents not written by this writer
         yet and skips those whose bytes on disk are already right.
         """
-        todo: list[tuple[Path, bytes]] = []
+        todo: list[tuple[str, str, bytes]] = []
+        world = str(self.root.world)
         for ref, doc in docs.items():
             data = encode_doc(doc)
             digest = hash(data)
-            path = world_path(self.root, *ref)
             known = self._written.get(ref)
-            if known == digest and path.exists():
+            if known == digest:
                 continue
             self._written[ref] = digest
-            if known is None and compare_disk and _same_bytes(path, data):
+            kind, name = ref
+            filename = f"{name}.json"
+            folder = f"{world}/{kind}"
+            if known is None and compare_disk and _same_bytes(Path(folder, filename), data):
                 continue
-            todo.append((path, data))
+            todo.append((folder, filename, data))
         if not todo:
             return 0
-        for folder in {path.parent for path, _ in todo}:
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in {folder for folder, _, _ in todo}:
+            os.makedirs(folder, exist_ok=True)
         swap_in_many(todo)
         return len(todo)
+
+    def forget_refs(self, refs: list[Ref]) -> None:
+        """Documents gone from disk (deleted by hand): the next write must not skip them."""
+        for ref in refs:
+            self._written.pop(ref, None)
 
     def remove_others(self, keep: set[Ref]) -> list[Ref]:
         """Delete documents on disk that the fold does not know (a rebuild's leftovers)."""

@@ -251,3 +251,11 @@ def test_unsynced_world_after_an_unclean_reboot_is_rebuilt(runtime_root: Runtime
     checkpoint["bootId"] = "another-boot"
     runtime_root.checkpoint.write_bytes(orjson.dumps(checkpoint))
     assert Folder(runtime_root).open().startswith("resumed")
+
+
+def test_rebuild_on_a_root_with_only_events(tmp_path: Path) -> None:
+    root = RuntimeRoot(tmp_path / "root")
+    _observe(EventLog(root, "observer"), "web")
+    assert not root.state.exists()
+    result = Folder(root).rebuild()
+    assert result.events == 1 and read_json(root.checkpoint)["synced"] is True

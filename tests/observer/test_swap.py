@@ -19,11 +19,13 @@ def _doc(letter: str) -> bytes:
 
 def test_swap_in_many_replaces_whole_files_and_keeps_one_twin(tmp_path: Path) -> None:
     path = tmp_path / "web.json"
-    swap_in_many([(path, b"one")])  # first write: a plain rename, no twin left
+    swap_in_many([(str(tmp_path), "web.json", b"one")])  # first write: a plain rename, no twin left
     assert path.read_bytes() == b"one" and not twin_path(path).exists()
-    swap_in_many([(path, b"second")])
+    swap_in_many([(str(tmp_path), "web.json", b"second")])
     assert path.read_bytes() == b"second" and twin_path(path).read_bytes() == b"one"
-    swap_in_many([(path, b"3")])  # shorter than what the twin held: truncated to fit
+    swap_in_many(
+        [(str(tmp_path), "web.json", b"3")]
+    )  # shorter than what the twin held: truncated to fit
     assert path.read_bytes() == b"3" and twin_path(path).read_bytes() == b"second"
 
 
@@ -33,14 +35,14 @@ def test_readers_see_whole_versions_while_documents_are_swapped(
     path = world_path(runtime_root, "Container", "web")
     path.parent.mkdir(parents=True)
     versions = [_doc(c) for c in "abcdefgh"]
-    swap_in_many([(path, versions[0])])
+    swap_in_many([(str(path.parent), path.name, versions[0])])
     stop = threading.Event()
     writes = 0
 
     def writer() -> None:
         nonlocal writes
         while not stop.is_set():
-            swap_in_many([(path, versions[writes % len(versions)])])
+            swap_in_many([(str(path.parent), path.name, versions[writes % len(versions)])])
             writes += 1
 
     thread = threading.Thread(target=writer)
