@@ -122,16 +122,19 @@ def _measure(mode: str, root: str) -> None:
         # (5,000 events first give nearly all of those 1,000 a twin).
         generate(Path(root), 5000, 1000, start_day=DAYS + 1, days=1)
         folder.tick()
-        generate(Path(root), 1000, 1000, start_day=DAYS + 2, days=1)
-        t0 = time.perf_counter()
-        result = folder.tick()
-        figures["steady_seconds"] = time.perf_counter() - t0
-        figures["steady_written"] = result.written
-        figures["steady_fold"] = result.fold_seconds
+        steady = []
+        for k in range(5):
+            generate(Path(root), 1000, 1000, start_day=DAYS + 2 + k, days=1)
+            t0 = time.perf_counter()
+            result = folder.tick()
+            steady.append((time.perf_counter() - t0, result.written, result.fold_seconds))
+        steady.sort()
+        figures["steady_seconds"], figures["steady_written"], figures["steady_fold"] = steady[2]
+        figures["steady_max"] = steady[-1][0]
         t0 = time.perf_counter()
         folder.sync()
         figures["sync_seconds"] = time.perf_counter() - t0
-        generate(Path(root), 1000, 50, start_day=DAYS + 3, days=1)
+        generate(Path(root), 1000, 50, start_day=DAYS + 7, days=1)
         t0 = time.perf_counter()
         result = folder.tick()
         figures["hot_seconds"] = time.perf_counter() - t0
@@ -195,8 +198,9 @@ def main() -> None:
             f"resume took {tick['open_seconds']:.2f} s)"
         )
         print(
-            f"incremental tick, 1,000 events over 1,000 resources (steady state): "
-            f"{tick['steady_seconds'] * 1000:.1f} ms ({tick['steady_written']:,.0f} documents "
+            f"incremental tick, 1,000 events over 1,000 resources (steady state, median of 5): "
+            f"{tick['steady_seconds'] * 1000:.1f} ms, max {tick['steady_max'] * 1000:.1f} ms "
+            f"({tick['steady_written']:,.0f} documents "
             f"written, fold {tick['steady_fold'] * 1000:.1f} ms); then sync (syncfs + checkpoint) "
             f"{tick['sync_seconds'] * 1000:.1f} ms"
         )

@@ -96,17 +96,16 @@ class WorldState:
     listings: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     folded: int = 0
     _names: set[str] = field(default_factory=set)
-    _refs: set[LogRef | None] = field(default_factory=set)
+    _keys: dict[LogRef, Ref] = field(default_factory=dict)  # checked refs -> docs keys
 
-    def _doc(self, kind: str, name: str) -> dict[str, Any]:
-        ref = (kind, name)
-        doc = self.docs.get(ref)
+    def _doc_at(self, key: Ref) -> dict[str, Any]:
+        doc = self.docs.get(key)
         if doc is None:
-            doc = new_world_doc(kind, name)
+            doc = new_world_doc(*key)
             doc["status"]["node"] = None
             doc["status"]["eventIds"] = _empty_ids()
-            self.docs[ref] = doc
-        self.dirty.add(ref)
+            self.docs[key] = doc
+        self.dirty.add(key)
         return doc
 
     def _bad(self, ev: LogEvent, message: str) -> None:
@@ -140,11 +139,13 @@ class WorldState:
                 return  # not an observation (queue, supervisor, ui events): nothing to fold
             handler = WorldState._action
         ref = ev.ref
-        if ref not in self._refs:
+        key = self._keys.get(ref) if ref is not None else None
+        if key is None:
             if not self._ref_ok(ev):
                 return
-            self._refs.add(ref)
-        handler(self, ev)
+            assert ref is not None
+            key = self._keys[ref] = (ref.kind, ref.name)
+        handler(self, ev, key)
         self.folded += 1
 
     def _touch(self, status: dict[str, Any], eid: str) -> None:
@@ -152,9 +153,11 @@ class WorldState:
         if last is None or eid > last:
             status["lastEventId"] = eid
 
-    def _observed_resource(self, ev: LogEvent) -> None:
+    # The two handlers below carry most events; `_doc_at` and `_touch` are inlined.
+    def _observed_resource(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
-        spec, health = data.get("spec"), data.get("health", "Unknown")
+        spec = data.get("spec")
+        health = data.get("health", "Unknown")
         if not isinstance(spec, dict) or health not in HEALTH:
             self._bad(
                 ev,
@@ -162,12 +165,19 @@ class WorldState:
                 "Starting, Stopped or Unknown); not folded",
             )
             return
-        assert ev.ref is not None
-        doc = self._doc(ev.ref.kind, ev.ref.name)
+        doc = self.docs.get(key)
+        if doc is None:
+            doc = self._doc_at(key)
+        else:
+            self.dirty.add(key)
         status = doc["status"]
-        self._touch(status, ev.id)
-        if ev.id > status["eventIds"]["observed"]:
-            status["eventIds"]["observed"] = ev.id
+        eid = ev.id
+        last = status["lastEventId"]
+        if last is None or eid > last:
+            status["lastEventId"] = eid
+        ids = status["eventIds"]
+        if eid > ids["observed"]:
+            ids["observed"] = eid
             status["exists"] = True
             status["managed"] = bool(data.get("managed", True))
             status["observed"] = spec
@@ -179,14 +189,15 @@ class WorldState:
             labels = data.get("labels")
             if isinstance(labels, dict):
                 doc["metadata"]["labels"] = labels
-        for raw in data.get("conditions") or ():
-            cond = _condition(raw)
-            if cond is not None:
-                _upsert_condition(status, cond, ev.id, ev.ts)
+        conditions = data.get("conditions")
+        if isinstance(conditions, list):  # anything else carries no condition
+            for raw in conditions:
+                cond = _condition(raw)
+                if cond is not None:
+                    _upsert_condition(status, cond, eid, ev.ts)
 
-    def _observed_missing(self, ev: LogEvent) -> None:
-        assert ev.ref is not None
-        doc = self._doc(ev.ref.kind, ev.ref.name)
+    def _observed_missing(self, ev: LogEvent, key: Ref) -> None:
+        doc = self._doc_at(key)
         self._mark_missing(doc["status"], ev.id, ev.ts)
 
     def _mark_missing(self, status: dict[str, Any], eid: str, ts: str) -> None:
@@ -205,7 +216,7 @@ class WorldState:
         if kind not in KINDS or not isinstance(node, str) or not isinstance(names, list):
             self._bad(ev, "data needs kind (a known kind), node and names (a list)")
             return
-        present = set(names)
+        present = {n for n in names if isinstance(n, str)}  # anything else names nothing
         for ref, doc in self.docs.items():
             status = doc["status"]
             if (
@@ -221,10 +232,9 @@ class WorldState:
         if newest is None or ev.ts > newest[0]:
             self.listings[node][kind] = (ev.ts, started)
 
-    def _node_status(self, ev: LogEvent) -> None:
-        assert ev.ref is not None
+    def _node_status(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
-        doc = self._doc(ev.ref.kind, ev.ref.name)
+        doc = self._doc_at(key)
         status = doc["status"]
         self._touch(status, ev.id)
         ready = bool(data.get("ready"))
@@ -233,7 +243,7 @@ class WorldState:
             status["exists"] = True
             status["health"] = "Healthy" if ready else "Unhealthy"
             status["observedAt"] = ev.ts
-            status["node"] = ev.ref.name
+            status["node"] = key[1]
             info = data.get("info")
             status["info"] = info if isinstance(info, dict) else {}
         cond = {
@@ -244,24 +254,31 @@ class WorldState:
         }
         _upsert_condition(status, cond, ev.id, ev.ts)
 
-    def _resource_condition(self, ev: LogEvent) -> None:
+    def _resource_condition(self, ev: LogEvent, key: Ref) -> None:
         cond = _condition(ev.data)
         if cond is None:
             self._bad(ev, "data needs type and status (True, False or Unknown)")
             return
-        assert ev.ref is not None
-        status = self._doc(ev.ref.kind, ev.ref.name)["status"]
+        status = self._doc_at(key)["status"]
         self._touch(status, ev.id)
         _upsert_condition(status, cond, ev.id, ev.ts)
 
-    def _action(self, ev: LogEvent) -> None:
-        assert ev.ref is not None
+    def _action(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
-        status = self._doc(ev.ref.kind, ev.ref.name)["status"]
-        self._touch(status, ev.id)
-        if ev.id <= status["eventIds"]["lastAction"]:
+        doc = self.docs.get(key)
+        if doc is None:
+            doc = self._doc_at(key)
+        else:
+            self.dirty.add(key)
+        status = doc["status"]
+        eid = ev.id
+        last_id = status["lastEventId"]
+        if last_id is None or eid > last_id:
+            status["lastEventId"] = eid
+        ids = status["eventIds"]
+        if eid <= ids["lastAction"]:
             return
-        status["eventIds"]["lastAction"] = ev.id
+        ids["lastAction"] = eid
         last = {
             "id": data.get("action"),
             "state": data.get("state") or ev.type[len("action.") :],
@@ -269,9 +286,9 @@ class WorldState:
             "actor": data.get("actor"),
             "at": ev.ts,
         }
-        for key in ("reason", "outcome"):
-            if data.get(key) is not None:
-                last[key] = data[key]
+        for extra in ("reason", "outcome"):
+            if data.get(extra) is not None:
+                last[extra] = data[extra]
         status["lastAction"] = last
 
     def take_dirty(self) -> dict[Ref, dict[str, Any]]:
@@ -288,7 +305,7 @@ class WorldState:
         return out
 
 
-_HANDLERS: dict[str, Callable[[WorldState, LogEvent], None]] = {
+_HANDLERS: dict[str, Callable[[WorldState, LogEvent, Ref], None]] = {
     "observed.resource": WorldState._observed_resource,
     "observed.missing": WorldState._observed_missing,
     "node.status": WorldState._node_status,

@@ -33,6 +33,23 @@ def _spec(image: str) -> dict[str, Any]:
     return {"node": "local", "image": image}
 
 
+def test_conditions_that_are_not_a_list_are_ignored_not_fatal() -> None:
+    state = WorldState()
+    for n, conditions in enumerate([5, "True", {"type": "Ready"}, None, True], start=1):
+        data = {"spec": _spec("x:1"), "health": "Healthy", "conditions": conditions}
+        state.apply(_ev(n, "observed.resource", "a", data))
+    doc = state.take_dirty()[("Container", "a")]
+    assert doc["status"]["conditions"] == [] and doc["status"]["exists"] is True
+
+
+def test_listing_with_names_that_are_not_strings_is_not_fatal() -> None:
+    state = WorldState()
+    state.apply(_ev(1, "observed.resource", "a", {"spec": _spec("x:1"), "health": "Healthy"}))
+    listing = {"kind": "Container", "node": "local", "names": [{"a": 1}, ["b"], "c"]}
+    state.apply(_ev(2, "observed.listing", None, listing))
+    assert state.take_dirty()[("Container", "a")]["status"]["health"] == "Missing"
+
+
 def test_replaying_events_changes_nothing() -> None:
     events = [
         _ev(1, "observed.resource", "a", {"spec": _spec("x:1"), "health": "Healthy"}),
