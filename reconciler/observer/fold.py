@@ -153,7 +153,19 @@ class WorldState:
         if last is None or eid > last:
             status["lastEventId"] = eid
 
-    # The two handlers below carry most events; `_doc_at` and `_touch` are inlined.
+    def _touched(self, key: Ref, eid: str) -> dict[str, Any]:
+        """The document of `key`, marked dirty, its lastEventId moved to `eid` if newer."""
+        doc = self.docs.get(key)
+        if doc is None:
+            doc = self._doc_at(key)
+        else:
+            self.dirty.add(key)
+        status = doc["status"]
+        last = status["lastEventId"]
+        if last is None or eid > last:
+            status["lastEventId"] = eid
+        return doc
+
     def _observed_resource(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
         spec = data.get("spec")
@@ -165,16 +177,9 @@ class WorldState:
                 "Starting, Stopped or Unknown); not folded",
             )
             return
-        doc = self.docs.get(key)
-        if doc is None:
-            doc = self._doc_at(key)
-        else:
-            self.dirty.add(key)
-        status = doc["status"]
         eid = ev.id
-        last = status["lastEventId"]
-        if last is None or eid > last:
-            status["lastEventId"] = eid
+        doc = self._touched(key, eid)
+        status = doc["status"]
         ids = status["eventIds"]
         if eid > ids["observed"]:
             ids["observed"] = eid
@@ -265,16 +270,8 @@ class WorldState:
 
     def _action(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
-        doc = self.docs.get(key)
-        if doc is None:
-            doc = self._doc_at(key)
-        else:
-            self.dirty.add(key)
-        status = doc["status"]
         eid = ev.id
-        last_id = status["lastEventId"]
-        if last_id is None or eid > last_id:
-            status["lastEventId"] = eid
+        status = self._touched(key, eid)["status"]
         ids = status["eventIds"]
         if eid <= ids["lastAction"]:
             return
