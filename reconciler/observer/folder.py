@@ -119,10 +119,12 @@ class Folder:
             else:
                 if len(docs) >= checkpoint.documents:
                     self.state = WorldState(docs=docs)
+                    self.writer.forget()  # a restart after a failed tick: the disk is the truth
                     self.writer.remember(docs)
                     self.reader = LogReader(self.root, checkpoint.offsets)
                     self._checkpointed = dict(checkpoint.offsets)
                     self._synced = checkpoint.synced
+                    self._whole = True
                     return f"resumed from checkpoint ({len(docs)} documents)"
                 lost = checkpoint.documents - len(docs)
                 why = f"{lost} world documents were deleted while stopped"

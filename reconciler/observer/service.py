@@ -96,6 +96,9 @@ class ObserverService:
                 running.stop.set()
             for running in self._collectors.values():
                 running.thread.join(timeout=10)
+            # The runner calls run() again after a failure: start collectors afresh.
+            self._collectors.clear()
+            self._targets = {}
             if watcher.is_alive():
                 watcher.join(timeout=10)
             self._log.close()

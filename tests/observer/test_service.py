@@ -211,3 +211,29 @@ def test_another_control_planes_containers_are_not_observed(
         for container in started:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
+
+
+def test_a_restarted_service_watches_the_engine_again(
+    runtime_root: RuntimeRoot, docker_host: str, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner restarts a failed service by calling run() again on the same object."""
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    service = ObserverService(runtime_root, settings=ObserverSettings(resync=60, durable=False))
+    for attempt in range(2):
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,))
+        thread.start()
+        name = f"obs-{attempt}-{uuid.uuid4().hex[:6]}"
+        spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
+        try:
+            _wait((runtime_root.state / "observer_status.json").exists, 10)
+            container = _run_managed(docker_client, runtime_root, name, spec)
+            try:
+                # Seen through the engine's event stream, well before the 60 s resync.
+                _wait(lambda n=name: _status(runtime_root, n).get("health") == "Healthy", 10)
+            finally:
+                container.remove(force=True)
+        finally:
+            stop.set()
+            thread.join(timeout=20)
+        assert not thread.is_alive()
