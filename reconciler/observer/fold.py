@@ -170,7 +170,7 @@ class WorldState:
         data = ev.data
         spec = data.get("spec")
         health = data.get("health", "Unknown")
-        if not isinstance(spec, dict) or health not in HEALTH:
+        if not isinstance(spec, dict) or not isinstance(health, str) or health not in HEALTH:
             self._bad(
                 ev,
                 "data needs spec (an object) and health (Healthy, Unhealthy, "
@@ -218,7 +218,9 @@ class WorldState:
     def _listing(self, ev: LogEvent) -> None:
         data = ev.data
         kind, node, names = data.get("kind"), data.get("node"), data.get("names")
-        if kind not in KINDS or not isinstance(node, str) or not isinstance(names, list):
+        if not (
+            isinstance(kind, str) and kind in KINDS and isinstance(node, str)
+        ) or not isinstance(names, list):
             self._bad(ev, "data needs kind (a known kind), node and names (a list)")
             return
         present = {n for n in names if isinstance(n, str)}  # anything else names nothing

@@ -219,3 +219,47 @@ def test_incremental_folding_with_restarts_equals_a_full_rebuild(
         assert _world(inc.path) == _world(full.path)
     finally:
         shutil.rmtree(base)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_field = st.sampled_from(
+    ["spec", "health", "conditions", "labels", "node", "managed", "kind", "names", "type",
+     "status", "ready", "info", "reason", "action", "state", "startedAt"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "observed.resource",
+                    "observed.missing",
+                    "observed.listing",
+                    "node.status",
+                    "resource.condition",
+                    "action.succeeded",
+                    "other",
+                ]
+            ),  # fmt: skip
+            st.sampled_from([None, "a", "b", "Bad_Name"]),
+            st.sampled_from(["Container", "Node", "File", "Nope"]),
+            st.dictionaries(_field, _json | st.sampled_from(["Healthy", "Container", "local"])),
+        ),
+        max_size=12,
+    )
+)
+def test_no_event_payload_can_crash_the_fold(
+    events: list[tuple[str, str | None, str, dict[str, Any]]],
+) -> None:
+    """Any JSON the log can hold folds or becomes a diagnostic; the world stays writable."""
+    state = WorldState()
+    for n, (etype, name, kind, data) in enumerate(events, start=1):
+        state.apply(_ev(n, etype, name, data, kind))
+    for doc in state.take_dirty().values():
+        orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
