@@ -223,13 +223,31 @@ def test_incremental_folding_with_restarts_equals_a_full_rebuild(
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 _field = st.sampled_from(
-    ["spec", "health", "conditions", "labels", "node", "managed", "kind", "names", "type",
-     "status", "ready", "info", "reason", "action", "state", "startedAt"]
-)  # fmt: skip
+    [
+        "spec",
+        "health",
+        "conditions",
+        "labels",
+        "node",
+        "managed",
+        "kind",
+        "names",
+        "type",
+        "status",
+        "ready",
+        "info",
+        "reason",
+        "action",
+        "state",
+        "startedAt",
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -246,7 +264,7 @@ _field = st.sampled_from(
                     "action.succeeded",
                     "other",
                 ]
-            ),  # fmt: skip
+            ),
             st.sampled_from([None, "a", "b", "Bad_Name"]),
             st.sampled_from(["Container", "Node", "File", "Nope"]),
             st.dictionaries(_field, _json | st.sampled_from(["Healthy", "Container", "local"])),
