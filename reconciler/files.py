@@ -62,9 +62,23 @@ def _exchange(dirfd: int, a: bytes, b: bytes) -> int:
     return ctypes.get_errno()
 
 
+def twin_name(name: str) -> str:
+    """The name of the scratch twin `swap_in_many` keeps beside file `name`."""
+    return f".{name}.tmp"
+
+
 def twin_path(path: Path) -> Path:
-    """The scratch twin `swap_in_many` keeps beside `path` (`.<name>.tmp`)."""
-    return path.with_name(f".{path.name}.tmp")
+    return path.with_name(twin_name(path.name))
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush every dirty page of the filesystem holding `folder` (Linux syncfs)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o644) -> None:
@@ -89,7 +103,7 @@ def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o644) -> N
             dirfd = dirfds.get(folder)
             if dirfd is None:
                 dirfd = dirfds[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            twin = f".{name}.tmp"
+            twin = twin_name(name)
             try:
                 fd = os.open(twin, os.O_WRONLY, dir_fd=dirfd)
             except FileNotFoundError:

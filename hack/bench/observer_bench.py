@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -88,6 +89,14 @@ def generate(root: Path, total: int, resources: int, start_day: int = 0, days: i
     return size
 
 
+def _timed_tick(folder: Any, root: str, events: int, resources: int, day: int) -> tuple[float, Any]:
+    """Append `events` over `resources` as day `day`, then time one tick."""
+    generate(Path(root), events, resources, start_day=day, days=1)
+    t0 = time.perf_counter()
+    result = folder.tick()
+    return time.perf_counter() - t0, result
+
+
 def _measure(mode: str, root: str) -> None:
     """Subprocess body: one rebuild or one tick, printing JSON figures."""
     from reconciler.observer.folder import Folder
@@ -111,33 +120,26 @@ def _measure(mode: str, root: str) -> None:
         assert how.startswith("resumed"), how
         # 1,000 events over all 25,000 resources: nearly every document is
         # rewritten for the first time since the rebuild, so its twin is created.
-        generate(Path(root), 1000, 25_000, start_day=DAYS, days=1)
-        t0 = time.perf_counter()
-        result = folder.tick()
-        figures["seconds"] = time.perf_counter() - t0
+        seconds, result = _timed_tick(folder, root, 1000, 25_000, DAYS)
+        figures["seconds"] = seconds
         figures["events"] = result.events
         figures["written"] = result.written
         figures["fold"] = result.fold_seconds
         # Steady state: 1,000 events over 1,000 resources whose twins exist
         # (5,000 events first give nearly all of those 1,000 a twin).
-        generate(Path(root), 5000, 1000, start_day=DAYS + 1, days=1)
-        folder.tick()
+        _timed_tick(folder, root, 5000, 1000, DAYS + 1)
         steady = []
         for k in range(5):
-            generate(Path(root), 1000, 1000, start_day=DAYS + 2 + k, days=1)
-            t0 = time.perf_counter()
-            result = folder.tick()
-            steady.append((time.perf_counter() - t0, result.written, result.fold_seconds))
+            seconds, result = _timed_tick(folder, root, 1000, 1000, DAYS + 2 + k)
+            steady.append((seconds, result.written, result.fold_seconds))
         steady.sort()
         figures["steady_seconds"], figures["steady_written"], figures["steady_fold"] = steady[2]
         figures["steady_max"] = steady[-1][0]
         t0 = time.perf_counter()
         folder.sync()
         figures["sync_seconds"] = time.perf_counter() - t0
-        generate(Path(root), 1000, 50, start_day=DAYS + 7, days=1)
-        t0 = time.perf_counter()
-        result = folder.tick()
-        figures["hot_seconds"] = time.perf_counter() - t0
+        seconds, result = _timed_tick(folder, root, 1000, 50, DAYS + 7)
+        figures["hot_seconds"] = seconds
         figures["hot_written"] = result.written
         figures["documents"] = len(folder.state.docs)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

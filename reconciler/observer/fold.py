@@ -155,15 +155,8 @@ class WorldState:
 
     def _touched(self, key: Ref, eid: str) -> dict[str, Any]:
         """The document of `key`, marked dirty, its lastEventId moved to `eid` if newer."""
-        doc = self.docs.get(key)
-        if doc is None:
-            doc = self._doc_at(key)
-        else:
-            self.dirty.add(key)
-        status = doc["status"]
-        last = status["lastEventId"]
-        if last is None or eid > last:
-            status["lastEventId"] = eid
+        doc = self._doc_at(key)
+        self._touch(doc["status"], eid)
         return doc
 
     def _observed_resource(self, ev: LogEvent, key: Ref) -> None:
@@ -241,9 +234,7 @@ class WorldState:
 
     def _node_status(self, ev: LogEvent, key: Ref) -> None:
         data = ev.data
-        doc = self._doc_at(key)
-        status = doc["status"]
-        self._touch(status, ev.id)
+        status = self._touched(key, ev.id)["status"]
         ready = bool(data.get("ready"))
         if ev.id > status["eventIds"]["observed"]:
             status["eventIds"]["observed"] = ev.id
@@ -266,8 +257,7 @@ class WorldState:
         if cond is None:
             self._bad(ev, "data needs type and status (True, False or Unknown)")
             return
-        status = self._doc_at(key)["status"]
-        self._touch(status, ev.id)
+        status = self._touched(key, ev.id)["status"]
         _upsert_condition(status, cond, ev.id, ev.ts)
 
     def _action(self, ev: LogEvent, key: Ref) -> None:

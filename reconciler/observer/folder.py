@@ -21,7 +21,6 @@ Called by the observer service and `homelab world rebuild`.
 from __future__ import annotations
 
 import gc
-import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,11 +30,11 @@ from typing import IO
 
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
-from reconciler.files import fsync_dir, try_lock
+from reconciler.files import fsync_dir, sync_filesystem, try_lock
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
 from reconciler.settings import RuntimeRoot
-from reconciler.world import Ref
+from reconciler.world import Ref, world_path
 from reconciler.world.writer import (
     Checkpoint,
     WorldLoadError,
@@ -44,7 +43,6 @@ from reconciler.world.writer import (
     load_world,
     read_checkpoint,
     remove_stale_temp_files,
-    sync_filesystem,
 )
 
 _BY_ID = attrgetter("id")
@@ -226,8 +224,7 @@ class Folder:
         missing = []
         docs = self.state.docs
         for ref in docs if candidates is None else [r for r in candidates if r in docs]:
-            path = self.root.world / ref[0] / f"{ref[1]}.json"
-            if not os.path.exists(path):
+            if not world_path(self.root, *ref).exists():
                 missing.append(ref)
         for ref in missing:
             self.quarantine.note(f"world/{ref[0]}/{ref[1]}.json was deleted by hand; rewriting it")

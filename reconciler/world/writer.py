@@ -19,8 +19,6 @@ shell.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +26,13 @@ from typing import Any
 
 import orjson
 
-from reconciler.files import atomic_write_json, swap_in_many, twin_path
+from reconciler.files import atomic_write_json, swap_in_many, twin_name, twin_path
 from reconciler.resources.kinds import KINDS
 from reconciler.settings import RuntimeRoot
 from reconciler.world import Ref
 
 CHECKPOINT_VERSION = 2
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 def encode_doc(doc: dict[str, Any]) -> bytes:
@@ -49,16 +46,6 @@ def boot_id() -> str:
         return BOOT_ID_FILE.read_text().strip()
     except OSError:
         return ""
-
-
-def sync_filesystem(folder: Path) -> None:
-    """Flush every dirty page of the filesystem holding `folder` (Linux syncfs)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 class WorldLoadError(Exception):
@@ -96,8 +83,9 @@ def remove_stale_temp_files(root: RuntimeRoot) -> None:
         folder = root.world / kind
         if folder.is_dir():
             names = {e.name for e in os.scandir(folder)}
+            twins = {twin_name(name) for name in names}
             for name in names:
-                if name.startswith(".") and name.endswith(".tmp") and name[1:-4] not in names:
+                if name.startswith(".") and name.endswith(".tmp") and name not in twins:
                     os.unlink(folder / name)
 
 

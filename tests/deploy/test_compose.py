@@ -34,9 +34,13 @@ def empty_env(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def resolved(empty_env: str) -> dict[str, Any]:
     """The file as docker-compose 1.29 reads it, with variables resolved (all defaults)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")}
+    return _config(empty_env, {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")})
+
+
+def _config(env_file: str, env: dict[str, str]) -> dict[str, Any]:
+    """`docker-compose config` of compose.yaml under `env`, parsed."""
     out = subprocess.run(
-        ["docker-compose", "--env-file", empty_env, "-f", str(TOP / "compose.yaml"), "config"],
+        ["docker-compose", "--env-file", env_file, "-f", str(TOP / "compose.yaml"), "config"],
         capture_output=True,
         text=True,
         env=env,
@@ -108,15 +112,9 @@ def test_ui_listens_on_8080_with_a_healthz_healthcheck(resolved: dict[str, Any])
 
 
 def test_variables_move_the_runtime_root_and_repository(empty_env: str) -> None:
-    env = dict(os.environ, HOMELAB_ROOT="/data/hl", HOMELAB_REPO_PATH="/home/me/lab")
-    out = subprocess.run(
-        ["docker-compose", "--env-file", empty_env, "-f", str(TOP / "compose.yaml"), "config"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+    doc = _config(
+        empty_env, dict(os.environ, HOMELAB_ROOT="/data/hl", HOMELAB_REPO_PATH="/home/me/lab")
     )
-    doc = yaml.safe_load(out.stdout)
     for svc in doc["services"].values():
         assert "/data/hl:/data/hl:rw" in svc["volumes"]
         assert "/home/me/lab:/repo:ro" in svc["volumes"]
