@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 BUSYBOX = "local/busybox:1"
 

@@ -22,9 +22,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from reconciler.files import atomic_write_json
+from reconciler.atomic_files import atomic_write_json
 from reconciler.queue.action import now_iso
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import new_world_doc, world_path
 
 STATUSES = ("InSync", "InSync", "InSync", "Drifted", "Invalid", "Flapping")

@@ -29,10 +29,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue, new_action
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import compute_plan
 
 HOMELAB = str(Path(sys.executable).parent / "homelab")
 DEFAULT_HOST = "unix:///tmp/homelab-dev/docker.sock"

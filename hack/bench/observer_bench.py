@@ -99,10 +99,10 @@ def _timed_tick(folder: Any, root: str, events: int, resources: int, day: int) -
 
 def _measure(mode: str, root: str) -> None:
     """Subprocess body: one rebuild or one tick, printing JSON figures."""
-    from reconciler.observer.folder import Folder
-    from reconciler.settings import RuntimeRoot
+    from reconciler.observer.world_builder import WorldBuilder
+    from reconciler.runtime_root import RuntimeRoot
 
-    folder = Folder(RuntimeRoot(Path(root)))
+    folder = WorldBuilder(RuntimeRoot(Path(root)))
     figures: dict[str, float] = {}
     if mode == "rebuild":
         t0 = time.perf_counter()

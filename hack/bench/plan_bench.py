@@ -82,11 +82,11 @@ def git(repo: Path, *args: str) -> None:
 
 
 def generate(base: Path, count: int) -> tuple[Path, Path]:
-    from reconciler.files import atomic_write_json
+    from reconciler.atomic_files import atomic_write_json
+    from reconciler.planning import desired_specs
     from reconciler.resources.normalize import spec_hash
-    from reconciler.settings import RuntimeRoot
+    from reconciler.runtime_root import RuntimeRoot
     from reconciler.sources.git import GitSource
-    from reconciler.supervisor.planner import desired_specs
     from reconciler.world import new_world_doc
 
     repo, root = base / "repo", RuntimeRoot(base / "root").ensure()
@@ -109,10 +109,10 @@ def generate(base: Path, count: int) -> tuple[Path, Path]:
 
 
 def child(scenario: str, repo: Path, root: Path) -> None:
-    from reconciler.settings import RuntimeRoot
+    from reconciler.planning import compute_plan
+    from reconciler.runtime_root import RuntimeRoot
     from reconciler.sources.blobcache import BlobCache
     from reconciler.sources.git import GitSource
-    from reconciler.supervisor.planner import compute_plan
     from reconciler.world import WorldReader
 
     runtime = RuntimeRoot(root)

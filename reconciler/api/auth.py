@@ -27,8 +27,8 @@ import orjson
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from reconciler.api.config import UISettings
-from reconciler.files import atomic_write_bytes
-from reconciler.settings import RuntimeRoot
+from reconciler.atomic_files import atomic_write_bytes
+from reconciler.runtime_root import RuntimeRoot
 
 SESSION_COOKIE = "homelab_session"
 SESSION_SECONDS = 12 * 3600

@@ -3,7 +3,7 @@
 An approval or rejection is one `ActionQueue.move` out of `pending` with the
 operator's name as actor and their address recorded in the event, so two
 operators clicking at once get one success and one `QueueConflict`. Ingested
-events go through the observer's `ingest` (type pattern, known kind, DNS
+events go through `reconciler.events.ingest` (type pattern, known kind, DNS
 name, size; `action.*` refused) under the producer `ingest-<agent>`. Called by the controllers
 in `reconciler.api.controllers`.
 """
@@ -16,10 +16,10 @@ from reconciler.api import schemas as s
 from reconciler.api.auth import Operator
 from reconciler.api.views import RuntimeViews
 from reconciler.errors import HomelabError
+from reconciler.events.ingest import InvalidEvent, ingest
 from reconciler.events.log import EventLog
-from reconciler.observer.ingest import InvalidEvent, ingest
 from reconciler.queue.store import ActionQueue
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 class InvalidInput(HomelabError):
@@ -58,7 +58,7 @@ class Decisions:
         return s.DecisionResult(id=action_id, state=target, actor=operator.name)
 
     def ingest(self, batch: s.IngestBatch) -> s.IngestResult:
-        """Validate the whole batch first, then append it (`reconciler.observer.ingest`)."""
+        """Validate the whole batch first, then append it (`reconciler.events.ingest`)."""
         raw = [
             {
                 "type": e.type,

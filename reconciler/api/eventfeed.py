@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 START_WINDOW = 16 * 1024 * 1024  # at start, read at most this much of each file's end
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.api.services import _counts, parse_ts, resource_rows
 from reconciler.api.views import RuntimeViews
-from reconciler.settings import QUEUE_STATES
+from reconciler.runtime_root import QUEUE_STATES
 
 OUTCOMES = ("done", "failed", "rejected", "superseded")
 

@@ -21,7 +21,7 @@ from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
 from reconciler.diff import Change, diff_resource, render_change
 from reconciler.queue.store import LIVE_STATES
-from reconciler.settings import QUEUE_STATES
+from reconciler.runtime_root import QUEUE_STATES
 from reconciler.world import observed_spec
 
 Ref = tuple[str, str]

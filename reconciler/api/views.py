@@ -22,7 +22,7 @@ import orjson
 import watchfiles
 
 from reconciler.api.eventfeed import EventFeed
-from reconciler.settings import QUEUE_STATES, RuntimeRoot
+from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.world import WorldReader
 
 Ref = tuple[str, str]

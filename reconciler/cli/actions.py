@@ -27,7 +27,7 @@ from reconciler.diff import Change, render_change
 from reconciler.errors import ConfigError, QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue
-from reconciler.settings import QUEUE_STATES, RuntimeRoot
+from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.supervisor.flap import clear_flapping
 
 LIVE = ("pending", "approved", "running")

@@ -1,6 +1,6 @@
 """Shared CLI plumbing: the root group, common options and error reporting.
 
-Every command takes `--repo` and `--root` (see `reconciler.settings` for the
+Every command takes `--repo` and `--root` (see `reconciler.runtime_root` for the
 defaults), prints errors to stderr with a non-zero exit and never a
 traceback unless `--debug` was given. Used by every module in
 `reconciler.cli`.
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.errors import HomelabError
-from reconciler.settings import RuntimeRoot, resolve_repo, resolve_root
+from reconciler.runtime_root import RuntimeRoot, resolve_repo, resolve_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 

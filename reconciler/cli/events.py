@@ -17,7 +17,7 @@ import orjson
 from reconciler.cli.common import get_root, root_option
 from reconciler.errors import ConfigError
 from reconciler.events.reader import LogEvent, LogReader
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 @click.group()

@@ -15,9 +15,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from reconciler.atomic_files import atomic_write_bytes
 from reconciler.errors import ConfigError
-from reconciler.files import atomic_write_bytes
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitRepo
 
 EXAMPLE_FOLDERS = ("manifests", "compose")

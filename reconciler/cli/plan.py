@@ -14,9 +14,9 @@ from reconciler.cli.common import (
     use_colour,
 )
 from reconciler.diff import plan_to_json, render_text
+from reconciler.planning import compute_plan
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import compute_plan
 
 
 @click.command()

@@ -14,7 +14,7 @@ from reconciler.cli.common import get_repo, get_root, repo_option, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.drivers.base import DriverSettings
 from reconciler.drivers.compose import default_compose_command
-from reconciler.executor.runner import RetryPolicy
+from reconciler.executor.action_runner import RetryPolicy
 from reconciler.executor.service import Executor
 
 

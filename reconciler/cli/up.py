@@ -1,7 +1,7 @@
 """`homelab up`: the whole product in one process, for a first look or a small homelab.
 
 Runs the four services (observer, supervisor, executor, UI) in threads through
-`reconciler.runner.ServiceRunner`, so one failing loop is restarted with
+`reconciler.cli.service_runner.ServiceRunner`, so one failing loop is restarted with
 backoff and reported, never taking the others down; Ctrl-C or SIGTERM stops
 them all. Without `--repo` it creates and commits an example repository under
 the runtime root (reconciler/cli/example.py). It prints the UI address, the
@@ -26,9 +26,9 @@ import click
 
 from reconciler.cli.common import get_repo, get_root, root_option
 from reconciler.cli.example import DEFAULT_DOCKER_HOST, create_example_repo
+from reconciler.cli.service_runner import Service, ServiceRunner, ServiceStatus
 from reconciler.errors import ConfigError
-from reconciler.runner import Service, ServiceRunner, ServiceStatus
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 SERVICE_ORDER = ("observer", "supervisor", "executor", "ui")
 

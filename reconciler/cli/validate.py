@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.common import cache_dir, get_repo, get_root, repo_option, root_option
+from reconciler.planning import desired_specs
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import desired_specs
 
 
 @click.command()

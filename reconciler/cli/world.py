@@ -12,7 +12,7 @@ import time
 import click
 
 from reconciler.cli.common import get_root, root_option
-from reconciler.observer.folder import Folder
+from reconciler.observer.world_builder import WorldBuilder
 
 
 @click.group()
@@ -35,7 +35,7 @@ def rebuild(root: str | None) -> None:
       homelab world rebuild --root /opt/homelab
     """
     runtime = get_root(root)
-    folder = Folder(runtime)
+    folder = WorldBuilder(runtime)
     folder.lock()
     try:
         t0 = time.perf_counter()

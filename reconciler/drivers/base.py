@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 from reconciler.errors import PermanentError
 from reconciler.resources.normalize import fingerprint
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_ALLOWED_ROOTS = ("/srv/homelab",)

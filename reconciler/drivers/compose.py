@@ -19,9 +19,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomic_files import atomic_write_bytes, atomic_write_json, read_json
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.files import atomic_write_bytes, atomic_write_json, read_json
 
 APPLIED = "applied.json"
 _TRANSIENT_MARKERS = (

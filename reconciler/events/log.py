@@ -22,9 +22,9 @@ from typing import IO, Any, TypedDict
 
 import orjson
 
+from reconciler.atomic_files import try_lock
 from reconciler.errors import ConfigError
-from reconciler.files import try_lock
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 

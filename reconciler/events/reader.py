@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}\.jsonl$")

@@ -1,12 +1,13 @@
 """The executor: runs approved actions through the drivers, safely and once.
 
 `Executor` is the service (`homelab run executor`); `ActionRunner` runs one
-action (stale check, retries, events, queue moves); `stale_reason` and
-`window_open` are the pure decisions it uses.
+action (stale check, retries, events, queue moves); `window_open` is the
+pure maintenance-window decision it uses (the stale-plan decision is
+`reconciler.planning.stale_reason`).
 """
 
-from reconciler.executor.context import DesiredView, stale_reason
-from reconciler.executor.runner import ActionRunner, RetryPolicy
+from reconciler.executor.action_runner import ActionRunner, RetryPolicy
+from reconciler.executor.context import DesiredView
 from reconciler.executor.service import Executor
 from reconciler.executor.window import next_opening, window_open
 
@@ -16,6 +17,5 @@ __all__ = [
     "Executor",
     "RetryPolicy",
     "next_opening",
-    "stale_reason",
     "window_open",
 ]

@@ -6,14 +6,13 @@ what the supervisor planned with), reads the world document's basis, and
 builds the `ApplyContext` a driver gets: the node (from the Node manifest at
 the action's commit, or the implicit `local` node = $DOCKER_HOST or the
 default socket), readers for repository files at the desired commit and for
-secrets, and the guard-rail allowance. `stale_reason` is the pure stale-plan
-decision. Called by `reconciler.executor.runner`.
+secrets, and the guard-rail allowance. The stale-plan decision itself is
+`reconciler.planning.stale_reason`. Called by `reconciler.executor.action_runner`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.drivers.base import (
@@ -24,48 +23,11 @@ from reconciler.drivers.base import (
     NodeInfo,
 )
 from reconciler.errors import GitError, PermanentError, TemporaryError
-from reconciler.resources.repo import RepoConfig
-from reconciler.settings import RuntimeRoot
+from reconciler.planning import Tip, desired_specs
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
-from reconciler.supervisor.planner import desired_specs
 from reconciler.world import read_world_doc, world_path
-
-Ref = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Tip:
-    """Desired state at the current tip: comparable specs and invalid resources."""
-
-    commit: str
-    desired: dict[Ref, dict[str, Any]]
-    invalid: set[Ref]
-    config: RepoConfig
-
-
-def stale_reason(
-    action: dict[str, Any], tip: Tip, world_basis: str | None, *, check_world: bool = True
-) -> str | None:
-    """Why the action no longer holds, or None. Pure."""
-    ref = (action["kind"], action["name"])
-    at = tip.commit[:12]
-    if ref in tip.invalid:
-        return f"stale plan: {ref[0]}/{ref[1]} is invalid at {at}"
-    want = tip.desired.get(ref)
-    if action["operation"] == "delete":
-        if want is not None:
-            return f"stale plan: {ref[0]}/{ref[1]} is desired again at {at}"
-    elif want is None:
-        return f"stale plan: {ref[0]}/{ref[1]} is no longer desired at {at}"
-    elif want != action.get("desired"):
-        return f"stale plan: the desired spec of {ref[0]}/{ref[1]} changed at {at}"
-    if check_world and world_basis is not None and world_basis != action.get("basis", ""):
-        return (
-            f"stale plan: the observed state of {ref[0]}/{ref[1]} changed "
-            f"(basis {action.get('basis') or 'missing'} -> {world_basis or 'missing'})"
-        )
-    return None
 
 
 class DesiredView:

@@ -15,10 +15,10 @@ import os
 import socket
 from typing import IO, Any
 
+from reconciler.atomic_files import atomic_write_json, read_json, try_lock
 from reconciler.errors import ConfigError
-from reconciler.files import atomic_write_json, read_json, try_lock
 from reconciler.queue.action import now_iso
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 class ExecutorLock:

@@ -22,20 +22,20 @@ from typing import Any
 
 import watchfiles
 
+from reconciler.atomic_files import atomic_write_json
 from reconciler.drivers.base import Driver, DriverSettings
 from reconciler.drivers.compose import ComposeDriver
 from reconciler.drivers.docker import DockerDriver
-from reconciler.drivers.files import FileDriver
+from reconciler.drivers.file import FileDriver
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
+from reconciler.executor.action_runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
 from reconciler.executor.lock import ExecutorLock
-from reconciler.executor.runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.window import next_opening, window_open
-from reconciler.files import atomic_write_json
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 

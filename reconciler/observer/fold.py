@@ -7,7 +7,7 @@ group of a document remembers the id of the event that last set it
 idempotent (replaying events changes nothing) and a late event from a slower
 producer cannot undo a newer observation. Events the fold cannot use (an
 unknown kind, a bad name, a malformed payload) become diagnostics, never
-exceptions. Called by the observer's shell (`reconciler.observer.folder`),
+exceptions. Called by the observer's shell (`reconciler.observer.world_builder`),
 which reads the log and writes what is dirty.
 """
 

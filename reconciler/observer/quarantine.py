@@ -14,10 +14,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.events.reader import BadLine
-from reconciler.files import atomic_write_json, read_json
 from reconciler.observer.fold import Diagnostic
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
 MAX_ENTRIES = 10_000

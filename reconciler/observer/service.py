@@ -23,13 +23,13 @@ from typing import Any
 
 import watchfiles
 
+from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
-from reconciler.files import atomic_write_json
 from reconciler.observer.collectors.docker import DockerCollector, now_iso
-from reconciler.observer.collectors.files import FileCollector
+from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
-from reconciler.observer.folder import Folder
-from reconciler.settings import RuntimeRoot
+from reconciler.observer.world_builder import WorldBuilder
+from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
 LISTED_KINDS = ("Container", "ComposeStack")
@@ -65,7 +65,7 @@ class ObserverService:
         self.root = root
         self.repo = repo
         self.settings = settings or ObserverSettings()
-        self.folder = Folder(root, durable=self.settings.durable)
+        self.builder = WorldBuilder(root, durable=self.settings.durable)
         self._wake = threading.Event()
         self._world_deleted: set[tuple[str, str]] = set()
         self._deleted_lock = threading.Lock()
@@ -81,12 +81,12 @@ class ObserverService:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        self.folder.lock()
+        self.builder.lock()
         self._log = EventLog(self.root, "observer")
         self._files = FileCollector(self._emit)
         watcher = threading.Thread(target=self._watch, args=(stop,), name="observer-watch")
         try:
-            log.info("observer: %s", self.folder.open())
+            log.info("observer: %s", self.builder.open())
             gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
             watcher.start()
             self._loop(stop)
@@ -103,9 +103,9 @@ class ObserverService:
                 watcher.join(timeout=10)
             self._log.close()
             try:
-                self.folder.sync()
+                self.builder.sync()
             finally:
-                self.folder.unlock()
+                self.builder.unlock()
 
     def _watch(self, stop: threading.Event) -> None:
         """Wake the loop on log appends; notice world documents deleted by hand."""
@@ -144,18 +144,18 @@ class ObserverService:
             with self._deleted_lock:
                 deleted, self._world_deleted = self._world_deleted, set()
             if deleted:
-                self.folder.restore_deleted(deleted)
-            result = self.folder.tick()
-            if not self.folder.synced and (
+                self.builder.restore_deleted(deleted)
+            result = self.builder.tick()
+            if not self.builder.synced and (
                 not result.events or now - last_sync >= self.settings.sync_period
             ):
-                self.folder.sync()  # idle, or busy for a while: make the world durable
+                self.builder.sync()  # idle, or busy for a while: make the world durable
                 last_sync = now
             if now >= next_files:
                 assert self._files is not None
-                self._files.learn(self.folder.state.docs, self._desired_files)
+                self._files.learn(self.builder.state.docs, self._desired_files)
                 local = {n for n, t in self._targets.items() if t.local}
-                self._files.check(self.folder.state.docs, local)
+                self._files.check(self.builder.state.docs, local)
                 next_files = now + self.settings.file_period
             if result.events or now - last_status >= 5.0:
                 self.write_status()
@@ -188,7 +188,7 @@ class ObserverService:
                 self._collectors[name] = _Running(collector, stop, thread)
 
     def write_status(self) -> None:
-        listings = self.folder.state.listings
+        listings = self.builder.state.listings
         nodes = {}
         for name, running in self._collectors.items():
             started = running.collector.started_at
@@ -201,13 +201,13 @@ class ObserverService:
                 "lastFullListingAt": full,
                 "ready": running.collector.ready,
             }
-        lag = self.folder.reader.lag_bytes()
+        lag = self.builder.reader.lag_bytes()
         status = {
             "caughtUp": lag == 0,
             "updatedAt": now_iso(),
             "lagBytes": lag,
-            "eventsFolded": self.folder.state.folded,
-            "documents": len(self.folder.state.docs),
+            "eventsFolded": self.builder.state.folded,
+            "documents": len(self.builder.state.docs),
             "nodes": nodes,
             "dockerCollectors": self.settings.docker,
         }

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomic_files import atomic_write_json, fsync_dir, read_json
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
-from reconciler.files import atomic_write_json, fsync_dir, read_json
 from reconciler.queue.action import now_iso
-from reconciler.settings import QUEUE_STATES, RuntimeRoot
+from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 
 LIVE_STATES = ("pending", "approved", "running")
 TRANSITIONS: dict[str, tuple[str, ...]] = {

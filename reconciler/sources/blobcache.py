@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
+from reconciler.atomic_files import atomic_write_bytes
 from reconciler.errors import Location, ManifestError
-from reconciler.files import atomic_write_bytes
 from reconciler.sources.manifests import FileResult, Manifest
 
 CACHE_FILE = "manifests-v1.msgpack"

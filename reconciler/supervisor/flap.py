@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.files import atomic_write_json, read_json
+from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.queue.action import now_iso
 from reconciler.resources.normalize import spec_hash
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 Ref = tuple[str, str]
 FLAP_FILE = "supervisor_flap.json"

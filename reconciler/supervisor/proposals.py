@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from reconciler.atomic_files import read_json
 from reconciler.diff import Change
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
-from reconciler.files import read_json
+from reconciler.planning import PlanResult
 from reconciler.queue import ActionQueue, action_id, new_action
 from reconciler.queue.action import generation_id
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.normalize import spec_hash
 from reconciler.supervisor.flap import FlapGuard, ref_key
-from reconciler.supervisor.planner import PlanResult
 from reconciler.supervisor.policy import Gate, auto_approves
 
 log = logging.getLogger("reconciler.supervisor")

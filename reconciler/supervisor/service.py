@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
-from reconciler.files import atomic_write_json, read_json
+from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 from reconciler.supervisor.flap import FlapGuard, read_flap_state, ref_key
-from reconciler.supervisor.planner import compute_plan
 from reconciler.supervisor.policy import deletes_gate
 from reconciler.supervisor.proposals import Proposer, RefStatus
 from reconciler.supervisor.watch import Wakeup

@@ -21,7 +21,7 @@ from pathlib import Path
 import watchfiles
 
 from reconciler.errors import GitError
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.supervisor")
 REPLAN_QUEUE_STATES = ("done", "failed", "superseded", "rejected")

@@ -1,7 +1,7 @@
 """World documents: the observed state, one JSON file per resource.
 
 `ROOT/world/<kind>/<name>.json` is written only by the observer (through
-`reconciler.files`) and read by everyone else. This module owns the
+`reconciler.atomic_files`) and read by everyone else. This module owns the
 document's shape (`new_world_doc`), its path, and `WorldReader`, which keeps
 parsed documents in memory and re-reads only files whose size or mtime
 changed. Called by the observer, the planner, the executor and the UI.
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from reconciler.resources.meta import API_VERSION
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 Ref = tuple[str, str]
 
@@ -64,7 +64,7 @@ def read_doc_bytes(path: str | Path) -> tuple[bytes, os.stat_result]:
     """A world document's bytes, checked whole.
 
     The observer writes a document by swapping it with a twin whose inode it
-    rewrites on the next write (`reconciler.files.swap_in_many`), so a reader
+    rewrites on the next write (`reconciler.atomic_files.swap_in_many`), so a reader
     that opened the old inode just before a swap could read it while it is
     rewritten. The read counts only when the inode's size and times did not
     move during it and the name still points at it; otherwise `TornRead`.

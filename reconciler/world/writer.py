@@ -1,10 +1,10 @@
 """Writing world documents and the observer checkpoint, crash-safe and in batches.
 
-Each document is replaced atomically by `reconciler.files.swap_in_many`
+Each document is replaced atomically by `reconciler.atomic_files.swap_in_many`
 (new bytes over a hidden twin, then one rename that exchanges the two
 names), so a reader or a process killed with -9 sees the old or the new
 document, never half of one. Nothing is fsynced per document or per tick:
-durability is the folding shell's protocol (`reconciler.observer.folder`):
+durability is the folding shell's protocol (`reconciler.observer.world_builder`):
 the checkpoint says whether the documents on disk were synced (`synced`)
 and on which boot it was written (`bootId`). A tick first marks a synced
 checkpoint unsynced, durably, before it touches a document; a later `sync`
@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
-from reconciler.files import atomic_write_json, swap_in_many, twin_name, twin_path
+from reconciler.atomic_files import atomic_write_json, swap_in_many, twin_name, twin_path
 from reconciler.resources.kinds import KINDS
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import Ref
 
 CHECKPOINT_VERSION = 2

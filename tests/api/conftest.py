@@ -20,13 +20,13 @@ import pytest
 
 from reconciler.api.config import UISettings
 from reconciler.api.server import UIService
+from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
-from reconciler.files import atomic_write_json
+from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue, new_action
 from reconciler.queue.action import now_iso
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import compute_plan
 from tests.conftest import GitRepo
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import orjson
 
-from reconciler.files import atomic_write_json
-from reconciler.settings import RuntimeRoot
+from reconciler.atomic_files import atomic_write_json
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import new_world_doc, world_path
 from tests.api.conftest import TOKEN, Server, UILab, csrf_of, serve, session_login, wait_for
 

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from reconciler.drivers.base import DriverSettings
 from reconciler.executor.service import Executor
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.supervisor.service import Supervisor, SupervisorSettings
 from tests.api.conftest import CONTAINER, TOKEN, UILab, serve
 from tests.conftest import GitRepo

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from reconciler.cli.example import create_example_repo, example_source
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
 
 

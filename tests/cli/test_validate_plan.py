@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from reconciler.files import atomic_write_json
+from reconciler.atomic_files import atomic_write_json
 from reconciler.resources.normalize import spec_hash
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import new_world_doc
 from tests.conftest import GitRepo
 

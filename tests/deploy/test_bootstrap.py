@@ -12,7 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from reconciler.settings import QUEUE_STATES
+from reconciler.runtime_root import QUEUE_STATES
 
 TOP = Path(__file__).resolve().parents[2]
 SCRIPT = TOP / "hack" / "bootstrap-vps-control-plane.sh"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from reconciler.files import read_json
+from reconciler.atomic_files import read_json
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.events import EventLog
 from reconciler.events.reader import LogReader, log_files
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 def _all(reader: LogReader) -> list[str]:

@@ -23,17 +23,17 @@ from typing import Any
 import orjson
 import pytest
 
+from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.drivers.base import DriverSettings
 from reconciler.events.log import EventLog
+from reconciler.executor.action_runner import ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
-from reconciler.executor.runner import ActionRunner, RetryPolicy
 from reconciler.executor.service import Executor, default_drivers
-from reconciler.files import atomic_write_json, read_json
+from reconciler.planning import PlanResult, compute_plan
 from reconciler.queue import ActionQueue, new_action
 from reconciler.resources.normalize import spec_hash
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import PlanResult, compute_plan
 from reconciler.world import new_world_doc, world_path
 from tests.conftest import BUSYBOX, GitRepo
 

@@ -59,7 +59,7 @@ def test_the_real_observer_sees_what_the_executor_applied(lab: Lab) -> None:
 
 def test_a_container_removed_by_hand_is_proposed_again_and_recreated(lab: Lab) -> None:
     """Observer, supervisor and executor together: drift after `done` comes back."""
-    from reconciler.files import read_json
+    from reconciler.atomic_files import read_json
     from reconciler.supervisor.service import Supervisor
     from reconciler.world import world_path
 

@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from reconciler.atomic_files import read_json
 from reconciler.drivers.base import DriverSettings
 from reconciler.executor import Executor, RetryPolicy
-from reconciler.files import read_json
 from reconciler.resources.normalize import spec_hash
 from tests.executor.lab import Lab, ThreadedExecutor
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from reconciler.cli.main import cli
 from reconciler.events import EventLog
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 def _fill(root: RuntimeRoot) -> None:

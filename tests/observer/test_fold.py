@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from reconciler.events.reader import LogEvent, LogRef
 from reconciler.observer.fold import WorldState
-from reconciler.observer.folder import Folder
-from reconciler.settings import RuntimeRoot
+from reconciler.observer.world_builder import WorldBuilder
+from reconciler.runtime_root import RuntimeRoot
 
 NAMES = ["a", "b", "c"]
 PRODUCERS = ["observer", "executor", "ingest-x"]
@@ -197,7 +197,7 @@ def test_incremental_folding_with_restarts_equals_a_full_rebuild(
     base = Path(tempfile.mkdtemp(prefix="fold-prop-"))
     try:
         inc, full = RuntimeRoot(base / "inc"), RuntimeRoot(base / "full")
-        folder = Folder(inc, durable=False)
+        folder = WorldBuilder(inc, durable=False)
         folder.open()
         pos, step = 0, 0
         while pos < len(items):
@@ -209,12 +209,12 @@ def test_incremental_folding_with_restarts_equals_a_full_rebuild(
             pos += size
             folder.tick()
             if restarts[step % len(restarts)]:
-                folder = Folder(inc, durable=False)
+                folder = WorldBuilder(inc, durable=False)
                 folder.open()
             step += 1
         folder.tick()
         shutil.copytree(inc.events, full.events)
-        rebuilt = Folder(full, durable=False)
+        rebuilt = WorldBuilder(full, durable=False)
         rebuilt.rebuild()
         assert _world(inc.path) == _world(full.path)
     finally:

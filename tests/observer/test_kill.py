@@ -20,15 +20,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from reconciler.observer.folder import Folder
-from reconciler.settings import RuntimeRoot
+from reconciler.observer.world_builder import WorldBuilder
+from reconciler.runtime_root import RuntimeRoot
 
 _CHILD = """
 import sys
 from pathlib import Path
-from reconciler.observer.folder import Folder
-from reconciler.settings import RuntimeRoot
-folder = Folder(RuntimeRoot(Path(sys.argv[1])), durable=False)
+from reconciler.observer.world_builder import WorldBuilder
+from reconciler.runtime_root import RuntimeRoot
+folder = WorldBuilder(RuntimeRoot(Path(sys.argv[1])), durable=False)
 folder.lock()
 print("open", folder.open(), flush=True)
 while True:
@@ -89,10 +89,10 @@ def test_kill_9_while_folding_never_tears_and_restart_converges(tmp_path: Path, 
         child.wait()
     _check_intact(root)
     _append(root, 4000, 200, 900)
-    restarted = Folder(RuntimeRoot(root), durable=False)
+    restarted = WorldBuilder(RuntimeRoot(root), durable=False)
     restarted.open()
     restarted.tick()
     expected = tmp_path / "expected"
     shutil.copytree(root / "events", expected / "events")
-    Folder(RuntimeRoot(expected), durable=False).rebuild()
+    WorldBuilder(RuntimeRoot(expected), durable=False).rebuild()
     assert _world(root) == _world(expected)

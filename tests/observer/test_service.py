@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from reconciler.files import read_json
+from reconciler.atomic_files import read_json
 from reconciler.observer.service import ObserverService, ObserverSettings
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
 from tests.conftest import BUSYBOX
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from reconciler.files import swap_in_many, twin_path
-from reconciler.settings import RuntimeRoot
+from reconciler.atomic_files import swap_in_many, twin_path
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import WorldReader, read_world_doc, world_path
 
 

@@ -15,7 +15,7 @@ from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue, new_action
 from reconciler.queue.action import generation_id
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 HOMELAB = str(Path(sys.executable).parent / "homelab")
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.files import atomic_write_json
+from reconciler.atomic_files import atomic_write_json
+from reconciler.planning import desired_specs
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
 from reconciler.resources.normalize import spec_hash
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
-from reconciler.supervisor.planner import desired_specs
 from reconciler.supervisor.service import Supervisor, SupervisorSettings
 from reconciler.world import new_world_doc, world_path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.events.log import EventLog
-from reconciler.observer.folder import Folder
+from reconciler.observer.world_builder import WorldBuilder
 
 
 def report_node(lab: Any, ready: bool) -> None:
@@ -18,7 +18,7 @@ def report_node(lab: Any, ready: bool) -> None:
     }
     log.append("node.status", ("Node", "local"), data)
     log.close()
-    folder = Folder(lab.root, durable=False)
+    folder = WorldBuilder(lab.root, durable=False)
     folder.open()
     folder.tick()
     folder.unlock()

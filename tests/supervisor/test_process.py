@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.files import read_json
+from reconciler.atomic_files import read_json
 from tests.supervisor.conftest import HOMELAB
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.files import read_json
+from reconciler.atomic_files import read_json
 
 
 def test_new_manifest_commit_becomes_one_pending_create(lab: Any) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 import docker
 import orjson
 
-from reconciler.files import read_json
+from reconciler.atomic_files import read_json
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
 P = "homelab.reconciler"

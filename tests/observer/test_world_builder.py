@@ -6,10 +6,10 @@ from pathlib import Path
 
 import orjson
 
+from reconciler.atomic_files import read_json
 from reconciler.events import EventLog
-from reconciler.files import read_json
-from reconciler.observer.folder import Folder
-from reconciler.settings import RuntimeRoot
+from reconciler.observer.world_builder import WorldBuilder
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
 
 
@@ -31,7 +31,7 @@ def _quarantine(root: RuntimeRoot) -> dict[str, dict[str, object]]:
 def test_tick_writes_world_documents_and_checkpoint(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "web")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     assert folder.open().startswith("rebuilt (no usable checkpoint)")
     doc = read_json(world_path(runtime_root, "Container", "web"))
     assert doc["status"]["exists"] is True
@@ -50,22 +50,22 @@ def test_restart_resumes_and_deleting_the_checkpoint_rebuilds_the_same_world(
     log = EventLog(runtime_root, "observer")
     for i in range(5):
         _observe(log, f"app-{i}", f"img:{i}")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     log.append("observed.missing", ("Container", "app-1"))
     log.append("action.succeeded", ("Container", "app-2"), {"action": "x", "operation": "update"})
     folder.tick()
     incremental = _world(runtime_root)
-    assert Folder(runtime_root).open().startswith("resumed")
+    assert WorldBuilder(runtime_root).open().startswith("resumed")
     runtime_root.checkpoint.unlink()
-    assert Folder(runtime_root).open().startswith("rebuilt")
+    assert WorldBuilder(runtime_root).open().startswith("rebuilt")
     assert _world(runtime_root) == incremental
 
 
 def test_torn_last_line_waits_for_its_newline(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "a")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     path = next(runtime_root.events.rglob("observer.jsonl"))
     line = path.read_bytes().splitlines(keepends=True)[0].replace(b'"a"', b'"b"')
@@ -87,14 +87,14 @@ def test_corrupt_line_is_quarantined_and_later_events_fold(runtime_root: Runtime
     with open(path, "ab") as fh:
         fh.write(b"this is not json\n")
     _observe(log, "b")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     assert world_path(runtime_root, "Container", "b").exists()
     [entry] = _quarantine(runtime_root).values()
     assert entry["line"] == "this is not json"
     assert str(entry["file"]).endswith("observer.jsonl")
     runtime_root.checkpoint.unlink()
-    Folder(runtime_root).open()
+    WorldBuilder(runtime_root).open()
     assert len(_quarantine(runtime_root)) == 1  # a rebuild does not duplicate the report
 
 
@@ -102,7 +102,7 @@ def test_event_for_an_unknown_kind_is_reported_not_folded(runtime_root: RuntimeR
     log = EventLog(runtime_root, "ingest-bot")
     odd = log.append("observed.missing", ("Spaceship", "x"))
     _observe(log, "a")
-    Folder(runtime_root).open()
+    WorldBuilder(runtime_root).open()
     assert not (runtime_root.world / "Spaceship").exists()
     assert "unknown kind 'Spaceship'" in str(_quarantine(runtime_root)[odd["id"]]["reason"])
     assert world_path(runtime_root, "Container", "a").exists()
@@ -112,7 +112,7 @@ def test_world_document_deleted_by_hand_is_written_again(runtime_root: RuntimeRo
     log = EventLog(runtime_root, "observer")
     _observe(log, "a")
     _observe(log, "b")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     before = _world(runtime_root)
     world_path(runtime_root, "Container", "a").unlink()
@@ -120,7 +120,7 @@ def test_world_document_deleted_by_hand_is_written_again(runtime_root: RuntimeRo
     folder.tick()
     assert _world(runtime_root) == before
     world_path(runtime_root, "Container", "b").unlink()  # while the observer is down
-    how = Folder(runtime_root).open()
+    how = WorldBuilder(runtime_root).open()
     assert "1 world documents were deleted while stopped" in how
     assert _world(runtime_root) == before
 
@@ -130,7 +130,7 @@ def test_checkpoint_past_the_end_of_a_truncated_file_rereads_it(
 ) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "a")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     checkpoint = read_json(runtime_root.checkpoint)
     key = next(iter(checkpoint["offsets"]))
@@ -139,7 +139,7 @@ def test_checkpoint_past_the_end_of_a_truncated_file_rereads_it(
     log.close()
     log = EventLog(runtime_root, "observer")
     _observe(log, "b")
-    again = Folder(runtime_root)
+    again = WorldBuilder(runtime_root)
     assert again.open().startswith("resumed")
     result = again.tick()
     assert result.events == 2  # the whole file again; the fold ignores what it has seen
@@ -150,16 +150,16 @@ def test_checkpoint_past_the_end_of_a_truncated_file_rereads_it(
 def test_unreadable_world_document_triggers_a_rebuild(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "a")
-    Folder(runtime_root).open()
+    WorldBuilder(runtime_root).open()
     good = _world(runtime_root)
     world_path(runtime_root, "Container", "a").write_bytes(b"")  # what a power loss can leave
-    how = Folder(runtime_root).open()
+    how = WorldBuilder(runtime_root).open()
     assert "unreadable world document" in how
     assert _world(runtime_root) == good
 
 
 def test_second_observer_on_the_same_root_is_refused(runtime_root: RuntimeRoot) -> None:
-    first, second = Folder(runtime_root), Folder(runtime_root)
+    first, second = WorldBuilder(runtime_root), WorldBuilder(runtime_root)
     first.lock()
     try:
         second.lock()
@@ -176,7 +176,7 @@ def test_rebuild_removes_documents_the_log_does_not_explain(runtime_root: Runtim
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"{}")
     _observe(EventLog(runtime_root, "observer"), "a")
-    Folder(runtime_root).rebuild()
+    WorldBuilder(runtime_root).rebuild()
     assert not stray.exists()
     assert Path(world_path(runtime_root, "Container", "a")).exists()
 
@@ -184,7 +184,7 @@ def test_rebuild_removes_documents_the_log_does_not_explain(runtime_root: Runtim
 def test_rewrites_reuse_a_twin_instead_of_creating_files(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "web", "img:1")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     path = world_path(runtime_root, "Container", "web")
     twin = path.with_name(".web.json.tmp")
@@ -198,20 +198,20 @@ def test_rewrites_reuse_a_twin_instead_of_creating_files(runtime_root: RuntimeRo
     assert twin.exists() and len(inodes) == 2
     assert twin.stat().st_ino in inodes
     # The twin is scratch: resuming keeps it, and a rebuild removes it with its document.
-    assert Folder(runtime_root).open().startswith("resumed")
+    assert WorldBuilder(runtime_root).open().startswith("resumed")
     assert twin.exists()
     log.append("observed.missing", ("Container", "gone"))
     stray = world_path(runtime_root, "Container", "stray")
     stray.write_bytes(b"{}")
     stray.with_name(".stray.json.tmp").write_bytes(b"{}")
-    Folder(runtime_root).rebuild()
+    WorldBuilder(runtime_root).rebuild()
     assert not stray.exists() and not stray.with_name(".stray.json.tmp").exists()
 
 
 def test_checkpoint_says_when_the_world_is_synced(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "web")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()  # a rebuild ends synced
     assert read_json(runtime_root.checkpoint)["synced"] is True and folder.synced
     _observe(log, "web", "img:2")
@@ -230,19 +230,19 @@ def test_checkpoint_says_when_the_world_is_synced(runtime_root: RuntimeRoot) -> 
 def test_unsynced_world_after_an_unclean_reboot_is_rebuilt(runtime_root: RuntimeRoot) -> None:
     log = EventLog(runtime_root, "observer")
     _observe(log, "web")
-    folder = Folder(runtime_root)
+    folder = WorldBuilder(runtime_root)
     folder.open()
     _observe(log, "web", "img:2")
     folder.tick()  # written, not synced
     expected = _world(runtime_root)
     # Same boot (the process died, the page cache did not): resume.
-    assert Folder(runtime_root).open().startswith("resumed")
+    assert WorldBuilder(runtime_root).open().startswith("resumed")
     # Another boot id in an unsynced checkpoint: the disk may hold any mix of versions.
     checkpoint = read_json(runtime_root.checkpoint)
     assert checkpoint["synced"] is False
     checkpoint["bootId"] = "another-boot"
     runtime_root.checkpoint.write_bytes(orjson.dumps(checkpoint))
-    how = Folder(runtime_root).open()
+    how = WorldBuilder(runtime_root).open()
     assert how.startswith("rebuilt (the machine went down uncleanly")
     assert _world(runtime_root) == expected
     # A synced checkpoint from another boot is trusted.
@@ -250,12 +250,12 @@ def test_unsynced_world_after_an_unclean_reboot_is_rebuilt(runtime_root: Runtime
     assert checkpoint["synced"] is True
     checkpoint["bootId"] = "another-boot"
     runtime_root.checkpoint.write_bytes(orjson.dumps(checkpoint))
-    assert Folder(runtime_root).open().startswith("resumed")
+    assert WorldBuilder(runtime_root).open().startswith("resumed")
 
 
 def test_rebuild_on_a_root_with_only_events(tmp_path: Path) -> None:
     root = RuntimeRoot(tmp_path / "root")
     _observe(EventLog(root, "observer"), "web")
     assert not root.state.exists()
-    result = Folder(root).rebuild()
+    result = WorldBuilder(root).rebuild()
     assert result.events == 1 and read_json(root.checkpoint)["synced"] is True

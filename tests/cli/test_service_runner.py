@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from reconciler.runner import Backoff, ServiceRunner
+from reconciler.cli.service_runner import Backoff, ServiceRunner
 
 FAST = Backoff(initial=0.01, cap=0.04, healthy_after=3600)
 

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reconciler.observer.collectors.files import FileCollector
+from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile
 
 

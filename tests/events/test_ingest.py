@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.events.ingest import InvalidEvent, ingest
 from reconciler.events.reader import LogReader
-from reconciler.observer.ingest import InvalidEvent, ingest
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 
 def test_valid_events_are_appended_under_the_agent_producer(runtime_root: RuntimeRoot) -> None:

@@ -7,7 +7,7 @@ service after an exponential backoff (1 s, 2 s, 4 s … capped), reports every
 failure and restart through a callback, and never lets one failing loop take
 the others down. `stop()` sets the shared stop event and waits for every
 thread. Called by `homelab up` (reconciler/cli/up.py); tested with small
-real services in tests/test_runner.py.
+real services in tests/cli/test_service_runner.py.
 """
 
 from __future__ import annotations

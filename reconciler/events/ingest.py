@@ -21,7 +21,7 @@ from reconciler.errors import HomelabError
 from reconciler.events.log import Event, EventLog, check_producer
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.meta import check_dns_label
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_BATCH = 1000

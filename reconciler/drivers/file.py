@@ -4,7 +4,7 @@ Content comes from the manifest (`content`), from a repository file at the
 desired commit (`source`) or from ROOT/secrets/NAME (`secret`); each is
 checked against the plan's sha256 fingerprint before it is written, so a
 file changed after planning is a stale plan, not a surprise. The write goes
-through `reconciler.files.atomic_write_bytes` (temp file, fsync, rename,
+through `reconciler.atomic_files.atomic_write_bytes` (temp file, fsync, rename,
 fsync of the folder) with the spec's mode. The target must stay inside one
 of the node's `allowedRoots`: paths with `..`, absolute paths elsewhere and
 symlinks (in the target or any parent) that lead out of the root are refused
@@ -19,9 +19,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from reconciler.atomic_files import atomic_write_bytes, fsync_dir
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.errors import PathOutsideRoot, PermanentError
-from reconciler.files import atomic_write_bytes, fsync_dir
 from reconciler.resources.normalize import fingerprint
 
 

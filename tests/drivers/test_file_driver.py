@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from reconciler.drivers.files import safe_target
+from reconciler.drivers.file import safe_target
 from reconciler.errors import PathOutsideRoot
 from tests.executor.lab import Lab
 

@@ -94,7 +94,7 @@ def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o644) -> N
     thousand documents fit in tens of milliseconds. A reader that opened the
     old inode just before a swap can see it being rewritten by the next
     write, so readers check (`reconciler.world.read_doc_bytes`). Nothing is
-    fsynced: the caller makes a batch durable (`reconciler.observer.folder`).
+    fsynced: the caller makes a batch durable (`reconciler.observer.world_builder`).
     Falls back to create-and-rename where the filesystem cannot exchange.
     """
     dirfds: dict[str, int] = {}

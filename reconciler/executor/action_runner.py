@@ -28,7 +28,8 @@ import tenacity
 from reconciler.drivers.base import ApplyContext, ApplyResult, Driver, DriverSettings, InputChanged
 from reconciler.errors import HomelabError, QueueConflict, TemporaryError
 from reconciler.events.log import EventLog
-from reconciler.executor.context import DesiredView, stale_reason
+from reconciler.executor.context import DesiredView
+from reconciler.planning import stale_reason
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
 

@@ -1,10 +1,10 @@
 """The folding shell: read new events, fold them, write the world, then the checkpoint.
 
-`Folder.open` resumes from `state/observer_checkpoint.json` and the world
+`WorldBuilder.open` resumes from `state/observer_checkpoint.json` and the world
 documents on disk, or rebuilds from the whole log when the checkpoint is
 missing or unusable, a world document is unreadable, documents were deleted
 while the observer was down, or the machine went down uncleanly (a new boot
-id) while the documents were not synced. `Folder.tick` costs in proportion
+id) while the documents were not synced. `WorldBuilder.tick` costs in proportion
 to the new bytes: it reads past the offsets, folds the new events in id
 order (garbage collector off), writes only the documents that changed, and
 only then moves the checkpoint, so a crash at any point replays events,
@@ -13,7 +13,7 @@ which the fold ignores.
 Durability is batched over ticks rather than paid per tick: before the
 first document write after a sync the checkpoint is marked unsynced (one
 fsync), ticks then write documents and checkpoint without fsync, and
-`Folder.sync` (the service calls it when idle, at most every few seconds,
+`WorldBuilder.sync` (the service calls it when idle, at most every few seconds,
 and on stop) flushes the filesystem once and marks the checkpoint synced.
 Called by the observer service and `homelab world rebuild`.
 """
@@ -28,12 +28,12 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import IO
 
+from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
-from reconciler.files import fsync_dir, sync_filesystem, try_lock
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
-from reconciler.settings import RuntimeRoot
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import Ref, world_path
 from reconciler.world.writer import (
     Checkpoint,
@@ -70,7 +70,7 @@ class TickResult:
     write_seconds: float = 0.0  # world documents and checkpoint
 
 
-class Folder:
+class WorldBuilder:
     """Owns the in-memory world of one runtime root (one folder process at a time)."""
 
     def __init__(self, root: RuntimeRoot, *, durable: bool = True) -> None:

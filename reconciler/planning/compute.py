@@ -1,0 +1,115 @@
+"""One planning pass: load desired state, check it, read the world, diff.
+
+`compute_plan` is the shell around the pure planner (`reconciler.diff`): it
+loads the commit through the git source, takes the checked comparable specs
+from `reconciler.planning.desired` and reads managed world documents.
+`homelab plan` and the supervisor both call it, so what the CLI prints is
+what the supervisor proposes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.diff import Plan, make_plan
+from reconciler.errors import ManifestError
+from reconciler.planning.desired import desired_specs, memoized_hash
+from reconciler.resources.kinds import KINDS
+from reconciler.resources.normalize import spec_hash
+from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.git import DesiredState, GitSource
+from reconciler.sources.manifests import gc_paused
+from reconciler.world import WorldReader, observed_spec
+
+Ref = tuple[str, str]
+IN_PLACE = {kind: model.IN_PLACE for kind, model in KINDS.items()}
+
+
+@dataclass
+class PlanResult:
+    state: DesiredState
+    plan: Plan
+    desired: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    errors: list[ManifestError] = field(default_factory=list)
+    invalid: set[Ref] = field(default_factory=set)
+    world: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+
+
+def managed_observed(world: dict[Ref, dict[str, Any]]) -> dict[Ref, dict[str, Any] | None]:
+    """Observed specs of the resources this project manages (None = missing)."""
+    return {
+        ref: observed_spec(doc)
+        for ref, doc in world.items()
+        if (doc.get("status") or {}).get("managed") and ref[0] in KINDS
+    }
+
+
+def compute_plan(
+    source: GitSource,
+    root: RuntimeRoot | None,
+    ref: str | None = None,
+    *,
+    world_reader: WorldReader | None = None,
+    allow_deletes: bool = True,
+    state: DesiredState | None = None,
+) -> PlanResult:
+    """Plan `ref` (or the already loaded `state`, which the supervisor passes)."""
+    with gc_paused():
+        if state is None:
+            state = source.load(ref)
+        return _plan_state(source, root, state, world_reader, allow_deletes)
+
+
+def _unchanged(
+    source: GitSource,
+    desired: dict[Ref, dict[str, Any]],
+    world: dict[Ref, dict[str, Any]],
+    ignore: dict[Ref, list[str]],
+) -> set[Ref]:
+    """Resources whose desired spec hash equals the world's basis: in sync, no diff needed.
+
+    Comparing two short hashes is far cheaper than comparing two specs, and the
+    desired hash is memoized while the manifest is unchanged.
+    """
+    same = set()
+    for ref, spec in desired.items():
+        doc = world.get(ref)
+        if doc is None or ref in ignore:
+            continue
+        status = doc.get("status") or {}
+        if not (status.get("managed") and status.get("exists")):
+            continue
+        digest = memoized_hash(source, ref, spec) or spec_hash(spec)
+        if digest == status.get("basis"):
+            same.add(ref)
+    return same
+
+
+def _plan_state(
+    source: GitSource,
+    root: RuntimeRoot | None,
+    state: DesiredState,
+    world_reader: WorldReader | None,
+    allow_deletes: bool,
+) -> PlanResult:
+    desired, errors, invalid = desired_specs(source, state, root)
+    world: dict[Ref, dict[str, Any]] = {}
+    if root is not None:
+        world = (world_reader or WorldReader(root)).read()
+    ignore: dict[Ref, list[str]] = {}
+    for r, m in state.manifests.items():
+        pointers = m.doc.get("spec", {}).get("policy", {}).get("ignoreDifferences")
+        if pointers:
+            ignore[r] = list(pointers)
+    plan = make_plan(
+        state.commit,
+        desired,
+        managed_observed(world),
+        in_place=IN_PLACE,
+        ignore=ignore,
+        protected=invalid,
+        allow_deletes=allow_deletes and state.complete,
+        unchanged=_unchanged(source, desired, world, ignore),
+    )
+    return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)

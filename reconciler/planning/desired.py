@@ -1,0 +1,119 @@
+"""Desired specs of a commit: every valid manifest as a comparable spec, checked.
+
+`desired_specs` turns a loaded `DesiredState` into the comparable spec of
+each valid resource (`reconciler.resources.normalize`), resolving repository
+files and secrets into fingerprints, and applies the cross-resource checks
+(node references, the guard rails of `homelab.yaml`); a resource that fails
+them is invalid and gets no action. What a manifest derives is memoized
+while the manifest object is the same. Called by `compute_plan`, the
+executor's stale-plan check and `homelab validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.errors import ManifestError
+from reconciler.resources.kinds import dangerous_options
+from reconciler.resources.normalize import (
+    MissingInput,
+    comparable_spec,
+    has_external_inputs,
+    spec_hash,
+)
+from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.git import DesiredState, GitSource
+from reconciler.sources.manifests import Manifest
+from reconciler.sources.resolver import CommitResolver
+
+Ref = tuple[str, str]
+
+
+@dataclass
+class _Memo:
+    """What a pass derives from a manifest, reused while the manifest object is the same."""
+
+    manifest: Manifest
+    spec: dict[str, Any] | None  # None: depends on secrets or repository files
+    spec_hash: str | None
+    dangerous: list[str]
+
+
+def _memo(source: GitSource, ref: Ref, manifest: Manifest) -> _Memo:
+    memos: dict[Ref, _Memo] = source.derived.setdefault("planner", {})
+    memo = memos.get(ref)
+    if memo is None or memo.manifest is not manifest:
+        spec = None
+        if not has_external_inputs(manifest.kind, manifest.doc):
+            spec = comparable_spec(manifest.kind, manifest.doc, _NO_INPUTS)
+        dangerous = []
+        if manifest.kind == "Container":
+            dangerous = dangerous_options(manifest.doc.get("spec") or {})
+        memo = memos[ref] = _Memo(manifest, spec, spec_hash(spec) if spec else None, dangerous)
+    return memo
+
+
+class _NoInputs:
+    def repo_file_sha256(self, path: str) -> str | None:
+        return None
+
+    def secret_sha256(self, name: str) -> str | None:
+        return None
+
+
+_NO_INPUTS = _NoInputs()
+
+
+def _cross_check(state: DesiredState, manifest: Manifest, memo: _Memo) -> list[ManifestError]:
+    errors = []
+    spec = manifest.doc.get("spec") or {}
+    node = spec.get("node")
+    if node and node != "local" and ("Node", node) not in state.manifests:
+        errors.append(
+            ManifestError(manifest.location, "spec.node", f"Node {node!r} is not defined")
+        )
+    if manifest.kind == "Container" and manifest.name not in state.config.allowDangerous:
+        found = memo.dangerous
+        if found:
+            errors.append(
+                ManifestError(
+                    manifest.location,
+                    "spec",
+                    f"refused: {', '.join(found)}; allow it for this resource with "
+                    f"allowDangerous: [{manifest.name}] in homelab.yaml",
+                )
+            )
+    return errors
+
+
+def desired_specs(
+    source: GitSource, state: DesiredState, root: RuntimeRoot | None
+) -> tuple[dict[Ref, dict[str, Any]], list[ManifestError], set[Ref]]:
+    """Comparable specs of every valid manifest; errors make a resource invalid."""
+    resolver = CommitResolver(source, state, root.secrets if root else None)
+    desired: dict[Ref, dict[str, Any]] = {}
+    errors: list[ManifestError] = []
+    invalid: set[Ref] = set(state.invalid)
+    for ref, manifest in state.manifests.items():
+        memo = _memo(source, ref, manifest)
+        problems = _cross_check(state, manifest, memo)
+        if not problems and memo.spec is not None:
+            desired[ref] = memo.spec
+        elif not problems:
+            try:
+                desired[ref] = comparable_spec(manifest.kind, manifest.doc, resolver)
+            except MissingInput as exc:
+                problems.append(ManifestError(manifest.location, "spec", str(exc)))
+        if problems:
+            errors.extend(problems)
+            invalid.add(ref)
+    return desired, errors, invalid
+
+
+def memoized_hash(source: GitSource, ref: Ref, spec: dict[str, Any]) -> str | None:
+    """The memoized hash of `spec` when it is the one `desired_specs` derived, else None."""
+    memo = source.derived.get("planner", {}).get(ref)
+    if memo is not None and memo.spec is spec:
+        return str(memo.spec_hash)
+    return None

@@ -1,0 +1,51 @@
+"""The stale-plan decision: does an approved action still hold at the desired tip?
+
+`Tip` is the desired state at the current tip as the executor sees it
+(comparable specs, invalid resources, repository config), built with the
+same `desired_specs` the supervisor planned with; `stale_reason` compares
+an action with it and with the world's current basis. Pure; called by the
+executor before it runs an action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.resources.repo import RepoConfig
+
+Ref = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Tip:
+    """Desired state at the current tip: comparable specs and invalid resources."""
+
+    commit: str
+    desired: dict[Ref, dict[str, Any]]
+    invalid: set[Ref]
+    config: RepoConfig
+
+
+def stale_reason(
+    action: dict[str, Any], tip: Tip, world_basis: str | None, *, check_world: bool = True
+) -> str | None:
+    """Why the action no longer holds, or None. Pure."""
+    ref = (action["kind"], action["name"])
+    at = tip.commit[:12]
+    if ref in tip.invalid:
+        return f"stale plan: {ref[0]}/{ref[1]} is invalid at {at}"
+    want = tip.desired.get(ref)
+    if action["operation"] == "delete":
+        if want is not None:
+            return f"stale plan: {ref[0]}/{ref[1]} is desired again at {at}"
+    elif want is None:
+        return f"stale plan: {ref[0]}/{ref[1]} is no longer desired at {at}"
+    elif want != action.get("desired"):
+        return f"stale plan: the desired spec of {ref[0]}/{ref[1]} changed at {at}"
+    if check_world and world_basis is not None and world_basis != action.get("basis", ""):
+        return (
+            f"stale plan: the observed state of {ref[0]}/{ref[1]} changed "
+            f"(basis {action.get('basis') or 'missing'} -> {world_basis or 'missing'})"
+        )
+    return None
