@@ -21,10 +21,9 @@ from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
 from reconciler.diff import Change, diff_resource, render_change
 from reconciler.queue.store import LIVE_STATES
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES
 from reconciler.world import observed_spec
-
-Ref = tuple[str, str]
 
 
 def _opt(value: Any) -> str | None:
@@ -50,16 +49,18 @@ def _condition(c: dict[str, Any]) -> s.Condition:
     )
 
 
-def _live(views: RuntimeViews) -> dict[Ref, tuple[str, str]]:
-    live: dict[Ref, tuple[str, str]] = {}
+def _live(views: RuntimeViews) -> dict[ResourceKey, tuple[str, str]]:
+    live: dict[ResourceKey, tuple[str, str]] = {}
     for state in reversed(LIVE_STATES):
         for doc in views.queue[state].values():
-            live.setdefault((str(doc.get("kind")), str(doc.get("name"))), (state, str(doc["id"])))
+            live.setdefault(
+                ResourceKey(str(doc.get("kind")), str(doc.get("name"))), (state, str(doc["id"]))
+            )
     return live
 
 
 def _row(
-    views: RuntimeViews, ref: Ref, entry: dict[str, Any], live: tuple[str, str] | None
+    views: RuntimeViews, ref: ResourceKey, entry: dict[str, Any], live: tuple[str, str] | None
 ) -> s.ResourceRow:
     doc = views.world.get(ref) or {}
     status_doc = doc.get("status") or {}
@@ -86,8 +87,8 @@ def resource_rows(views: RuntimeViews) -> list[s.ResourceRow]:
     def build() -> list[s.ResourceRow]:
         statuses: dict[str, Any] = views.supervisor.get("resources") or {}
         live = _live(views)
-        refs: set[Ref] = set(views.world) | set(live)
-        refs |= {(k.split("/", 1)[0], k.split("/", 1)[1]) for k in statuses if "/" in k}
+        refs: set[ResourceKey] = set(views.world) | set(live)
+        refs |= {ResourceKey(*k.split("/", 1)) for k in statuses if "/" in k}
         return [
             _row(views, ref, statuses.get(f"{ref[0]}/{ref[1]}") or {}, live.get(ref))
             for ref in sorted(refs)
@@ -270,7 +271,7 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
     live = [(st, d) for st, d in history if st in LIVE_STATES]
     latest = live[0] if live else next(((st, d) for st, d in history if st == "done"), None)
     desired = _dict(latest[1].get("desired")) if latest else _dict(entry.get("desired"))
-    observed = observed_spec(views.world.get((kind, name)) or {})
+    observed = observed_spec(views.world.get(ResourceKey(kind, name)) or {})
     patch: list[dict[str, Any]] = []
     diff = ""
     if live:

@@ -22,10 +22,10 @@ import orjson
 import watchfiles
 
 from reconciler.api.eventfeed import EventFeed
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.world import WorldReader
 
-Ref = tuple[str, str]
 PARTS = ("world", "queue", "events", "state")
 RESYNC_SECONDS = 15.0  # a full re-read, in case a change notification was missed
 
@@ -44,7 +44,7 @@ class RuntimeViews:
     def __init__(self, root: RuntimeRoot, *, event_capacity: int = 20000) -> None:
         self.root = root
         self.feed = EventFeed(root, event_capacity)
-        self.world: dict[Ref, dict[str, Any]] = {}
+        self.world: dict[ResourceKey, dict[str, Any]] = {}
         self.queue: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in QUEUE_STATES}
         self.supervisor: dict[str, Any] = {}
         self.observer: dict[str, Any] = {}

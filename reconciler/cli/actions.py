@@ -27,6 +27,7 @@ from reconciler.diff import Change, render_change
 from reconciler.errors import ConfigError, QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.supervisor.flap import clear_flapping
 
@@ -251,9 +252,11 @@ def clear_flap(root: str | None, as_name: str | None, resource: str) -> None:
         raise click.UsageError(f"{resource!r}: expected KIND/NAME, e.g. Container/web")
     runtime = get_root(root)
     operator = operator_name(as_name)
-    was = clear_flapping(runtime, (kind, name))
+    was = clear_flapping(runtime, ResourceKey(kind, name))
     with operator_log(runtime, producer_for(operator)) as events:
         data = {"type": "Flapping", "status": "False", "reason": "ClearedByOperator"}
         message = f"cleared by {operator}"
-        events.append("resource.condition", (kind, name), {**data, "message": message}, sync=True)
+        events.append(
+            "resource.condition", ResourceKey(kind, name), {**data, "message": message}, sync=True
+        )
     click.echo(f"{resource}: {'cleared' if was else 'was not flapping'}")

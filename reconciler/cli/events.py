@@ -17,6 +17,7 @@ import orjson
 from reconciler.cli.common import get_root, root_option
 from reconciler.errors import ConfigError
 from reconciler.events.reader import LogEvent, LogReader
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 
@@ -30,7 +31,7 @@ def events() -> None:
     """
 
 
-def _matches(ev: LogEvent, type_glob: str | None, ref: tuple[str, str] | None) -> bool:
+def _matches(ev: LogEvent, type_glob: str | None, ref: ResourceKey | None) -> bool:
     if type_glob and not fnmatch.fnmatchcase(ev.type, type_glob):
         return False
     return ref is None or (
@@ -80,7 +81,7 @@ def tail(
         kind, sep, name = ref.partition("/")
         if not sep or not kind or not name:
             raise ConfigError(f"--ref {ref!r}: expected KIND/NAME, e.g. Container/web")
-        pair = (kind, name)
+        pair = ResourceKey(kind, name)
     runtime: RuntimeRoot = get_root(root)
     reader = LogReader(runtime)
     shown = [ev for ev in _new(reader) if _matches(ev, type_glob, pair)]

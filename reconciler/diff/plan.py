@@ -19,8 +19,9 @@ from typing import Any, Literal
 import jsonpatch
 import jsonpointer
 
+from reconciler.resources.key import ResourceKey
+
 Operation = Literal["create", "update", "replace", "delete"]
-Ref = tuple[str, str]
 OPERATION_ORDER = {"create": 0, "update": 1, "replace": 2, "delete": 3}
 
 
@@ -35,8 +36,8 @@ class Change:
     forces: tuple[str, ...] = ()
 
     @property
-    def ref(self) -> Ref:
-        return (self.kind, self.name)
+    def ref(self) -> ResourceKey:
+        return ResourceKey(self.kind, self.name)
 
 
 @dataclass
@@ -103,15 +104,15 @@ def diff_resource(
 
 def make_plan(
     commit: str,
-    desired: Mapping[Ref, dict[str, Any]],
-    observed: Mapping[Ref, dict[str, Any] | None],
+    desired: Mapping[ResourceKey, dict[str, Any]],
+    observed: Mapping[ResourceKey, dict[str, Any] | None],
     *,
     in_place: Mapping[str, frozenset[str]],
-    ignore: Mapping[Ref, list[str]] | None = None,
-    protected: set[Ref] | None = None,
+    ignore: Mapping[ResourceKey, list[str]] | None = None,
+    protected: set[ResourceKey] | None = None,
     allow_deletes: bool = True,
     observe_only: frozenset[str] = frozenset({"Node"}),
-    unchanged: set[Ref] | None = None,
+    unchanged: set[ResourceKey] | None = None,
 ) -> Plan:
     """Diff every resource. `observed` holds managed world resources (None = missing).
 

@@ -19,6 +19,7 @@ import orjson
 
 from reconciler.errors import HomelabError
 from reconciler.events.log import Event, EventLog, check_producer
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.meta import check_dns_label
 from reconciler.runtime_root import RuntimeRoot
@@ -35,7 +36,7 @@ class InvalidEvent(HomelabError):
     """An external event was refused; the message says which one and why."""
 
 
-def _check(index: int, raw: Any) -> tuple[str, tuple[str, str] | None, dict[str, Any]]:
+def _check(index: int, raw: Any) -> tuple[str, ResourceKey | None, dict[str, Any]]:
     where = f"event {index}"
     if not isinstance(raw, dict):
         raise InvalidEvent(f"{where}: expected an object with type, ref and data")
@@ -48,7 +49,7 @@ def _check(index: int, raw: Any) -> tuple[str, tuple[str, str] | None, dict[str,
     if etype.startswith(_RESERVED):
         raise InvalidEvent(f"{where}: type {etype!r} is reserved for the project's own services")
     ref = raw.get("ref")
-    pair: tuple[str, str] | None = None
+    pair: ResourceKey | None = None
     if ref is not None:
         if not isinstance(ref, dict) or set(ref) != {"kind", "name"}:
             raise InvalidEvent(f"{where}: ref must be null or {{kind, name}}")
@@ -58,7 +59,7 @@ def _check(index: int, raw: Any) -> tuple[str, tuple[str, str] | None, dict[str,
             check_dns_label(str(ref["name"]))
         except ValueError as exc:
             raise InvalidEvent(f"{where}: ref.name: {exc}") from exc
-        pair = (ref["kind"], ref["name"])
+        pair = ResourceKey(ref["kind"], ref["name"])
     data = raw.get("data", {})
     if not isinstance(data, dict):
         raise InvalidEvent(f"{where}: data must be an object")

@@ -24,6 +24,7 @@ import orjson
 
 from reconciler.atomic_files import try_lock
 from reconciler.errors import ConfigError
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
@@ -114,7 +115,7 @@ class EventLog:
     def append(
         self,
         type: str,
-        ref: tuple[str, str] | None = None,
+        ref: ResourceKey | None = None,
         data: dict[str, Any] | None = None,
         *,
         sync: bool | None = None,

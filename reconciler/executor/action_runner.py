@@ -32,6 +32,7 @@ from reconciler.executor.context import DesiredView
 from reconciler.planning import stale_reason
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
+from reconciler.resources.key import ResourceKey
 
 ACTOR = "executor"
 
@@ -161,7 +162,7 @@ class ActionRunner:
         self.stop.wait(seconds)
 
     def _observed(self, action: dict[str, Any], ctx: ApplyContext, result: ApplyResult) -> None:
-        ref = (action["kind"], action["name"])
+        ref = ResourceKey(action["kind"], action["name"])
         if action["operation"] == "delete":
             self.events.append("observed.missing", ref, {"reason": f"deleted by {action['id']}"})
             return
@@ -204,4 +205,4 @@ class ActionRunner:
             "state": state,
             **extra,
         }
-        self.events.append(type, (action["kind"], action["name"]), data)
+        self.events.append(type, ResourceKey(action["kind"], action["name"]), data)

@@ -24,6 +24,7 @@ from reconciler.drivers.base import (
 )
 from reconciler.errors import GitError, PermanentError, TemporaryError
 from reconciler.planning import Tip, desired_specs
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
@@ -66,7 +67,7 @@ class DesiredView:
             raise PermanentError(f"commit {commit[:12]} cannot be read: {exc}") from exc
 
     def node(self, state: DesiredState, name: str) -> NodeInfo:
-        manifest = state.manifests.get(("Node", name))
+        manifest = state.manifests.get(ResourceKey("Node", name))
         if manifest is not None:
             spec = manifest.doc.get("spec") or {}
             return NodeInfo(

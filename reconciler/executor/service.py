@@ -35,6 +35,7 @@ from reconciler.executor.lock import ExecutorLock
 from reconciler.executor.window import next_opening, window_open
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
@@ -171,7 +172,7 @@ class Executor:
             self._announced.add(action_id)
             events.append(
                 "action.waiting",
-                (action["kind"], action["name"]),
+                ResourceKey(action["kind"], action["name"]),
                 {
                     "action": action_id,
                     "operation": action["operation"],

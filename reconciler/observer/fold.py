@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.events.reader import LogEvent, LogRef
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
 from reconciler.world import new_world_doc
 
-Ref = tuple[str, str]
 HEALTH = frozenset({"Healthy", "Unhealthy", "Starting", "Stopped", "Unknown"})
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -89,16 +89,16 @@ def _condition(raw: Any) -> dict[str, Any] | None:
 class WorldState:
     """All world documents by (kind, name), plus what changed since `take_dirty`."""
 
-    docs: dict[Ref, dict[str, Any]] = field(default_factory=dict)
-    dirty: set[Ref] = field(default_factory=set)
+    docs: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
+    dirty: set[ResourceKey] = field(default_factory=set)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # node -> kind -> (ts, startedAt) of the newest folded full listing
     listings: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     folded: int = 0
     _names: set[str] = field(default_factory=set)
-    _keys: dict[LogRef, Ref] = field(default_factory=dict)  # checked refs -> docs keys
+    _keys: dict[LogRef, ResourceKey] = field(default_factory=dict)  # checked refs -> docs keys
 
-    def _doc_at(self, key: Ref) -> dict[str, Any]:
+    def _doc_at(self, key: ResourceKey) -> dict[str, Any]:
         doc = self.docs.get(key)
         if doc is None:
             doc = new_world_doc(*key)
@@ -144,7 +144,7 @@ class WorldState:
             if not self._ref_ok(ev):
                 return
             assert ref is not None
-            key = self._keys[ref] = (ref.kind, ref.name)
+            key = self._keys[ref] = ResourceKey(ref.kind, ref.name)
         handler(self, ev, key)
         self.folded += 1
 
@@ -153,13 +153,13 @@ class WorldState:
         if last is None or eid > last:
             status["lastEventId"] = eid
 
-    def _touched(self, key: Ref, eid: str) -> dict[str, Any]:
+    def _touched(self, key: ResourceKey, eid: str) -> dict[str, Any]:
         """The document of `key`, marked dirty, its lastEventId moved to `eid` if newer."""
         doc = self._doc_at(key)
         self._touch(doc["status"], eid)
         return doc
 
-    def _observed_resource(self, ev: LogEvent, key: Ref) -> None:
+    def _observed_resource(self, ev: LogEvent, key: ResourceKey) -> None:
         data = ev.data
         spec = data.get("spec")
         health = data.get("health", "Unknown")
@@ -194,7 +194,7 @@ class WorldState:
                 if cond is not None:
                     _upsert_condition(status, cond, eid, ev.ts)
 
-    def _observed_missing(self, ev: LogEvent, key: Ref) -> None:
+    def _observed_missing(self, ev: LogEvent, key: ResourceKey) -> None:
         doc = self._doc_at(key)
         self._mark_missing(doc["status"], ev.id, ev.ts)
 
@@ -232,7 +232,7 @@ class WorldState:
         if newest is None or ev.ts > newest[0]:
             self.listings[node][kind] = (ev.ts, started)
 
-    def _node_status(self, ev: LogEvent, key: Ref) -> None:
+    def _node_status(self, ev: LogEvent, key: ResourceKey) -> None:
         data = ev.data
         status = self._touched(key, ev.id)["status"]
         ready = bool(data.get("ready"))
@@ -252,7 +252,7 @@ class WorldState:
         }
         _upsert_condition(status, cond, ev.id, ev.ts)
 
-    def _resource_condition(self, ev: LogEvent, key: Ref) -> None:
+    def _resource_condition(self, ev: LogEvent, key: ResourceKey) -> None:
         cond = _condition(ev.data)
         if cond is None:
             self._bad(ev, "data needs type and status (True, False or Unknown)")
@@ -260,7 +260,7 @@ class WorldState:
         status = self._touched(key, ev.id)["status"]
         _upsert_condition(status, cond, ev.id, ev.ts)
 
-    def _action(self, ev: LogEvent, key: Ref) -> None:
+    def _action(self, ev: LogEvent, key: ResourceKey) -> None:
         data = ev.data
         eid = ev.id
         status = self._touched(key, eid)["status"]
@@ -280,7 +280,7 @@ class WorldState:
                 last[extra] = data[extra]
         status["lastAction"] = last
 
-    def take_dirty(self) -> dict[Ref, dict[str, Any]]:
+    def take_dirty(self) -> dict[ResourceKey, dict[str, Any]]:
         """The documents changed since the last call, with `basis` filled in."""
         out = {}
         for ref in self.dirty:
@@ -294,7 +294,7 @@ class WorldState:
         return out
 
 
-_HANDLERS: dict[str, Callable[[WorldState, LogEvent, Ref], None]] = {
+_HANDLERS: dict[str, Callable[[WorldState, LogEvent, ResourceKey], None]] = {
     "observed.resource": WorldState._observed_resource,
     "observed.missing": WorldState._observed_missing,
     "node.status": WorldState._node_status,

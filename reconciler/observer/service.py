@@ -29,6 +29,7 @@ from reconciler.observer.collectors.docker import DockerCollector, now_iso
 from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
 from reconciler.observer.world_builder import WorldBuilder
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
@@ -67,7 +68,7 @@ class ObserverService:
         self.settings = settings or ObserverSettings()
         self.builder = WorldBuilder(root, durable=self.settings.durable)
         self._wake = threading.Event()
-        self._world_deleted: set[tuple[str, str]] = set()
+        self._world_deleted: set[ResourceKey] = set()
         self._deleted_lock = threading.Lock()
         self._collectors: dict[str, _Running] = {}
         self._targets: dict[str, NodeTarget] = {}
@@ -75,7 +76,7 @@ class ObserverService:
         self._files: FileCollector | None = None
         self._log: EventLog | None = None
 
-    def _emit(self, etype: str, ref: tuple[str, str] | None, data: dict[str, Any]) -> None:
+    def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
         self._log.append(etype, ref, data)
         self._wake.set()
@@ -129,7 +130,7 @@ class ObserverService:
                     and p.parent.parent == self.root.world
                 ):
                     with self._deleted_lock:
-                        self._world_deleted.add((p.parent.name, p.name[:-5]))
+                        self._world_deleted.add(ResourceKey(p.parent.name, p.name[:-5]))
             if changes:
                 self._wake.set()
 

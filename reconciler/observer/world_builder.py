@@ -33,8 +33,9 @@ from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
-from reconciler.world import Ref, world_path
+from reconciler.world import world_path
 from reconciler.world.writer import (
     Checkpoint,
     WorldLoadError,
@@ -215,7 +216,7 @@ class WorldBuilder:
         self._synced = True
         self._write_checkpoint(self.reader.offsets, durable=True)
 
-    def restore_deleted(self, candidates: Iterable[Ref] | None = None) -> list[Ref]:
+    def restore_deleted(self, candidates: Iterable[ResourceKey] | None = None) -> list[ResourceKey]:
         """World documents deleted by hand while running: mark them to be written again.
 
         `candidates` are the documents the file watch saw go (each write's

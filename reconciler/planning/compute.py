@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
 from reconciler.planning.desired import desired_specs, memoized_hash
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
@@ -22,7 +23,6 @@ from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import gc_paused
 from reconciler.world import WorldReader, observed_spec
 
-Ref = tuple[str, str]
 IN_PLACE = {kind: model.IN_PLACE for kind, model in KINDS.items()}
 
 
@@ -30,13 +30,15 @@ IN_PLACE = {kind: model.IN_PLACE for kind, model in KINDS.items()}
 class PlanResult:
     state: DesiredState
     plan: Plan
-    desired: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    desired: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
     errors: list[ManifestError] = field(default_factory=list)
-    invalid: set[Ref] = field(default_factory=set)
-    world: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    invalid: set[ResourceKey] = field(default_factory=set)
+    world: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
 
 
-def managed_observed(world: dict[Ref, dict[str, Any]]) -> dict[Ref, dict[str, Any] | None]:
+def managed_observed(
+    world: dict[ResourceKey, dict[str, Any]],
+) -> dict[ResourceKey, dict[str, Any] | None]:
     """Observed specs of the resources this project manages (None = missing)."""
     return {
         ref: observed_spec(doc)
@@ -63,10 +65,10 @@ def compute_plan(
 
 def _unchanged(
     source: GitSource,
-    desired: dict[Ref, dict[str, Any]],
-    world: dict[Ref, dict[str, Any]],
-    ignore: dict[Ref, list[str]],
-) -> set[Ref]:
+    desired: dict[ResourceKey, dict[str, Any]],
+    world: dict[ResourceKey, dict[str, Any]],
+    ignore: dict[ResourceKey, list[str]],
+) -> set[ResourceKey]:
     """Resources whose desired spec hash equals the world's basis: in sync, no diff needed.
 
     Comparing two short hashes is far cheaper than comparing two specs, and the
@@ -94,10 +96,10 @@ def _plan_state(
     allow_deletes: bool,
 ) -> PlanResult:
     desired, errors, invalid = desired_specs(source, state, root)
-    world: dict[Ref, dict[str, Any]] = {}
+    world: dict[ResourceKey, dict[str, Any]] = {}
     if root is not None:
         world = (world_reader or WorldReader(root)).read()
-    ignore: dict[Ref, list[str]] = {}
+    ignore: dict[ResourceKey, list[str]] = {}
     for r, m in state.manifests.items():
         pointers = m.doc.get("spec", {}).get("policy", {}).get("ignoreDifferences")
         if pointers:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ManifestError
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import dangerous_options
 from reconciler.resources.normalize import (
     MissingInput,
@@ -27,8 +28,6 @@ from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import Manifest
 from reconciler.sources.resolver import CommitResolver
 
-Ref = tuple[str, str]
-
 
 @dataclass
 class _Memo:
@@ -40,8 +39,8 @@ class _Memo:
     dangerous: list[str]
 
 
-def _memo(source: GitSource, ref: Ref, manifest: Manifest) -> _Memo:
-    memos: dict[Ref, _Memo] = source.derived.setdefault("planner", {})
+def _memo(source: GitSource, ref: ResourceKey, manifest: Manifest) -> _Memo:
+    memos: dict[ResourceKey, _Memo] = source.derived.setdefault("planner", {})
     memo = memos.get(ref)
     if memo is None or memo.manifest is not manifest:
         spec = None
@@ -89,12 +88,12 @@ def _cross_check(state: DesiredState, manifest: Manifest, memo: _Memo) -> list[M
 
 def desired_specs(
     source: GitSource, state: DesiredState, root: RuntimeRoot | None
-) -> tuple[dict[Ref, dict[str, Any]], list[ManifestError], set[Ref]]:
+) -> tuple[dict[ResourceKey, dict[str, Any]], list[ManifestError], set[ResourceKey]]:
     """Comparable specs of every valid manifest; errors make a resource invalid."""
     resolver = CommitResolver(source, state, root.secrets if root else None)
-    desired: dict[Ref, dict[str, Any]] = {}
+    desired: dict[ResourceKey, dict[str, Any]] = {}
     errors: list[ManifestError] = []
-    invalid: set[Ref] = set(state.invalid)
+    invalid: set[ResourceKey] = set(state.invalid)
     for ref, manifest in state.manifests.items():
         memo = _memo(source, ref, manifest)
         problems = _cross_check(state, manifest, memo)
@@ -111,7 +110,7 @@ def desired_specs(
     return desired, errors, invalid
 
 
-def memoized_hash(source: GitSource, ref: Ref, spec: dict[str, Any]) -> str | None:
+def memoized_hash(source: GitSource, ref: ResourceKey, spec: dict[str, Any]) -> str | None:
     """The memoized hash of `spec` when it is the one `desired_specs` derived, else None."""
     memo = source.derived.get("planner", {}).get(ref)
     if memo is not None and memo.spec is spec:

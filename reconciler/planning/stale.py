@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import RepoConfig
-
-Ref = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -22,8 +21,8 @@ class Tip:
     """Desired state at the current tip: comparable specs and invalid resources."""
 
     commit: str
-    desired: dict[Ref, dict[str, Any]]
-    invalid: set[Ref]
+    desired: dict[ResourceKey, dict[str, Any]]
+    invalid: set[ResourceKey]
     config: RepoConfig
 
 
@@ -31,7 +30,7 @@ def stale_reason(
     action: dict[str, Any], tip: Tip, world_basis: str | None, *, check_world: bool = True
 ) -> str | None:
     """Why the action no longer holds, or None. Pure."""
-    ref = (action["kind"], action["name"])
+    ref = ResourceKey(action["kind"], action["name"])
     at = tip.commit[:12]
     if ref in tip.invalid:
         return f"stale plan: {ref[0]}/{ref[1]} is invalid at {at}"

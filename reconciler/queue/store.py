@@ -19,6 +19,7 @@ from reconciler.atomic_files import atomic_write_json, fsync_dir, read_json
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue.action import now_iso
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 
 LIVE_STATES = ("pending", "approved", "running")
@@ -146,7 +147,7 @@ class ActionQueue:
             data["reason"] = reason
         if extra:
             data.update({k: v for k, v in extra.items() if k in ("outcome", "address")})
-        self.events.append(f"action.{state}", (action["kind"], action["name"]), data)
+        self.events.append(f"action.{state}", ResourceKey(action["kind"], action["name"]), data)
 
     def live_for(self, kind: str, name: str) -> list[tuple[str, dict[str, Any]]]:
         """Live (pending/approved/running) actions of one resource."""

@@ -17,6 +17,7 @@ import msgspec
 
 from reconciler.atomic_files import atomic_write_bytes
 from reconciler.errors import Location, ManifestError
+from reconciler.resources.key import ResourceKey
 from reconciler.sources.manifests import FileResult, Manifest
 
 CACHE_FILE = "manifests-v1.msgpack"
@@ -38,7 +39,7 @@ def decode_result(raw: list[Any]) -> FileResult:
     return FileResult(
         [Manifest(k, n, Location("", line, col), doc) for k, n, line, col, doc in manifests],
         [ManifestError(Location("", line, col), f, msg) for line, col, f, msg in errors],
-        [(k, n) for k, n in invalid],
+        [ResourceKey(k, n) for k, n in invalid],
         bool(whole),
     )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import GitError, Location, ManifestError
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import REPO_CONFIG_FILE, RepoConfig
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.manifests import (
@@ -129,9 +130,9 @@ class DesiredState:
 
     commit: str
     path: str
-    manifests: dict[tuple[str, str], Manifest] = field(default_factory=dict)
+    manifests: dict[ResourceKey, Manifest] = field(default_factory=dict)
     errors: list[ManifestError] = field(default_factory=list)
-    invalid: set[tuple[str, str]] = field(default_factory=set)
+    invalid: set[ResourceKey] = field(default_factory=set)
     files: dict[str, str] = field(default_factory=dict)  # repo path -> blob id (whole tree)
     complete: bool = True  # False when a file could not be parsed at all
     config: RepoConfig = field(default_factory=RepoConfig)
@@ -152,7 +153,7 @@ class GitSource:
         self.path = self.explicit_path or "manifests"  # the folder of the last load
         self.cache = cache if cache is not None else BlobCache(None)
         self._sha_cache: dict[str, str] = {}
-        self._placed: dict[tuple[str, str], FileResult] = {}
+        self._placed: dict[tuple[str, str], FileResult] = {}  # (blob, path) -> result
         # Values callers derive from manifests, kept while the manifest object is
         # unchanged (manifest objects are reused while their blob and path are).
         self.derived: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import Location, ManifestError
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.meta import API_VERSION
 from reconciler.resources.repo import RepoConfig
@@ -36,8 +37,8 @@ class Manifest:
     doc: dict[str, Any]
 
     @property
-    def ref(self) -> tuple[str, str]:
-        return (self.kind, self.name)
+    def ref(self) -> ResourceKey:
+        return ResourceKey(self.kind, self.name)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class FileResult:
 
     manifests: list[Manifest] = field(default_factory=list)
     errors: list[ManifestError] = field(default_factory=list)
-    invalid: list[tuple[str, str]] = field(default_factory=list)
+    invalid: list[ResourceKey] = field(default_factory=list)
     parsed_whole: bool = True
 
     def at_path(self, path: str) -> FileResult:
@@ -107,7 +108,7 @@ def _validate(path: str, doc: YamlDoc, result: FileResult) -> None:
             else None
         )
         if isinstance(name, str):
-            result.invalid.append((kind, name))
+            result.invalid.append(ResourceKey(kind, name))
         return
     where = locate(path, doc.node, ("metadata", "name"))
     result.manifests.append(Manifest(kind, resource.name, where, resource.model_dump(mode="json")))

@@ -26,15 +26,15 @@ from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.queue.action import now_iso
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 
-Ref = tuple[str, str]
 FLAP_FILE = "supervisor_flap.json"
 LOCK_FILE = "supervisor_flap.lock"
 
 
-def ref_key(ref: Ref) -> str:
+def ref_key(ref: ResourceKey) -> str:
     return f"{ref[0]}/{ref[1]}"
 
 
@@ -80,7 +80,7 @@ def read_flap_state(root: RuntimeRoot) -> dict[str, Any]:
     return {"flapping": doc.get("flapping") or {}, "clearedAt": doc.get("clearedAt") or {}}
 
 
-def clear_flapping(root: RuntimeRoot, ref: Ref) -> bool:
+def clear_flapping(root: RuntimeRoot, ref: ResourceKey) -> bool:
     """Operator clears a mark; earlier successes no longer count. False if not flapping."""
     key = ref_key(ref)
     with _locked(root) as doc:
@@ -96,7 +96,7 @@ class FlapGuard:
         self.root = root
         self.threshold = threshold
         self.window = window
-        self.history: dict[Ref, list[Success]] = {}
+        self.history: dict[ResourceKey, list[Success]] = {}
         self._seen: set[str] = set()
 
     def scan_done(self) -> None:
@@ -113,7 +113,7 @@ class FlapGuard:
                 if at < horizon:
                     continue
                 action = read_json(folder / name)
-                ref = (str(action["kind"]), str(action["name"]))
+                ref = ResourceKey(str(action["kind"]), str(action["name"]))
                 success = Success(at, spec_hash(action["patch"]), str(action["id"]))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not an action document; nothing to learn from it
@@ -125,7 +125,7 @@ class FlapGuard:
         marks: dict[str, Any] = read_flap_state(self.root)["flapping"]
         return marks
 
-    def check(self, ref: Ref, patch: list[dict[str, Any]]) -> list[str] | None:
+    def check(self, ref: ResourceKey, patch: list[dict[str, Any]]) -> list[str] | None:
         """Evidence when proposing `patch` again would be flapping, else None."""
         cleared = float(read_flap_state(self.root)["clearedAt"].get(ref_key(ref), 0.0))
         since = max(time.time() - self.window, cleared)
@@ -133,7 +133,7 @@ class FlapGuard:
         return evidence if len(evidence) >= self.threshold else None
 
     def mark(
-        self, ref: Ref, desired_hash: str, patch: list[dict[str, Any]], evidence: list[str]
+        self, ref: ResourceKey, desired_hash: str, patch: list[dict[str, Any]], evidence: list[str]
     ) -> None:
         with _locked(self.root) as doc:
             doc["flapping"][ref_key(ref)] = {
@@ -143,7 +143,7 @@ class FlapGuard:
                 "evidence": evidence,
             }
 
-    def unmark(self, ref: Ref) -> None:
+    def unmark(self, ref: ResourceKey) -> None:
         with _locked(self.root) as doc:
             doc["flapping"].pop(ref_key(ref), None)
             doc["clearedAt"][ref_key(ref)] = time.time()

@@ -30,12 +30,12 @@ from reconciler.planning import PlanResult
 from reconciler.queue import ActionQueue, action_id, new_action
 from reconciler.queue.action import generation_id
 from reconciler.queue.store import LIVE_STATES
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.supervisor.flap import FlapGuard, ref_key
 from reconciler.supervisor.policy import Gate, auto_approves
 
 log = logging.getLogger("reconciler.supervisor")
-Ref = tuple[str, str]
 MAX_GENERATIONS = 10_000
 Outcome = Literal["live", "propose", "rejected", "wait"]
 
@@ -87,7 +87,7 @@ def _parse_ts(value: Any) -> datetime | None:
 DOCKER_KINDS = ("Container", "ComposeStack")
 
 
-def _node_not_ready(ref: Ref, result: PlanResult) -> str | None:
+def _node_not_ready(ref: ResourceKey, result: PlanResult) -> str | None:
     """Why a Docker-backed resource cannot be acted on now, or None.
 
     Actions for it would only fail while its node's engine does not answer;
@@ -99,7 +99,7 @@ def _node_not_ready(ref: Ref, result: PlanResult) -> str | None:
     if spec is None:
         spec = (result.world.get(ref) or {}).get("status", {}).get("observed") or {}
     node = str(spec.get("node") or "local")
-    node_doc = result.world.get(("Node", node))
+    node_doc = result.world.get(ResourceKey("Node", node))
     if node_doc is None:
         return None
     for cond in node_doc.get("status", {}).get("conditions") or []:
@@ -123,13 +123,13 @@ class Proposer:
         self.events = events
         self.flap = flap
         self.actor = actor
-        self.conditions: dict[tuple[Ref, str], bool] = {}
+        self.conditions: dict[tuple[ResourceKey, str], bool] = {}
         self.queue_states: dict[str, str] = {}
-        self._refs: dict[str, Ref] = {}  # live action id -> resource (never changes)
+        self._refs: dict[str, ResourceKey] = {}  # live action id -> resource (never changes)
 
     # -- queue view -------------------------------------------------------------
-    def _live(self, states: dict[str, str]) -> dict[Ref, list[tuple[str, str]]]:
-        out: dict[Ref, list[tuple[str, str]]] = {}
+    def _live(self, states: dict[str, str]) -> dict[ResourceKey, list[tuple[str, str]]]:
+        out: dict[ResourceKey, list[tuple[str, str]]] = {}
         for aid, state in states.items():
             if state not in LIVE_STATES:
                 continue
@@ -137,14 +137,16 @@ class Proposer:
             if ref is None:
                 try:
                     doc = read_json(self.queue.path(state, aid))
-                    ref = (str(doc["kind"]), str(doc["name"]))
+                    ref = ResourceKey(str(doc["kind"]), str(doc["name"]))
                 except (OSError, ValueError, KeyError):
                     continue  # moved meanwhile; the next pass sees it
                 self._refs[aid] = ref
             out.setdefault(ref, []).append((state, aid))
         return out
 
-    def _settled(self, world: dict[Ref, dict[str, Any]], ref: Ref) -> Callable[[str], bool]:
+    def _settled(
+        self, world: dict[ResourceKey, dict[str, Any]], ref: ResourceKey
+    ) -> Callable[[str], bool]:
         """Has the world been observed since action `aid` finished?"""
 
         def check(aid: str) -> bool:
@@ -175,7 +177,9 @@ class Proposer:
                 clear = False
         return clear
 
-    def condition(self, ref: Ref, type_: str, active: bool, reason: str, message: str) -> None:
+    def condition(
+        self, ref: ResourceKey, type_: str, active: bool, reason: str, message: str
+    ) -> None:
         """Emit a resource.condition event when the condition changes."""
         if self.conditions.get((ref, type_), False) == active:
             return
@@ -186,7 +190,7 @@ class Proposer:
         )
 
     # -- one pass ---------------------------------------------------------------
-    def apply(self, result: PlanResult, gate: Gate) -> dict[Ref, RefStatus]:
+    def apply(self, result: PlanResult, gate: Gate) -> dict[ResourceKey, RefStatus]:
         """Make the queue match one plan; the status of every resource it covers."""
         self.queue_states = self.queue.snapshot()
         self.flap.scan_done()
@@ -194,7 +198,7 @@ class Proposer:
         changes = {c.ref: c for c in result.plan.changes}
         refs = set(result.desired) | result.invalid | set(changes) | set(live)
         marks = self.flap.marks()
-        out: dict[Ref, RefStatus] = {}
+        out: dict[ResourceKey, RefStatus] = {}
         for ref in sorted(refs):
             out[ref] = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
             if ref not in result.invalid:
@@ -203,7 +207,7 @@ class Proposer:
 
     def _one(
         self,
-        ref: Ref,
+        ref: ResourceKey,
         result: PlanResult,
         change: Change | None,
         live: list[tuple[str, str]],
@@ -243,7 +247,7 @@ class Proposer:
         return self._drifted(ref, result, change, live)
 
     def _drifted(
-        self, ref: Ref, result: PlanResult, change: Change, live: list[tuple[str, str]]
+        self, ref: ResourceKey, result: PlanResult, change: Change, live: list[tuple[str, str]]
     ) -> RefStatus:
         basis = world_basis(result.world.get(ref))
         plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
@@ -265,7 +269,7 @@ class Proposer:
 
     def _flapping(
         self,
-        ref: Ref,
+        ref: ResourceKey,
         result: PlanResult,
         change: Change,
         live: list[tuple[str, str]],
@@ -281,7 +285,7 @@ class Proposer:
         return RefStatus("Flapping", [message])
 
     def _propose(
-        self, ref: Ref, result: PlanResult, change: Change, basis: str, step: ChainStep
+        self, ref: ResourceKey, result: PlanResult, change: Change, basis: str, step: ChainStep
     ) -> RefStatus:
         manifest = result.state.manifests.get(ref)
         doc = manifest.doc if manifest else None

@@ -28,6 +28,7 @@ from reconciler.events.log import EventLog
 from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
@@ -102,9 +103,9 @@ class Supervisor:
             kind, _, name = key.partition("/")
             status = (entry or {}).get("status")
             if status == "Invalid":
-                self.proposer.conditions[((kind, name), "InvalidManifest")] = True
+                self.proposer.conditions[(ResourceKey(kind, name), "InvalidManifest")] = True
             elif status == "Flapping":
-                self.proposer.conditions[((kind, name), "Flapping")] = True
+                self.proposer.conditions[(ResourceKey(kind, name), "Flapping")] = True
 
     def _inputs(self) -> Any:
         """What one pass depends on; equal inputs give an equal plan."""
@@ -142,7 +143,7 @@ class Supervisor:
         return status
 
     def _status(
-        self, commit: str, statuses: dict[tuple[str, str], RefStatus], errors: list[str]
+        self, commit: str, statuses: dict[ResourceKey, RefStatus], errors: list[str]
     ) -> dict[str, Any]:
         return {
             "commit": commit,

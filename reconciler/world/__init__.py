@@ -16,10 +16,9 @@ from typing import Any
 
 import orjson
 
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.meta import API_VERSION
 from reconciler.runtime_root import RuntimeRoot
-
-Ref = tuple[str, str]
 
 
 def world_path(root: RuntimeRoot, kind: str, name: str) -> Path:
@@ -102,10 +101,10 @@ class WorldReader:
 
     def __init__(self, root: RuntimeRoot) -> None:
         self.root = root
-        self._cache: dict[Ref, _Entry] = {}
+        self._cache: dict[ResourceKey, _Entry] = {}
 
-    def read(self) -> dict[Ref, dict[str, Any]]:
-        seen: dict[Ref, _Entry] = {}
+    def read(self) -> dict[ResourceKey, dict[str, Any]]:
+        seen: dict[ResourceKey, _Entry] = {}
         try:
             kinds = list(os.scandir(self.root.world))
         except FileNotFoundError:
@@ -116,7 +115,7 @@ class WorldReader:
             for entry in os.scandir(kind_dir.path):
                 if not entry.name.endswith(".json") or entry.name.startswith("."):
                     continue
-                ref = (kind_dir.name, entry.name[:-5])
+                ref = ResourceKey(kind_dir.name, entry.name[:-5])
                 cached = self._cache.get(ref)
                 try:
                     st = entry.stat()
@@ -133,5 +132,5 @@ class WorldReader:
         return {ref: e.doc for ref, e in seen.items()}
 
 
-def read_world(root: RuntimeRoot) -> dict[Ref, dict[str, Any]]:
+def read_world(root: RuntimeRoot) -> dict[ResourceKey, dict[str, Any]]:
     return WorldReader(root).read()

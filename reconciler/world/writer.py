@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 from reconciler.atomic_files import atomic_write_json, swap_in_many, twin_name, twin_path
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.runtime_root import RuntimeRoot
-from reconciler.world import Ref
 
 CHECKPOINT_VERSION = 2
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -52,9 +52,9 @@ class WorldLoadError(Exception):
     """A world document on disk is unreadable (torn by a power loss, edited by hand)."""
 
 
-def load_world(root: RuntimeRoot) -> dict[Ref, dict[str, Any]]:
+def load_world(root: RuntimeRoot) -> dict[ResourceKey, dict[str, Any]]:
     """Every world document on disk; raises `WorldLoadError` on the first bad one."""
-    docs: dict[Ref, dict[str, Any]] = {}
+    docs: dict[ResourceKey, dict[str, Any]] = {}
     for kind in KINDS:
         folder = root.world / kind
         try:
@@ -70,7 +70,7 @@ def load_world(root: RuntimeRoot) -> dict[Ref, dict[str, Any]]:
                 raise WorldLoadError(f"{entry.path}: unreadable world document ({exc})") from exc
             if not isinstance(doc, dict) or "eventIds" not in (doc.get("status") or {}):
                 raise WorldLoadError(f"{entry.path}: not a world document written by the observer")
-            docs[(kind, entry.name[:-5])] = doc
+            docs[ResourceKey(kind, entry.name[:-5])] = doc
     return docs
 
 
@@ -102,17 +102,17 @@ class WorldWriter:
     def __init__(self, root: RuntimeRoot, *, durable: bool = True) -> None:
         self.root = root
         self.durable = durable
-        self._written: dict[Ref, int] = {}  # ref -> hash of the bytes on disk
+        self._written: dict[ResourceKey, int] = {}  # ref -> hash of the bytes on disk
 
     def forget(self) -> None:
         self._written.clear()
 
-    def remember(self, docs: dict[Ref, dict[str, Any]]) -> None:
+    def remember(self, docs: dict[ResourceKey, dict[str, Any]]) -> None:
         """Record documents already on disk (loaded at start) as written."""
         for ref, doc in docs.items():
             self._written[ref] = hash(encode_doc(doc))
 
-    def write(self, docs: dict[Ref, dict[str, Any]], *, compare_disk: bool = False) -> int:
+    def write(self, docs: dict[ResourceKey, dict[str, Any]], *, compare_disk: bool = False) -> int:
         """Write the documents whose bytes changed; return how many were written.
 
         `compare_disk` (a rebuild) reads documents not written by this writer
@@ -140,12 +140,12 @@ class WorldWriter:
         swap_in_many(todo)
         return len(todo)
 
-    def forget_refs(self, refs: list[Ref]) -> None:
+    def forget_refs(self, refs: list[ResourceKey]) -> None:
         """Documents gone from disk (deleted by hand): the next write must not skip them."""
         for ref in refs:
             self._written.pop(ref, None)
 
-    def remove_others(self, keep: set[Ref]) -> list[Ref]:
+    def remove_others(self, keep: set[ResourceKey]) -> list[ResourceKey]:
         """Delete documents on disk that the fold does not know (a rebuild's leftovers)."""
         removed = []
         for kind_dir in self.root.world.iterdir() if self.root.world.is_dir() else []:
@@ -153,7 +153,7 @@ class WorldWriter:
                 continue
             for entry in os.scandir(kind_dir):
                 if entry.name.endswith(".json") and not entry.name.startswith("."):
-                    ref = (kind_dir.name, entry.name[:-5])
+                    ref = ResourceKey(kind_dir.name, entry.name[:-5])
                     if ref not in keep:
                         os.unlink(entry.path)
                         with contextlib.suppress(FileNotFoundError):

@@ -11,4 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-Emit = Callable[[str, tuple[str, str] | None, dict[str, Any]], None]
+from reconciler.resources.key import ResourceKey
+
+Emit = Callable[[str, ResourceKey | None, dict[str, Any]], None]

@@ -23,6 +23,7 @@ import orjson
 from reconciler.atomic_files import read_json
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
@@ -136,7 +137,7 @@ class DockerCollector:
     def _node_status(self, data: dict[str, Any]) -> None:
         if data != self._node_msg:
             self._node_msg = data
-            self.emit("node.status", ("Node", self.node), data)
+            self.emit("node.status", ResourceKey("Node", self.node), data)
 
     def _follow(self, client: Any, stop: threading.Event) -> None:
         self._node_status(probe_node(client))
@@ -173,7 +174,7 @@ class DockerCollector:
                 names.append(name)
                 self.emit(
                     "observed.resource",
-                    ("Container", name),
+                    ResourceKey("Container", name),
                     container_observation(container.attrs, self.node),
                 )
         self._containers = set(names)
@@ -206,16 +207,20 @@ class DockerCollector:
         if not name:
             return
         if event.get("Action") == "destroy":
-            self.emit("observed.missing", ("Container", name), {"reason": "container removed"})
+            self.emit(
+                "observed.missing", ResourceKey("Container", name), {"reason": "container removed"}
+            )
             return
         try:
             container = client.containers.get(event.get("id") or (event.get("Actor") or {})["ID"])
         except docker.errors.NotFound:
-            self.emit("observed.missing", ("Container", name), {"reason": "container removed"})
+            self.emit(
+                "observed.missing", ResourceKey("Container", name), {"reason": "container removed"}
+            )
             return
         self.emit(
             "observed.resource",
-            ("Container", name),
+            ResourceKey("Container", name),
             container_observation(container.attrs, self.node),
         )
 
@@ -241,7 +246,11 @@ class DockerCollector:
                 continue
             found = client.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={proj}"})
             if not found:
-                self.emit("observed.missing", ("ComposeStack", name), {"reason": "no containers"})
+                self.emit(
+                    "observed.missing",
+                    ResourceKey("ComposeStack", name),
+                    {"reason": "no containers"},
+                )
                 continue
             present.append(name)
             states = [container_health(c.attrs.get("State") or {}) for c in found]
@@ -257,5 +266,5 @@ class DockerCollector:
                 "managed": True,
                 "containers": len(found),
             }
-            self.emit("observed.resource", ("ComposeStack", name), data)
+            self.emit("observed.resource", ResourceKey("ComposeStack", name), data)
         return present

@@ -18,8 +18,7 @@ from typing import Any
 
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.node import DesiredFile
-
-Ref = tuple[str, str]
+from reconciler.resources.key import ResourceKey
 
 
 def observe_file(node: str, path: str) -> dict[str, Any] | None:
@@ -51,7 +50,7 @@ class FileCollector:
         self._stamps: dict[str, tuple[int, int, int]] = {}
         self._cache: dict[str, dict[str, Any] | None] = {}
 
-    def learn(self, world: dict[Ref, dict[str, Any]], desired: list[DesiredFile]) -> None:
+    def learn(self, world: dict[ResourceKey, dict[str, Any]], desired: list[DesiredFile]) -> None:
         for (kind, name), doc in world.items():
             status = doc.get("status") or {}
             spec = status.get("observed")
@@ -76,20 +75,24 @@ class FileCollector:
         self._stamps[path], self._cache[path] = stamp, spec
         return spec
 
-    def check(self, world: dict[Ref, dict[str, Any]], local_nodes: set[str]) -> int:
+    def check(self, world: dict[ResourceKey, dict[str, Any]], local_nodes: set[str]) -> int:
         """Emit what differs from the world; return the number of events emitted."""
         emitted = 0
         for name, (node, path) in sorted(self._paths.items()):
             if node not in local_nodes:
                 continue
-            status = (world.get(("File", name)) or {}).get("status") or {}
+            status = (world.get(ResourceKey("File", name)) or {}).get("status") or {}
             spec = self._observe(node, path)
             if spec is None:
                 if status.get("exists") or not status:
-                    self.emit("observed.missing", ("File", name), {"reason": f"{path} is absent"})
+                    self.emit(
+                        "observed.missing",
+                        ResourceKey("File", name),
+                        {"reason": f"{path} is absent"},
+                    )
                     emitted += 1
             elif not status.get("exists") or status.get("observed") != spec:
                 data = {"spec": spec, "health": "Healthy", "node": node, "managed": True}
-                self.emit("observed.resource", ("File", name), data)
+                self.emit("observed.resource", ResourceKey("File", name), data)
                 emitted += 1
         return emitted
