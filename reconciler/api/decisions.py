@@ -51,7 +51,7 @@ class Decisions:
                 target,
                 actor=operator.name,
                 reason=reason,
-                extra={"address": operator.address},
+                address=operator.address,
             )
         finally:
             self.views.refresh({"queue", "events"})

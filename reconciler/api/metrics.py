@@ -31,8 +31,8 @@ def _metric(
 def _run_seconds(views: RuntimeViews) -> tuple[int, float]:
     count, total = 0, 0.0
     for state in ("done", "failed"):
-        for doc in views.queue[state].values():
-            marks = {h.get("state"): parse_ts(h.get("at")) for h in doc.get("history") or []}
+        for action in views.queue[state].values():
+            marks = {h.state: parse_ts(h.at) for h in action.moves}
             start, end = marks.get("running"), marks.get(state)
             if start is not None and end is not None and end >= start:
                 count, total = count + 1, total + (end - start)

@@ -20,6 +20,7 @@ from reconciler.api import schemas as s
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
 from reconciler.diff import Change, diff_resource, render_change
+from reconciler.queue.action import Action
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES
@@ -52,10 +53,8 @@ def _condition(c: dict[str, Any]) -> s.Condition:
 def _live(views: RuntimeViews) -> dict[ResourceKey, tuple[str, str]]:
     live: dict[ResourceKey, tuple[str, str]] = {}
     for state in reversed(LIVE_STATES):
-        for doc in views.queue[state].values():
-            live.setdefault(
-                ResourceKey(str(doc.get("kind")), str(doc.get("name"))), (state, str(doc["id"]))
-            )
+        for action in views.queue[state].values():
+            live.setdefault(action.key, (state, action.id))
     return live
 
 
@@ -201,65 +200,46 @@ def events(views: RuntimeViews, query: EventQuery) -> s.EventPage:
     return s.EventPage(events=[event_out(e) for e in page], next=cursor)
 
 
-def action_row(state: str, doc: dict[str, Any]) -> s.ActionRow:
-    history = [
-        s.HistoryEntry(
-            str(h.get("state", "")), _opt(h.get("at")), _opt(h.get("actor")), _opt(h.get("reason"))
-        )
-        for h in doc.get("history") or []
-        if isinstance(h, dict)
-    ]
+def action_row(state: str, action: Action) -> s.ActionRow:
     return s.ActionRow(
-        id=str(doc.get("id")),
-        kind=str(doc.get("kind")),
-        name=str(doc.get("name")),
-        operation=str(doc.get("operation")),
+        id=action.id,
+        kind=action.kind,
+        name=action.name,
+        operation=action.operation,
         state=state,
-        summary=str(doc.get("summary") or ""),
-        commit=str(doc.get("commit") or ""),
-        createdAt=_opt(doc.get("createdAt")),
-        history=history,
+        summary=action.summary,
+        commit=action.commit,
+        createdAt=action.created_at or None,
+        history=[s.HistoryEntry(h.state, h.at, h.actor, h.reason) for h in action.moves],
     )
 
 
 def actions(views: RuntimeViews, state: str | None) -> list[s.ActionRow]:
     states = [state] if state else list(QUEUE_STATES)
-    rows = [action_row(st, doc) for st in states for doc in views.queue[st].values()]
+    rows = [action_row(st, a) for st in states for a in views.queue[st].values()]
     return sorted(rows, key=lambda r: (r.createdAt or "", r.id), reverse=True)
-
-
-def _dict(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-def change_of(doc: dict[str, Any]) -> Change:
-    return Change(
-        str(doc.get("kind")),
-        str(doc.get("name")),
-        doc.get("operation", "update"),
-        list(doc.get("patch") or []),
-        _dict(doc.get("desired")),
-        _dict(doc.get("observed")),
-        tuple(doc.get("forcesReplacement") or ()),
-    )
 
 
 def action_detail(views: RuntimeViews, action_id: str) -> s.ActionDetail | None:
     found = views.find_action(action_id)
     if found is None:
         return None
-    state, doc = found
+    state, action = found
     related = views.feed.query(EventQuery(action=action_id, limit=200))[0]
     return s.ActionDetail(
-        action=action_row(state, doc),
-        patch=list(doc.get("patch") or []),
-        desired=_dict(doc.get("desired")),
-        observed=_dict(doc.get("observed")),
-        forcesReplacement=[str(f) for f in doc.get("forcesReplacement") or []],
-        basis=str(doc.get("basis") or ""),
-        outcome=_dict(doc.get("outcome")),
+        action=action_row(state, action),
+        patch=action.patch,
+        desired=action.desired,
+        observed=action.observed,
+        forcesReplacement=action.forces_replacement,
+        basis=action.basis,
+        outcome=action.outcome,
         events=[event_out(e) for e in related],
     )
+
+
+def _dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDetail | None:
@@ -270,18 +250,18 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
     history = views.actions_of(kind, name)
     live = [(st, d) for st, d in history if st in LIVE_STATES]
     latest = live[0] if live else next(((st, d) for st, d in history if st == "done"), None)
-    desired = _dict(latest[1].get("desired")) if latest else _dict(entry.get("desired"))
+    desired = latest[1].desired if latest else _dict(entry.get("desired"))
     observed = observed_spec(views.world.get(ResourceKey(kind, name)) or {})
     patch: list[dict[str, Any]] = []
     diff = ""
     if live:
-        change: Change | None = change_of(live[0][1])
+        change: Change | None = live[0][1].change()
     else:
         change = diff_resource(kind, name, desired, observed) if desired is not None else None
     if change is not None:
         patch, diff = change.patch, render_change(change)
-    if live and isinstance(live[0][1].get("summary"), str):
-        diff = live[0][1]["summary"]  # exactly what the planner printed when it proposed it
+    if live and live[0][1].summary:
+        diff = live[0][1].summary  # exactly what the planner printed when it proposed it
     return s.ResourceDetail(
         resource=row,
         desired=desired,

@@ -22,6 +22,7 @@ import orjson
 import watchfiles
 
 from reconciler.api.eventfeed import EventFeed
+from reconciler.queue.action import Action, InvalidAction, action_from_json
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.world import WorldReader
@@ -45,7 +46,7 @@ class RuntimeViews:
         self.root = root
         self.feed = EventFeed(root, event_capacity)
         self.world: dict[ResourceKey, dict[str, Any]] = {}
-        self.queue: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in QUEUE_STATES}
+        self.queue: dict[str, dict[str, Action]] = {s: {} for s in QUEUE_STATES}
         self.supervisor: dict[str, Any] = {}
         self.observer: dict[str, Any] = {}
         self.checkpoint_mtime: float | None = None
@@ -95,7 +96,7 @@ class RuntimeViews:
             self.queue = queue
         return changed
 
-    def _refresh_queue_state(self, state: str, current: dict[str, dict[str, Any]]) -> bool:
+    def _refresh_queue_state(self, state: str, current: dict[str, Action]) -> bool:
         try:
             entries = {
                 e.name[:-5]: e for e in os.scandir(self.root.queue_dir(state)) if _is_doc(e.name)
@@ -115,10 +116,11 @@ class RuntimeViews:
             stamp = (st.st_mtime_ns, st.st_size)
             if self._stamps.get((state, action_id)) == stamp and action_id in current:
                 continue
-            doc = _read_doc(Path(entry.path))
-            if not doc.get("id"):
+            try:
+                action = action_from_json(Path(entry.path).read_bytes())
+            except (OSError, InvalidAction):
                 continue  # moved away or half-visible; the next refresh sees it
-            current[action_id] = doc
+            current[action_id] = action
             self._stamps[(state, action_id)] = stamp
             changed = True
         return changed
@@ -136,21 +138,21 @@ class RuntimeViews:
         return True
 
     # ---- reading ----------------------------------------------------------
-    def find_action(self, action_id: str) -> tuple[str, dict[str, Any]] | None:
+    def find_action(self, action_id: str) -> tuple[str, Action] | None:
         for state in QUEUE_STATES:
             doc = self.queue[state].get(action_id)
             if doc is not None:
                 return state, doc
         return None
 
-    def actions_of(self, kind: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    def actions_of(self, kind: str, name: str) -> list[tuple[str, Action]]:
         found = [
-            (state, doc)
+            (state, action)
             for state in QUEUE_STATES
-            for doc in self.queue[state].values()
-            if doc.get("kind") == kind and doc.get("name") == name
+            for action in self.queue[state].values()
+            if action.kind == kind and action.name == name
         ]
-        return sorted(found, key=lambda p: str(p[1].get("createdAt") or ""), reverse=True)
+        return sorted(found, key=lambda p: p[1].created_at, reverse=True)
 
     def cached(self, key: str, build: Any) -> Any:
         """A value derived from this version, built once."""

@@ -17,16 +17,16 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import click
 import orjson
 
 from reconciler.cli.common import get_root, root_option, use_colour
-from reconciler.diff import Change, render_change
+from reconciler.diff import render_change
 from reconciler.errors import ConfigError, QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue
+from reconciler.queue.action import action_to_dict
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.supervisor.flap import clear_flapping
@@ -114,9 +114,9 @@ def list_actions(root: str | None, state: str, as_json: bool) -> None:
     queue = ActionQueue(get_root(root))
     states = LIVE if state == "live" else QUEUE_STATES if state == "all" else (state,)
     rows = [(s, a) for s in states for a in queue.actions(s)]
-    rows.sort(key=lambda row: str(row[1].get("createdAt")))
+    rows.sort(key=lambda row: row[1].created_at)
     if as_json:
-        docs = [{**a, "state": s} for s, a in rows]
+        docs = [{**action_to_dict(a), "state": s} for s, a in rows]
         click.echo(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode())
         return
     if not rows:
@@ -124,24 +124,11 @@ def list_actions(root: str | None, state: str, as_json: bool) -> None:
         return
     click.echo(f"{'ID':<20}  {'STATE':<10}  {'OP':<7}  {'RESOURCE':<32}  {'COMMIT':<12}  CREATED")
     for s, a in rows:
-        resource = f"{a['kind']}/{a['name']}"
-        auto = "  (auto)" if a.get("autoApprove") else ""
+        auto = "  (auto)" if a.auto_approve else ""
         click.echo(
-            f"{a['id']:<20}  {s:<10}  {a['operation']:<7}  {resource:<32}  "
-            f"{str(a.get('commit'))[:12]:<12}  {a.get('createdAt')}{auto}"
+            f"{a.id:<20}  {s:<10}  {a.operation:<7}  {a.key!s:<32}  "
+            f"{a.commit[:12]:<12}  {a.created_at}{auto}"
         )
-
-
-def _change(action: dict[str, Any]) -> Change:
-    return Change(
-        action["kind"],
-        action["name"],
-        action["operation"],
-        action["patch"],
-        action.get("desired"),
-        action.get("observed"),
-        tuple(action.get("forcesReplacement") or ()),
-    )
 
 
 @actions.command("show")
@@ -163,18 +150,19 @@ def show(root: str | None, action_id: str, as_json: bool) -> None:
         raise click.ClickException(f"action {action_id} not found")
     state, action = found
     if as_json:
-        click.echo(orjson.dumps({**action, "state": state}, option=orjson.OPT_INDENT_2).decode())
+        doc = {**action_to_dict(action), "state": state}
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
-    click.echo(f"Action {action['id']}  [{state}]")
-    click.echo(f"  desired commit {action.get('commit')}  observed basis {action.get('basis')!r}")
-    click.echo(f"  created {action.get('createdAt')}  auto-approve {action.get('autoApprove')}")
-    for entry in action.get("history") or []:
-        why = f" ({entry['reason']})" if entry.get("reason") else ""
-        click.echo(f"  {entry['at']}  {entry['state']} by {entry['actor']}{why}")
-    if action.get("outcome"):
-        click.echo(f"  outcome: {orjson.dumps(action['outcome']).decode()}")
+    click.echo(f"Action {action.id}  [{state}]")
+    click.echo(f"  desired commit {action.commit}  observed basis {action.basis!r}")
+    click.echo(f"  created {action.created_at}  auto-approve {action.auto_approve}")
+    for entry in action.moves:
+        why = f" ({entry.reason})" if entry.reason else ""
+        click.echo(f"  {entry.at}  {entry.state} by {entry.actor}{why}")
+    if action.outcome:
+        click.echo(f"  outcome: {orjson.dumps(action.outcome).decode()}")
     click.echo("")
-    click.echo(render_change(_change(action), colour=use_colour()))
+    click.echo(render_change(action.change(), colour=use_colour()))
 
 
 def _decide(root: RuntimeRoot, ids: list[str], dst: str, operator: str, reason: str | None) -> int:

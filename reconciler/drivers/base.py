@@ -7,7 +7,7 @@ action, the stale-plan check, retries, events and the queue. A driver only
 talks to the thing it manages, and follows these rules:
 
 * **Convergent and idempotent.** `apply(ctx)` makes the real resource match
-  `ctx.action["desired"]` (or makes it absent for `delete`) and does nothing
+  `ctx.action.desired` (or makes it absent for `delete`) and does nothing
   that is already done. It is called again after a crash with the same
   action, so it must finish a half-done job and must never apply the same
   change twice (e.g. never start a second container). Managed resources carry
@@ -23,8 +23,8 @@ talks to the thing it manages, and follows these rules:
   the executor then supersedes the action as a stale plan. Never retry or
   sleep-and-loop inside a driver: the executor retries in one place.
 * **`check(ctx)`** runs before `apply` on a fresh claim: it compares the real
-  resource with what the plan assumed (`action["operation"]`,
-  `action["basis"]`) and returns a reason when the plan no longer holds
+  resource with what the plan assumed (`action.operation`,
+  `action.basis`) and returns a reason when the plan no longer holds
   (e.g. the container to replace was removed by hand), else None.
 * **Secrets stay secret.** Secret values are read at apply time through
   `ctx.secret(name)` and go only to the resource itself; outputs, errors
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.errors import PermanentError
+from reconciler.queue.action import Action
 from reconciler.resources.normalize import fingerprint
 from reconciler.runtime_root import RuntimeRoot
 
@@ -74,7 +75,7 @@ class NodeInfo:
 class ApplyContext:
     """Everything a driver may use for one action."""
 
-    action: dict[str, Any]
+    action: Action
     node: NodeInfo
     root: RuntimeRoot
     repo_file: Callable[[str], bytes | None]
@@ -84,19 +85,19 @@ class ApplyContext:
 
     @property
     def kind(self) -> str:
-        return str(self.action["kind"])
+        return self.action.kind
 
     @property
     def name(self) -> str:
-        return str(self.action["name"])
+        return self.action.name
 
     @property
     def operation(self) -> str:
-        return str(self.action["operation"])
+        return self.action.operation
 
     @property
     def desired(self) -> dict[str, Any]:
-        desired = self.action.get("desired")
+        desired = self.action.desired
         if not isinstance(desired, dict):
             raise PermanentError(f"{self.kind}/{self.name}: action has no desired spec")
         return desired
@@ -117,7 +118,7 @@ class ApplyContext:
         """A repository file at the desired commit, checked against the plan's fingerprint."""
         value = self.repo_file(path)
         if value is None:
-            commit = str(self.action.get("commit", ""))[:12]
+            commit = self.action.commit[:12]
             raise PermanentError(
                 f"{self.kind}/{self.name}: {path!r} is not in the repository at {commit}"
             )

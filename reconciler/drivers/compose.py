@@ -104,22 +104,20 @@ class ComposeDriver:
             return self._down(ctx)
         desired = ctx.desired
         applied = self._applied(ctx)
-        if applied and applied.get("action") == ctx.action["id"] and applied.get("spec") == desired:
+        if applied and applied.get("action") == ctx.action.id and applied.get("spec") == desired:
             return ApplyResult(False, f"stack {desired['project']} already up", "Healthy")
         files = self._write_files(ctx, list(desired["files"]))
         grace = str(ctx.settings.stop_grace)
         output = self._run(
             ctx, str(desired["project"]), files, "up", "-d", "--remove-orphans", "--timeout", grace
         )
-        atomic_write_json(
-            self._folder(ctx) / APPLIED, {"spec": desired, "action": ctx.action["id"]}
-        )
+        atomic_write_json(self._folder(ctx) / APPLIED, {"spec": desired, "action": ctx.action.id})
         return ApplyResult(True, output or f"stack {desired['project']} up", "Healthy")
 
     def _down(self, ctx: ApplyContext) -> ApplyResult:
         folder = self._folder(ctx)
         applied = self._applied(ctx) or {}
-        observed = ctx.action.get("observed") or applied.get("spec") or {}
+        observed = ctx.action.observed or applied.get("spec") or {}
         project = str(observed.get("project") or ctx.name)
         files = [str(f["path"]) for f in observed.get("files") or []]
         present = [f for f in files if (folder / f).is_file()]

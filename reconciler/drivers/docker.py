@@ -105,7 +105,7 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
         "labels": {
             **(spec.get("labels") or {}),
             **managed_labels(
-                ctx.name, ctx.node.name, spec, str(ctx.action["id"]), ctx.root.instance_id()
+                ctx.name, ctx.node.name, spec, str(ctx.action.id), ctx.root.instance_id()
             ),
         },
         "network_mode": spec.get("networkMode") or "bridge",
@@ -195,14 +195,14 @@ class DockerDriver:
     def check(self, ctx: ApplyContext) -> str | None:
         found = self._existing(ctx)
         labels = (found.labels or {}) if found is not None else {}
-        ours = labels.get(f"{PREFIX}/action-id") == ctx.action["id"]
+        ours = labels.get(f"{PREFIX}/action-id") == ctx.action.id
         if ctx.operation == "create":
             if found is not None and not ours:
                 return f"container {container_name(ctx.name)} already exists"
             return None
         if found is None:
             return f"container {container_name(ctx.name)} no longer exists"
-        if not ours and labels.get(f"{PREFIX}/spec-hash") != ctx.action.get("basis"):
+        if not ours and labels.get(f"{PREFIX}/spec-hash") != ctx.action.basis:
             return f"container {container_name(ctx.name)} changed since the plan was made"
         return None
 

@@ -70,7 +70,7 @@ class FileDriver:
         return safe_target(path, ctx.node.allowed_roots, what=f"File/{ctx.name}")
 
     def _content(self, ctx: ApplyContext) -> bytes:
-        manifest = (ctx.action.get("manifest") or {}).get("spec") or {}
+        manifest = (ctx.action.manifest or {}).get("spec") or {}
         expected = ctx.desired.get("sha256")
         if manifest.get("content") is not None:
             data = str(manifest["content"]).encode()
@@ -86,7 +86,7 @@ class FileDriver:
     def check(self, ctx: ApplyContext) -> str | None:
         if ctx.operation == "create":
             return None
-        spec = ctx.desired if ctx.operation != "delete" else (ctx.action.get("observed") or {})
+        spec = ctx.desired if ctx.operation != "delete" else (ctx.action.observed or {})
         target = self._target(ctx, str(spec.get("path", "")))
         if not target.exists():
             return f"file {target} no longer exists"
@@ -94,7 +94,7 @@ class FileDriver:
 
     def apply(self, ctx: ApplyContext) -> ApplyResult:
         if ctx.operation == "delete":
-            observed = ctx.action.get("observed") or {}
+            observed = ctx.action.observed or {}
             target = self._target(ctx, str(observed.get("path", "")))
             if not target.exists():
                 return ApplyResult(False, f"{target} already absent", "Stopped")

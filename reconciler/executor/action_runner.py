@@ -30,9 +30,8 @@ from reconciler.errors import HomelabError, QueueConflict, TemporaryError
 from reconciler.events.log import EventLog
 from reconciler.executor.context import DesiredView
 from reconciler.planning import stale_reason
-from reconciler.queue.action import now_iso
+from reconciler.queue.action import Action, now_iso
 from reconciler.queue.store import ActionQueue
-from reconciler.resources.key import ResourceKey
 
 ACTOR = "executor"
 
@@ -78,10 +77,10 @@ class ActionRunner:
             return None
         return self.run(action, recovering=False)
 
-    def recover(self, action: dict[str, Any]) -> str | None:
+    def recover(self, action: Action) -> str | None:
         return self.run(action, recovering=True)
 
-    def run(self, action: dict[str, Any], *, recovering: bool) -> str | None:
+    def run(self, action: Action, *, recovering: bool) -> str | None:
         started = time.monotonic()
         attempts = [0]
         try:
@@ -113,13 +112,13 @@ class ActionRunner:
         return self._move(action, "done", None, outcome)
 
     def _checked(
-        self, action: dict[str, Any], recovering: bool, attempts: list[int]
+        self, action: Action, recovering: bool, attempts: list[int]
     ) -> tuple[ApplyContext, Driver]:
-        driver = self.drivers.get(action["kind"])
+        driver = self.drivers.get(action.kind)
         if driver is None:
-            raise HomelabError(f"no driver for kind {action['kind']!r}")
+            raise HomelabError(f"no driver for kind {action.kind!r}")
         tip = self._retrying(action, [0], lambda: self.view.tip())
-        basis = None if recovering else self.view.world_basis(action["kind"], action["name"])
+        basis = None if recovering else self.view.world_basis(action.kind, action.name)
         reason = stale_reason(action, tip, basis, check_world=not recovering)
         if reason:
             raise _Stale(reason)
@@ -130,7 +129,7 @@ class ActionRunner:
                 raise _Stale(f"stale plan: {real}")
         return ctx, driver
 
-    def _retrying(self, action: dict[str, Any], attempts: list[int], fn: Any, *args: Any) -> Any:
+    def _retrying(self, action: Action, attempts: list[int], fn: Any, *args: Any) -> Any:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
@@ -161,12 +160,12 @@ class ActionRunner:
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)
 
-    def _observed(self, action: dict[str, Any], ctx: ApplyContext, result: ApplyResult) -> None:
-        ref = ResourceKey(action["kind"], action["name"])
-        if action["operation"] == "delete":
-            self.events.append("observed.missing", ref, {"reason": f"deleted by {action['id']}"})
+    def _observed(self, action: Action, ctx: ApplyContext, result: ApplyResult) -> None:
+        ref = action.key
+        if action.operation == "delete":
+            self.events.append("observed.missing", ref, {"reason": f"deleted by {action.id}"})
             return
-        data = {"spec": action["desired"], "health": result.health, "node": ctx.node.name}
+        data = {"spec": action.desired, "health": result.health, "node": ctx.node.name}
         self.events.append("observed.resource", ref, {**data, "managed": True}, sync=True)
 
     @staticmethod
@@ -180,29 +179,27 @@ class ActionRunner:
         }
 
     def _settle(
-        self, action: dict[str, Any], dst: str, reason: str, started: float, attempts: int
+        self, action: Action, dst: str, reason: str, started: float, attempts: int
     ) -> str | None:
         outcome = self._outcome(dst, started, attempts, "")
         outcome["error"] = reason
         return self._move(action, dst, reason, outcome)
 
     def _move(
-        self, action: dict[str, Any], dst: str, reason: str | None, outcome: dict[str, Any]
+        self, action: Action, dst: str, reason: str | None, outcome: dict[str, Any]
     ) -> str | None:
         try:
-            self.queue.move(
-                action["id"], "running", dst, actor=ACTOR, reason=reason, extra={"outcome": outcome}
-            )
+            self.queue.move(action.id, "running", dst, actor=ACTOR, reason=reason, outcome=outcome)
         except QueueConflict:
             return None
         return dst
 
-    def _event(self, type: str, action: dict[str, Any], state: str, extra: dict[str, Any]) -> None:
+    def _event(self, type: str, action: Action, state: str, extra: dict[str, Any]) -> None:
         data = {
-            "action": action["id"],
-            "operation": action["operation"],
+            "action": action.id,
+            "operation": action.operation,
             "actor": ACTOR,
             "state": state,
             **extra,
         }
-        self.events.append(type, ResourceKey(action["kind"], action["name"]), data)
+        self.events.append(type, action.key, data)

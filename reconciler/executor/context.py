@@ -13,7 +13,6 @@ secrets, and the guard-rail allowance. The stale-plan decision itself is
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from reconciler.drivers.base import (
     DEFAULT_ALLOWED_ROOTS,
@@ -24,6 +23,7 @@ from reconciler.drivers.base import (
 )
 from reconciler.errors import GitError, PermanentError, TemporaryError
 from reconciler.planning import Tip, desired_specs
+from reconciler.queue.action import Action
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
@@ -80,9 +80,9 @@ class DesiredView:
             return NodeInfo("local", host, DEFAULT_ALLOWED_ROOTS)
         raise PermanentError(f"Node {name!r} is not defined at commit {state.commit[:12]}")
 
-    def context(self, action: dict[str, Any], tip: Tip, settings: DriverSettings) -> ApplyContext:
-        state = self._state_at(str(action.get("commit") or tip.commit))
-        spec = action.get("desired") or action.get("observed") or {}
+    def context(self, action: Action, tip: Tip, settings: DriverSettings) -> ApplyContext:
+        state = self._state_at(str(action.commit or tip.commit))
+        spec = action.desired or action.observed or {}
         node = self.node(state, str(spec.get("node") or "local"))
         resolver = CommitResolver(self.source, state, self.root.secrets)
         return ApplyContext(
@@ -92,5 +92,5 @@ class DesiredView:
             repo_file=lambda path: self.source.file_bytes(state, path),
             secret_file=resolver.secret_bytes,
             settings=settings,
-            allow_dangerous=action["name"] in tip.config.allowDangerous,
+            allow_dangerous=action.name in tip.config.allowDangerous,
         )

@@ -35,7 +35,6 @@ from reconciler.executor.lock import ExecutorLock
 from reconciler.executor.window import next_opening, window_open
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
-from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
@@ -97,7 +96,7 @@ class Executor:
             for action in queue.actions("running"):
                 if stop.is_set():
                     return
-                self._write_status("recovering", action["id"], [])
+                self._write_status("recovering", action.id, [])
                 runner.recover(action)
             self._loop(stop, queue, runner, events)
         finally:
@@ -172,10 +171,10 @@ class Executor:
             self._announced.add(action_id)
             events.append(
                 "action.waiting",
-                ResourceKey(action["kind"], action["name"]),
+                action.key,
                 {
                     "action": action_id,
-                    "operation": action["operation"],
+                    "operation": action.operation,
                     "actor": ACTOR,
                     "state": "waiting",
                     "reason": f"outside the maintenance windows; next opens at {when}",

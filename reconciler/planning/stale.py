@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.queue.action import Action
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import RepoConfig
 
@@ -27,24 +28,24 @@ class Tip:
 
 
 def stale_reason(
-    action: dict[str, Any], tip: Tip, world_basis: str | None, *, check_world: bool = True
+    action: Action, tip: Tip, world_basis: str | None, *, check_world: bool = True
 ) -> str | None:
     """Why the action no longer holds, or None. Pure."""
-    ref = ResourceKey(action["kind"], action["name"])
+    ref = action.key
     at = tip.commit[:12]
     if ref in tip.invalid:
         return f"stale plan: {ref[0]}/{ref[1]} is invalid at {at}"
     want = tip.desired.get(ref)
-    if action["operation"] == "delete":
+    if action.operation == "delete":
         if want is not None:
             return f"stale plan: {ref[0]}/{ref[1]} is desired again at {at}"
     elif want is None:
         return f"stale plan: {ref[0]}/{ref[1]} is no longer desired at {at}"
-    elif want != action.get("desired"):
+    elif want != action.desired:
         return f"stale plan: the desired spec of {ref[0]}/{ref[1]} changed at {at}"
-    if check_world and world_basis is not None and world_basis != action.get("basis", ""):
+    if check_world and world_basis is not None and world_basis != action.basis:
         return (
             f"stale plan: the observed state of {ref[0]}/{ref[1]} changed "
-            f"(basis {action.get('basis') or 'missing'} -> {world_basis or 'missing'})"
+            f"(basis {action.basis or 'missing'} -> {world_basis or 'missing'})"
         )
     return None

@@ -1,6 +1,6 @@
 """The action queue: folders under ROOT/queue/, every move one atomic rename."""
 
-from reconciler.queue.action import action_id, new_action
+from reconciler.queue.action import Action, InvalidAction, action_id, new_action
 from reconciler.queue.store import ActionQueue
 
-__all__ = ["ActionQueue", "action_id", "new_action"]
+__all__ = ["Action", "ActionQueue", "InvalidAction", "action_id", "new_action"]

@@ -1,6 +1,7 @@
 """Action documents: what the supervisor proposes and the executor applies.
 
-An action is plain JSON: a content-derived `id`, the resource (`kind`,
+An action is an `Action` (a frozen msgspec struct, parsed once where its
+file is read) stored as plain JSON: a content-derived `id`, the resource (`kind`,
 `name`), the `operation`, the RFC 6902 `patch`, the full comparable
 `desired` spec and the validated `manifest`, the `observed` spec and its
 `basis` (hash of the world's observed spec the plan was computed from), the
@@ -22,9 +23,109 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
-from reconciler.diff import Change, change_to_json, render_change
+from reconciler.diff import Change, render_change
+from reconciler.diff.plan import Operation
+from reconciler.resources.key import ResourceKey
+
+UNSET = msgspec.UNSET
+
+
+class InvalidAction(ValueError):
+    """A queue file that is not an action document (the message says which field)."""
+
+
+class HistoryEntry(msgspec.Struct, frozen=True):
+    """One move of an action through the queue: to `state`, when, by whom, why."""
+
+    state: str
+    at: str
+    actor: str
+    reason: str | None = None
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An action document, typed; the JSON on disk is `to_json(action)`.
+
+    Frozen: a change (a queue move, an outcome) is a copy made with `evolve`.
+    `history` and `address` are absent from the file until the first move
+    (and the first decision by a person), exactly as before the type existed.
+    """
+
+    id: str
+    plan_id: str = ""
+    generation: int = 0
+    kind: str
+    name: str
+    operation: Operation
+    patch: list[dict[str, Any]] = []
+    desired: dict[str, Any] | None = None
+    observed: dict[str, Any] | None = None
+    forces_replacement: list[str] = []
+    manifest: dict[str, Any] | None = None
+    commit: str = ""
+    basis: str = ""
+    summary: str = ""
+    auto_approve: bool = False
+    created_at: str = ""
+    outcome: dict[str, Any] | None = None
+    history: tuple[HistoryEntry, ...] | msgspec.UnsetType = UNSET
+    address: str | msgspec.UnsetType | None = UNSET
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.kind, self.name)
+
+    @property
+    def moves(self) -> tuple[HistoryEntry, ...]:
+        """The history, empty before the first move."""
+        return self.history if self.history is not UNSET else ()
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The spec the action is about: desired, or for a delete what was observed."""
+        return self.desired or self.observed or {}
+
+    def evolve(self, **changes: Any) -> Action:
+        return msgspec.structs.replace(self, **changes)
+
+    def change(self) -> Change:
+        """The planned change this action carries (for rendering its diff again)."""
+        return Change(
+            self.kind,
+            self.name,
+            self.operation,
+            self.patch,
+            self.desired,
+            self.observed,
+            tuple(self.forces_replacement),
+        )
+
+
+_DECODER = msgspec.json.Decoder(Action)
+
+
+def action_from_json(data: bytes) -> Action:
+    """Parse an action file's bytes; `InvalidAction` names what is wrong."""
+    try:
+        return _DECODER.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise InvalidAction(str(exc)) from None
+
+
+def action_from_dict(doc: Any) -> Action:
+    try:
+        return msgspec.convert(doc, Action)
+    except msgspec.ValidationError as exc:
+        raise InvalidAction(str(exc)) from None
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """The plain JSON object of an action (what the file and the API hold)."""
+    out: dict[str, Any] = msgspec.to_builtins(action)
+    return out
 
 
 def now_iso() -> str:
@@ -51,19 +152,25 @@ def new_action(
     manifest: dict[str, Any] | None,
     auto_approve: bool = False,
     generation: int = 0,
-) -> dict[str, Any]:
-    """Build the action document for one planned change."""
+) -> Action:
+    """Build the action for one planned change."""
     plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
-    return {
-        "id": generation_id(plan_id, generation),
-        "planId": plan_id,
-        "generation": generation,
-        **change_to_json(change),
-        "manifest": manifest,
-        "commit": commit,
-        "basis": basis,
-        "summary": render_change(change),
-        "autoApprove": auto_approve,
-        "createdAt": now_iso(),
-        "outcome": None,
-    }
+    return Action(
+        id=generation_id(plan_id, generation),
+        plan_id=plan_id,
+        generation=generation,
+        kind=change.kind,
+        name=change.name,
+        operation=change.operation,
+        patch=change.patch,
+        desired=change.desired,
+        observed=change.observed,
+        forces_replacement=list(change.forces),
+        manifest=manifest,
+        commit=commit,
+        basis=basis,
+        summary=render_change(change),
+        auto_approve=auto_approve,
+        created_at=now_iso(),
+        outcome=None,
+    )

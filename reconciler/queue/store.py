@@ -15,11 +15,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reconciler.atomic_files import atomic_write_json, fsync_dir, read_json
+from reconciler.atomic_files import atomic_write_json, fsync_dir
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
-from reconciler.queue.action import now_iso
-from reconciler.resources.key import ResourceKey
+from reconciler.queue.action import (
+    Action,
+    HistoryEntry,
+    InvalidAction,
+    action_from_json,
+    action_to_dict,
+    now_iso,
+)
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 
 LIVE_STATES = ("pending", "approved", "running")
@@ -53,13 +59,17 @@ class ActionQueue:
                 return state
         return None
 
-    def get(self, action_id: str) -> tuple[str, dict[str, Any]] | None:
+    def read(self, state: str, action_id: str) -> Action:
+        """The action file in `state`; FileNotFoundError, or InvalidAction when unreadable."""
+        return action_from_json(self.path(state, action_id).read_bytes())
+
+    def get(self, action_id: str) -> tuple[str, Action] | None:
         for _ in range(3):  # it may move between find and read
             state = self.find(action_id)
             if state is None:
                 return None
             try:
-                return state, read_json(self.path(state, action_id))
+                return state, self.read(state, action_id)
             except FileNotFoundError:
                 continue
         return None
@@ -78,26 +88,27 @@ class ActionQueue:
         """
         return {action_id: state for state in QUEUE_STATES for action_id in self.ids(state)}
 
-    def actions(self, state: str) -> list[dict[str, Any]]:
+    def actions(self, state: str) -> list[Action]:
+        """Every readable action in `state` (one that is not an action document is left alone)."""
         out = []
         for action_id in self.ids(state):
             try:
-                out.append(read_json(self.path(state, action_id)))
-            except FileNotFoundError:
+                out.append(self.read(state, action_id))
+            except (FileNotFoundError, InvalidAction):
                 continue
         return out
 
-    def propose(self, action: dict[str, Any], actor: str = "supervisor") -> bool:
+    def propose(self, action: Action, actor: str = "supervisor") -> bool:
         """Add a pending action unless one with this id exists in any state."""
-        if self.find(action["id"]) is not None:
+        if self.find(action.id) is not None:
             return False
-        atomic_write_json(self.path("pending", action["id"]), action)
+        self.update("pending", action)
         self._event("pending", action, actor, None)
         return True
 
-    def update(self, state: str, action: dict[str, Any]) -> None:
+    def update(self, state: str, action: Action) -> None:
         """Rewrite an action in place (e.g. add its outcome before it moves on)."""
-        atomic_write_json(self.path(state, action["id"]), action)
+        atomic_write_json(self.path(state, action.id), action_to_dict(action))
 
     def move(
         self,
@@ -107,9 +118,14 @@ class ActionQueue:
         *,
         actor: str,
         reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Atomically move an action from `src` to `dst`; QueueConflict if it is not in `src`."""
+        outcome: dict[str, Any] | None = None,
+        address: str | None = None,
+    ) -> Action:
+        """Atomically move an action from `src` to `dst`; QueueConflict if it is not in `src`.
+
+        The move is recorded in the action's history (with the `outcome` of a
+        finished action and the `address` of the person who decided).
+        """
         if dst not in TRANSITIONS.get(src, ()):
             raise ValueError(f"no transition {src} -> {dst}")
         source, target = self.path(src, action_id), self.path(dst, action_id)
@@ -118,42 +134,50 @@ class ActionQueue:
         except FileNotFoundError:
             raise QueueConflict(action_id, self.find(action_id)) from None
         fsync_dir(target.parent)
-        action: dict[str, Any] = read_json(target)
-        history = action.setdefault("history", [])
-        history.append({"state": dst, "at": now_iso(), "actor": actor, "reason": reason})
-        if extra:
-            action.update(extra)
+        action = action_from_json(target.read_bytes())
+        changes: dict[str, Any] = {
+            "history": (*action.moves, HistoryEntry(dst, now_iso(), actor, reason))
+        }
+        if outcome is not None:
+            changes["outcome"] = outcome
+        if address is not None:
+            changes["address"] = address
+        action = action.evolve(**changes)
         self.update(dst, action)
-        self._event(dst, action, actor, reason, extra)
+        self._event(dst, action, actor, reason, outcome=outcome, address=address)
         return action
 
     def _event(
         self,
         state: str,
-        action: dict[str, Any],
+        action: Action,
         actor: str,
         reason: str | None,
-        extra: dict[str, Any] | None = None,
+        *,
+        outcome: dict[str, Any] | None = None,
+        address: str | None = None,
     ) -> None:
         if self.events is None:
             return
         data: dict[str, Any] = {
-            "action": action["id"],
-            "operation": action["operation"],
+            "action": action.id,
+            "operation": action.operation,
             "actor": actor,
             "state": state,
         }
         if reason:
             data["reason"] = reason
-        if extra:
-            data.update({k: v for k, v in extra.items() if k in ("outcome", "address")})
-        self.events.append(f"action.{state}", ResourceKey(action["kind"], action["name"]), data)
+        if outcome is not None:
+            data["outcome"] = outcome
+        if address is not None:
+            data["address"] = address
+        self.events.append(f"action.{state}", action.key, data)
 
-    def live_for(self, kind: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    def live_for(self, kind: str, name: str) -> list[tuple[str, Action]]:
         """Live (pending/approved/running) actions of one resource."""
         return [
             (state, a)
             for state in LIVE_STATES
             for a in self.actions(state)
-            if a["kind"] == kind and a["name"] == name
+            if a.kind == kind and a.name == name
         ]

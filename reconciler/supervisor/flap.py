@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
-from reconciler.queue.action import now_iso
+from reconciler.queue.action import InvalidAction, action_from_json, now_iso
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
@@ -112,12 +112,11 @@ class FlapGuard:
                 at = entry.stat().st_mtime
                 if at < horizon:
                     continue
-                action = read_json(folder / name)
-                ref = ResourceKey(str(action["kind"]), str(action["name"]))
-                success = Success(at, spec_hash(action["patch"]), str(action["id"]))
-            except (OSError, ValueError, KeyError, TypeError):
+                action = action_from_json((folder / name).read_bytes())
+                success = Success(at, spec_hash(action.patch), action.id)
+            except (OSError, InvalidAction):
                 continue  # not an action document; nothing to learn from it
-            self.history.setdefault(ref, []).append(success)
+            self.history.setdefault(action.key, []).append(success)
         for ref, items in list(self.history.items()):
             self.history[ref] = [s for s in items if s.at >= horizon]
 

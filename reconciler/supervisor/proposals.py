@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from reconciler.atomic_files import read_json
 from reconciler.diff import Change
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.planning import PlanResult
 from reconciler.queue import ActionQueue, action_id, new_action
-from reconciler.queue.action import generation_id
+from reconciler.queue.action import InvalidAction, generation_id
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
@@ -136,9 +135,8 @@ class Proposer:
             ref = self._refs.get(aid)
             if ref is None:
                 try:
-                    doc = read_json(self.queue.path(state, aid))
-                    ref = ResourceKey(str(doc["kind"]), str(doc["name"]))
-                except (OSError, ValueError, KeyError):
+                    ref = self.queue.read(state, aid).key
+                except (OSError, InvalidAction):
                     continue  # moved meanwhile; the next pass sees it
                 self._refs[aid] = ref
             out.setdefault(ref, []).append((state, aid))
@@ -151,10 +149,10 @@ class Proposer:
 
         def check(aid: str) -> bool:
             try:
-                history = read_json(self.queue.path("done", aid)).get("history") or []
-            except (OSError, ValueError):
+                history = self.queue.read("done", aid).moves
+            except (OSError, InvalidAction):
                 return True
-            finished = _parse_ts(history[-1]["at"]) if history else None
+            finished = _parse_ts(history[-1].at) if history else None
             seen = _parse_ts(((world.get(ref) or {}).get("status") or {}).get("observedAt"))
             return finished is None or (seen is not None and seen > finished)
 
@@ -301,15 +299,13 @@ class Proposer:
             generation=step.generation,
         )
         if self.queue.propose(action, actor=self.actor):
-            self._refs[action["id"]] = ref
-            log.info("proposed %s %s/%s (%s)", change.operation, *ref, action["id"])
+            self._refs[action.id] = ref
+            log.info("proposed %s %s/%s (%s)", change.operation, *ref, action.id)
         if auto:
             reason = (
                 "autoApprovePrune" if change.operation == "delete" else "spec.policy.autoApprove"
             )
             # Someone may have approved or superseded it first; either way it moved on.
             with contextlib.suppress(QueueConflict):
-                self.queue.move(
-                    action["id"], "pending", "approved", actor=self.actor, reason=reason
-                )
-        return RefStatus("Pending", [], action["id"])
+                self.queue.move(action.id, "pending", "approved", actor=self.actor, reason=reason)
+        return RefStatus("Pending", [], action.id)

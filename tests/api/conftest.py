@@ -23,7 +23,7 @@ from reconciler.api.server import UIService
 from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
 from reconciler.planning import compute_plan
-from reconciler.queue import ActionQueue, new_action
+from reconciler.queue import Action, ActionQueue, new_action
 from reconciler.queue.action import now_iso
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
@@ -64,7 +64,7 @@ class UILab:
             f"manifests/{name}.yaml", CONTAINER.format(name=name, label=label, sleep=sleep)
         )
 
-    def propose(self) -> list[dict[str, Any]]:
+    def propose(self) -> list[Action]:
         """Plan the repository tip against the world and queue every change."""
         result = compute_plan(GitSource(self.repo.path), self.root)
         actions = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from reconciler.api.services import change_of
 from reconciler.diff import render_change
 from tests.api.conftest import TOKEN, Server, UILab, serve, wait_for
 
@@ -23,7 +22,7 @@ def test_summary_counts_pending_actions_and_names_the_commit(server: Server, lab
 def test_resource_detail_shows_the_diff_exactly_as_plan_renders_it(
     server: Server, lab: UILab
 ) -> None:
-    actions = {a["name"]: a for a in lab.propose()}
+    actions = {a.name: a for a in lab.propose()}
     client = server.client()
     detail = wait_for(
         lambda: (
@@ -31,10 +30,10 @@ def test_resource_detail_shows_the_diff_exactly_as_plan_renders_it(
             and client.get("/api/resources/Container/web").json()
         )
     )
-    assert detail["diff"] == actions["web"]["summary"] == render_change(change_of(actions["web"]))
+    assert detail["diff"] == actions["web"].summary == render_change(actions["web"].change())
     assert detail["desired"]["image"] == "local/busybox:1"
     assert detail["observed"] is None
-    assert [a["id"] for a in detail["actions"]] == [actions["web"]["id"]]
+    assert [a["id"] for a in detail["actions"]] == [actions["web"].id]
     assert client.get("/api/resources/Container/nope").status_code == 404
     only = client.get("/api/resources", params={"kind": "Container", "status": "Pending"}).json()
     assert sorted(r["name"] for r in only) == ["db", "web"]
@@ -43,15 +42,15 @@ def test_resource_detail_shows_the_diff_exactly_as_plan_renders_it(
 def test_reject_needs_a_reason_and_records_it(server: Server, lab: UILab) -> None:
     action = lab.propose()[0]
     client = server.client()
-    assert client.post(f"/api/actions/{action['id']}/reject", json={}).status_code == 400
-    done = client.post(f"/api/actions/{action['id']}/reject", json={"reason": "wrong tag"})
+    assert client.post(f"/api/actions/{action.id}/reject", json={}).status_code == 400
+    done = client.post(f"/api/actions/{action.id}/reject", json={"reason": "wrong tag"})
     assert done.status_code == 200
     assert done.json()["state"] == "rejected"
     events = wait_for(
         lambda: client.get("/api/events", params={"type": "action.rejected"}).json()["events"]
     )
     assert events[0]["data"]["reason"] == "wrong tag"
-    again = client.post(f"/api/actions/{action['id']}/approve")
+    again = client.post(f"/api/actions/{action.id}/approve")
     assert again.status_code == 409
     assert again.json()["state"] == "rejected"
 

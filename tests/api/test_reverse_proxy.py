@@ -109,7 +109,7 @@ def test_login_pages_sse_and_approval_through_nginx_at_a_sub_path(
         assert 'sse-connect="/homelab/live"' in page
         csrf = re.search(r'name="_csrf" value="([0-9a-f]+)"', page)
         assert csrf, "no CSRF field on the queue page"
-        target = actions[0]["id"]
+        target = actions[0].id
         approved = browser.post(
             f"/homelab/queue/{target}/approve", data={"_csrf": csrf.group(1), "back": "/queue"}
         )

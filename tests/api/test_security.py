@@ -79,16 +79,16 @@ def test_session_cookie_is_secure_when_configured_for_tls(lab: UILab) -> None:
 def test_approve_without_csrf_token_is_403_and_writes_no_event(server: Server, lab: UILab) -> None:
     action = lab.propose()[0]
     browser = session_login(server)
-    api = browser.post(f"/api/actions/{action['id']}/approve", json={})
+    api = browser.post(f"/api/actions/{action.id}/approve", json={})
     assert api.status_code == 403
-    form = browser.post(f"/queue/{action['id']}/approve", data={"back": "/queue"})
+    form = browser.post(f"/queue/{action.id}/approve", data={"back": "/queue"})
     assert form.status_code == 403
-    forged = browser.post(f"/queue/{action['id']}/approve", data={"_csrf": "0" * 64})
+    forged = browser.post(f"/queue/{action.id}/approve", data={"_csrf": "0" * 64})
     assert forged.status_code == 403
     assert approvals(lab.root) == []
-    assert lab.queue.find(action["id"]) == "pending"
+    assert lab.queue.find(action.id) == "pending"
     token = csrf_of(browser)
-    ok = browser.post(f"/api/actions/{action['id']}/approve", headers={"X-CSRF-Token": token})
+    ok = browser.post(f"/api/actions/{action.id}/approve", headers={"X-CSRF-Token": token})
     assert ok.status_code == 200, ok.text
     assert [e["data"]["actor"] for e in approvals(lab.root)] == ["alice"]
 
@@ -114,10 +114,10 @@ def test_identity_header_from_the_trusted_proxy_is_the_audited_operator(lab: UIL
             headers={"Tailscale-User-Login": "bob@example.com", "X-Forwarded-For": "100.64.0.7"},
         )
         assert proxy.get("/api/resources").status_code == 200
-        refused = proxy.post(f"/api/actions/{action['id']}/approve")
+        refused = proxy.post(f"/api/actions/{action.id}/approve")
         assert refused.status_code == 403  # the header is ambient: CSRF still applies
         token = csrf_of(proxy)
-        ok = proxy.post(f"/api/actions/{action['id']}/approve", headers={"X-CSRF-Token": token})
+        ok = proxy.post(f"/api/actions/{action.id}/approve", headers={"X-CSRF-Token": token})
         assert ok.status_code == 200, ok.text
         (event,) = approvals(lab.root)
         assert event["data"]["actor"] == "bob@example.com"
@@ -155,7 +155,7 @@ def test_concurrent_approvals_give_one_200_one_409_and_one_event(
         with server.client() as client:
             barrier.wait()
             response = client.post(
-                f"/api/actions/{action['id']}/approve", headers={"X-Operator": name}
+                f"/api/actions/{action.id}/approve", headers={"X-Operator": name}
             )
             results.append(response.status_code)
             if response.status_code == 409:

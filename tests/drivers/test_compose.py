@@ -50,13 +50,13 @@ def test_a_stack_is_brought_up_updated_and_down(lab: Lab) -> None:
         assert container.status == "running"  # type: ignore[attr-defined]
         folder = lab.root.stacks / name
         assert (folder / f"compose/{name}/compose.yaml").read_text().count('ROUND: "1"') == 1
-        assert read_json(folder / "applied.json")["spec"] == create["desired"]
+        assert read_json(folder / "applied.json")["spec"] == create.desired
         assert lab.plan().plan.empty
 
         lab.write(f"compose/{name}/compose.yaml", COMPOSE.replace("ROUND_VALUE", "2"))
         lab.commit()
         [update] = lab.propose()
-        assert update["operation"] == "update"
+        assert update.operation == "update"
         assert lab.run_now([update], compose_command=("docker-compose",)) == ["done"]
         [container] = project_containers(lab, name)
         assert "ROUND=2" in container.attrs["Config"]["Env"]  # type: ignore[attr-defined]
@@ -79,5 +79,5 @@ def test_a_broken_compose_file_fails_with_the_compose_message(lab: Lab) -> None:
     lab.commit()
     [action] = lab.propose()
     assert lab.run_now([action], compose_command=("docker-compose",)) == ["failed"]
-    error = lab.action(action["id"])["outcome"]["error"]
+    error = lab.action(action.id).outcome["error"]
     assert "docker-compose up failed" in error and "imagee" in error

@@ -10,6 +10,7 @@ import pytest
 from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
 from reconciler.drivers.docker import DockerDriver
 from reconciler.errors import PermanentError
+from reconciler.queue.action import Action
 from reconciler.resources.normalize import fingerprint
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
@@ -25,7 +26,7 @@ def test_env_from_a_secret_reaches_only_the_container(lab: Lab) -> None:
     [container] = lab.containers(name)
     assert "DB_PASS=hunter2-secret" in container.attrs["Config"]["Env"]
     label = orjson.loads(container.labels["homelab.reconciler/spec"])
-    assert label == create["desired"]
+    assert label == create.desired
     secret_env = next(e for e in label["env"] if e["name"] == "DB_PASS")
     assert secret_env["valueFrom"]["sha256"] == fingerprint(b"hunter2-secret\n")
     shown = b"".join(p.read_bytes() for p in lab.root.path.rglob("*.json*"))
@@ -33,7 +34,7 @@ def test_env_from_a_secret_reaches_only_the_container(lab: Lab) -> None:
 
     (lab.root.secrets / "db-pass").write_bytes(b"rotated-secret\n")  # drift
     [replace] = lab.propose()
-    assert replace["operation"] == "replace"
+    assert replace.operation == "replace"
     assert lab.run_now([replace]) == ["done"]
     [container] = lab.containers(name)
     assert "DB_PASS=rotated-secret" in container.attrs["Config"]["Env"]
@@ -45,13 +46,13 @@ def test_a_healthcheck_is_waited_for_and_a_second_apply_changes_nothing(lab: Lab
     lab.commit()
     [create] = lab.propose()
     assert lab.run_now([create]) == ["done"]
-    outcome = lab.action(create["id"])["outcome"]
+    outcome = lab.action(create.id).outcome
     assert outcome["health"] == "Healthy" and outcome["changed"] is True
     [container] = lab.containers(name)
     assert container.attrs["State"]["Health"]["Status"] == "healthy"
     driver = DockerDriver()  # the same action applied again, as after a crash: a no-op
     try:
-        result = driver.apply(context(lab, create["id"], create["desired"], name))
+        result = driver.apply(context(lab, create.id, create.desired, name))
     finally:
         driver.close()
     assert result.changed is False and "already at the desired spec" in result.output
@@ -59,15 +60,15 @@ def test_a_healthcheck_is_waited_for_and_a_second_apply_changes_nothing(lab: Lab
 
 
 def context(lab: Lab, action_id: str, desired: dict[str, Any], name: str) -> ApplyContext:
-    action = {
-        "id": action_id,
-        "kind": "Container",
-        "name": name,
-        "operation": "create",
-        "desired": desired,
-        "basis": "",
-        "commit": "0" * 40,
-    }
+    action = Action(
+        id=action_id,
+        kind="Container",
+        name=name,
+        operation="create",
+        desired=desired,
+        basis="",
+        commit="0" * 40,
+    )
     return ApplyContext(
         action=action,
         node=NodeInfo("local", lab.host),

@@ -42,7 +42,7 @@ def test_a_file_is_written_with_its_content_and_mode_then_updated_and_deleted(la
     )
     lab.commit()
     [update] = lab.propose()
-    assert update["operation"] == "update"
+    assert update.operation == "update"
     assert lab.run_now([update]) == ["done"]
     assert target.read_text() == "<h1>from the repository</h1>\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -77,7 +77,7 @@ def test_dot_dot_paths_are_refused(lab: Lab, path_in_root: str) -> None:
     lab.commit()
     [action] = lab.propose()
     assert lab.run_now([action]) == ["failed"]
-    assert "must not contain '..'" in lab.action(action["id"])["outcome"]["error"]
+    assert "must not contain '..'" in lab.action(action.id).outcome["error"]
 
 
 def test_paths_outside_the_allowed_roots_are_refused(lab: Lab, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_paths_outside_the_allowed_roots_are_refused(lab: Lab, tmp_path: Path) -
     lab.commit()
     [action] = lab.propose()
     assert lab.run_now([action]) == ["failed"]
-    error = lab.action(action["id"])["outcome"]["error"]
+    error = lab.action(action.id).outcome["error"]
     assert "outside the node's allowed roots" in error and "allowedRoots" in error
     assert not (tmp_path / "elsewhere").exists()
 
@@ -98,7 +98,7 @@ def test_a_symlink_out_of_the_root_is_refused(lab: Lab, tmp_path: Path) -> None:
     lab.commit()
     [action] = lab.propose()
     assert lab.run_now([action]) == ["failed"]
-    assert "through a symlink" in lab.action(action["id"])["outcome"]["error"]
+    assert "through a symlink" in lab.action(action.id).outcome["error"]
     assert list(outside.iterdir()) == []
 
 

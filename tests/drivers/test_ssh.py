@@ -88,7 +88,7 @@ def test_a_container_on_an_ssh_node_is_created_through_the_docker_sdk(lab: Lab, 
     name = lab.container("far", node="remote")
     lab.commit()
     [create] = lab.propose()
-    assert lab.run_now([create]) == ["done"], lab.action(create["id"])["outcome"]
+    assert lab.run_now([create]) == ["done"], lab.action(create.id).outcome
     [container] = lab.containers(name)
     assert container.labels["homelab.reconciler/node"] == "remote"
     assert container.status == "running"

@@ -30,7 +30,7 @@ from reconciler.executor.action_runner import ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
 from reconciler.executor.service import Executor, default_drivers
 from reconciler.planning import PlanResult, compute_plan
-from reconciler.queue import ActionQueue, new_action
+from reconciler.queue import Action, ActionQueue, new_action
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
@@ -103,7 +103,7 @@ class Lab:
             self.fold()
         return compute_plan(GitSource(self.repo.path), self.root)
 
-    def propose(self, *, approve: bool = True, fold: bool = True) -> list[dict[str, Any]]:
+    def propose(self, *, approve: bool = True, fold: bool = True) -> list[Action]:
         """Plan, propose every change and (by default) approve it, like the UI would."""
         result = self.plan(fold=fold)
         assert not result.errors, [str(e) for e in result.errors]
@@ -120,7 +120,7 @@ class Lab:
             )
             self.queue.propose(action, actor="supervisor")
             if approve:
-                self.queue.move(action["id"], "pending", "approved", actor="cli-test")
+                self.queue.move(action.id, "pending", "approved", actor="cli-test")
             actions.append(action)
         return actions
 
@@ -152,7 +152,7 @@ class Lab:
     def state(self, action_id: str) -> str | None:
         return self.queue.find(action_id)
 
-    def action(self, action_id: str) -> dict[str, Any]:
+    def action(self, action_id: str) -> Action:
         found = self.queue.get(action_id)
         assert found is not None
         return found[1]
@@ -186,7 +186,7 @@ class Lab:
                     out.append(event)
         return out
 
-    def run_now(self, actions: list[dict[str, Any]], **settings: Any) -> list[str | None]:
+    def run_now(self, actions: list[Action], **settings: Any) -> list[str | None]:
         """Claim and run approved actions in this process, in order; their final states."""
         if self._runner is None:
             events = EventLog(self.root, "executor")
@@ -199,7 +199,7 @@ class Lab:
                 settings=DriverSettings(stop_grace=1, **settings),
                 retry=RetryPolicy(attempts=2, initial=0.1, maximum=0.2),
             )
-        return [self._runner.claim_and_run(a["id"]) for a in actions]
+        return [self._runner.claim_and_run(a.id) for a in actions]
 
     def cleanup(self) -> None:
         if self._runner is not None:

@@ -50,11 +50,11 @@ def creates_for(lab: Lab, action_id: str, since: int) -> int:
 
 
 def phase_after_kill(lab: Lab, action: dict[str, Any], name: str) -> str:
-    state = lab.state(action["id"])
+    state = lab.state(action.id)
     if state != "running":
         return str(state)
     labels = [c.labels.get("homelab.reconciler/action-id") for c in lab.containers(name)]
-    applied = (action["id"] in labels) if action["operation"] != "delete" else not labels
+    applied = (action.id in labels) if action.operation != "delete" else not labels
     return "running, applied" if applied else "running, not applied"
 
 
@@ -89,23 +89,23 @@ def test_kill_9_at_random_points_leaves_every_action_final_and_applied_once(lab:
             since = int(time.time()) - 1
             [action] = lab.propose()  # approved: the running executor claims it at once
 
-            wait_claimed(lab, action["id"], executor)
+            wait_claimed(lab, action.id, executor)
             time.sleep(rng.uniform(0.0, 1.0))
             executor.kill()
             executor.wait(30)
             phases[phase_after_kill(lab, action, name)] += 1
 
             executor = lab.spawn_executor()  # recovers, then serves the next round
-            final = lab.wait_final(action["id"], timeout=60)
-            assert final == "done", lab.action(action["id"])["outcome"]
+            final = lab.wait_final(action.id, timeout=60)
+            assert final == "done", lab.action(action.id).outcome
 
             containers = lab.containers(name)
             if present:
                 assert len(containers) == 1, f"round {round_no}: {containers}"
                 labels = containers[0].labels
-                assert labels["homelab.reconciler/spec-hash"] == spec_hash(action["desired"])
+                assert labels["homelab.reconciler/spec-hash"] == spec_hash(action.desired)
                 assert containers[0].status == "running"
-                assert creates_for(lab, action["id"], since) == 1, f"round {round_no}: twice"
+                assert creates_for(lab, action.id, since) == 1, f"round {round_no}: twice"
             else:
                 assert containers == []
             lab.fold()

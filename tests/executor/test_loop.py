@@ -45,14 +45,14 @@ def test_the_real_observer_sees_what_the_executor_applied(lab: Lab) -> None:
     )
     with ThreadedObserver(lab), ThreadedExecutor(executor):
         [create] = lab.propose(fold=False)
-        assert lab.wait_final(create["id"]) == "done"
+        assert lab.wait_final(create.id) == "done"
         wait_plan_empty(lab)  # the world closed the loop, with the observer's own fold
 
         lab.container("loop", env={"A": "2"})
         lab.commit("change env")
         [replace] = lab.propose(fold=False)
-        assert replace["operation"] == "replace"
-        assert lab.wait_final(replace["id"]) == "done"
+        assert replace.operation == "replace"
+        assert lab.wait_final(replace.id) == "done"
         wait_plan_empty(lab)
     assert len(lab.containers(name)) == 1
 
@@ -71,7 +71,7 @@ def test_a_container_removed_by_hand_is_proposed_again_and_recreated(lab: Lab) -
     def propose_and_approve() -> dict[str, object]:
         supervisor.reconcile(force=True)
         [action] = lab.queue.actions("pending")
-        lab.queue.move(str(action["id"]), "pending", "approved", actor="alice")
+        lab.queue.move(str(action.id), "pending", "approved", actor="alice")
         return action
 
     def world_exists() -> bool:
@@ -82,8 +82,8 @@ def test_a_container_removed_by_hand_is_proposed_again_and_recreated(lab: Lab) -
 
     with ThreadedObserver(lab), ThreadedExecutor(executor):
         first = propose_and_approve()
-        assert (first["operation"], first["generation"]) == ("create", 0)
-        assert lab.wait_final(str(first["id"])) == "done"
+        assert (first.operation, first.generation) == ("create", 0)
+        assert lab.wait_final(str(first.id)) == "done"
         wait_plan_empty(lab)
 
         [container] = lab.containers(name)
@@ -94,10 +94,10 @@ def test_a_container_removed_by_hand_is_proposed_again_and_recreated(lab: Lab) -
             time.sleep(0.05)
 
         second = propose_and_approve()
-        assert second["operation"] == "create"
-        assert second["id"] != first["id"]
-        assert second["generation"] == 1
-        assert lab.wait_final(str(second["id"])) == "done"
+        assert second.operation == "create"
+        assert second.id != first.id
+        assert second.generation == 1
+        assert lab.wait_final(str(second.id)) == "done"
         wait_plan_empty(lab)
     supervisor.events.close()
     assert len(lab.containers(name)) == 1

@@ -26,8 +26,8 @@ def test_create_replace_delete_converge_and_close_the_loop(lab: Lab) -> None:
     lab.commit("add web")
     with executor(lab):
         [create] = lab.propose()
-        assert create["operation"] == "create"
-        assert lab.wait_final(create["id"]) == "done"
+        assert create.operation == "create"
+        assert lab.wait_final(create.id) == "done"
         [container] = lab.containers(name)
         container.reload()
         assert container.status == "running"
@@ -36,8 +36,8 @@ def test_create_replace_delete_converge_and_close_the_loop(lab: Lab) -> None:
         assert labels["homelab.reconciler/kind"] == "Container"
         assert labels["homelab.reconciler/name"] == name
         assert labels["homelab.reconciler/node"] == "local"
-        assert labels["homelab.reconciler/action-id"] == create["id"]
-        assert labels["homelab.reconciler/spec-hash"] == spec_hash(create["desired"])
+        assert labels["homelab.reconciler/action-id"] == create.id
+        assert labels["homelab.reconciler/spec-hash"] == spec_hash(create.desired)
         assert container.name == f"homelab-{name}"
         assert "GREETING=hello" in container.attrs["Config"]["Env"]
         assert lab.plan().plan.empty  # observed back: the loop closes
@@ -45,8 +45,8 @@ def test_create_replace_delete_converge_and_close_the_loop(lab: Lab) -> None:
         lab.container("web", env={"GREETING": "changed"})
         lab.commit("change env")
         [replace] = lab.propose()
-        assert replace["operation"] == "replace"
-        assert lab.wait_final(replace["id"]) == "done"
+        assert replace.operation == "replace"
+        assert lab.wait_final(replace.id) == "done"
         [new] = lab.containers(name)
         assert new.id != container.id
         assert "GREETING=changed" in new.attrs["Config"]["Env"]
@@ -55,14 +55,14 @@ def test_create_replace_delete_converge_and_close_the_loop(lab: Lab) -> None:
         lab.repo.remove(f"manifests/{name}.yaml")
         lab.commit("remove web")
         [delete] = lab.propose()
-        assert delete["operation"] == "delete"
-        assert lab.wait_final(delete["id"]) == "done"
+        assert delete.operation == "delete"
+        assert lab.wait_final(delete.id) == "done"
         assert lab.containers(name) == []
         assert lab.plan().plan.empty
-    types = [e["type"] for e in lab.executor_events() if e["data"].get("action") == create["id"]]
+    types = [e["type"] for e in lab.executor_events() if e["data"].get("action") == create.id]
     assert types[:3] == ["action.running", "action.started", "action.succeeded"]
     assert types[-1] == "action.done"
-    outcome = lab.action(create["id"])["outcome"]
+    outcome = lab.action(create.id).outcome
     assert outcome["result"] == "succeeded" and outcome["durationSeconds"] > 0
     assert "created" in outcome["output"]
 
@@ -74,9 +74,9 @@ def test_a_commit_after_approval_supersedes_the_action_unrun(lab: Lab) -> None:
     lab.container("web", env={"V": "2"})
     lab.commit("changed before the executor ran")
     with executor(lab):
-        assert lab.wait_final(action["id"]) == "superseded"
-    doc = lab.action(action["id"])
-    assert doc["outcome"]["error"].startswith("stale plan: the desired spec")
+        assert lab.wait_final(action.id) == "superseded"
+    doc = lab.action(action.id)
+    assert doc.outcome["error"].startswith("stale plan: the desired spec")
     assert lab.containers(name) == []
     assert not lab.executor_events("action.started")
 
@@ -86,15 +86,15 @@ def test_a_container_removed_by_hand_supersedes_its_replacement(lab: Lab) -> Non
     lab.commit()
     with executor(lab):
         [create] = lab.propose()
-        assert lab.wait_final(create["id"]) == "done"
+        assert lab.wait_final(create.id) == "done"
     lab.container("web", env={"V": "2"})
     lab.commit()
     [replace] = lab.propose()
     for container in lab.containers(name):
         container.remove(force=True)
     with executor(lab):
-        assert lab.wait_final(replace["id"]) == "superseded"
-    assert "no longer exists" in lab.action(replace["id"])["outcome"]["error"]
+        assert lab.wait_final(replace.id) == "superseded"
+    assert "no longer exists" in lab.action(replace.id).outcome["error"]
     assert lab.containers(name) == []
 
 
@@ -103,8 +103,8 @@ def test_a_missing_image_with_pull_policy_never_fails_at_once(lab: Lab) -> None:
     lab.commit()
     with executor(lab):
         [action] = lab.propose()
-        assert lab.wait_final(action["id"]) == "failed"
-    outcome = lab.action(action["id"])["outcome"]
+        assert lab.wait_final(action.id) == "failed"
+    outcome = lab.action(action.id).outcome
     assert "local/not-there:1 is not present" in outcome["error"]
     assert "imagePullPolicy is Never" in outcome["error"]
     assert outcome["attempts"] == 1
@@ -127,7 +127,7 @@ def test_an_unreachable_engine_is_retried_until_it_answers(lab: Lab, tmp_path: P
             time.sleep(0.05)
         time.sleep(1.0)  # unreachable for a while longer
         link.symlink_to(real)  # the engine is back
-        assert lab.wait_final(action["id"]) == "done"
+        assert lab.wait_final(action.id) == "done"
     retrying = lab.executor_events("action.retrying")
     assert retrying and "unreachable" in retrying[0]["data"]["error"]
     assert len(lab.containers(name)) == 1
@@ -139,8 +139,8 @@ def test_an_unhealthy_container_fails_the_action(lab: Lab) -> None:
     lab.commit()
     with executor(lab):
         [action] = lab.propose()
-        assert lab.wait_final(action["id"]) == "failed"
-    assert "unhealthy" in lab.action(action["id"])["outcome"]["error"]
+        assert lab.wait_final(action.id) == "failed"
+    assert "unhealthy" in lab.action(action.id).outcome["error"]
 
 
 def test_a_second_executor_exits_naming_the_holder(lab: Lab) -> None:
@@ -176,12 +176,12 @@ def test_actions_wait_outside_maintenance_windows_and_run_when_one_opens(lab: La
         while not status_file.exists() or read_json(status_file)["state"] != "waiting-for-window":
             assert time.monotonic() < deadline, "the executor does not show it is waiting"
             time.sleep(0.05)
-        assert lab.state(action["id"]) == "approved"
-        assert read_json(status_file)["waiting"] == [action["id"]]
+        assert lab.state(action.id) == "approved"
+        assert read_json(status_file)["waiting"] == [action.id]
         assert "next opens at" in lab.executor_events("action.waiting")[0]["data"]["reason"]
         lab.write("homelab.yaml", "maintenanceWindows: []\n")
         lab.commit("open the window")
-        assert lab.wait_final(action["id"], timeout=30) == "done"
+        assert lab.wait_final(action.id, timeout=30) == "done"
     assert len(lab.containers(name)) == 1
 
 
@@ -191,7 +191,7 @@ def test_the_cli_runs_the_executor_until_sigterm(lab: Lab) -> None:
     proc = lab.spawn_executor()
     try:
         [action] = lab.propose()
-        assert lab.wait_final(action["id"]) == "done"
+        assert lab.wait_final(action.id) == "done"
     finally:
         proc.terminate()
         _out, err = proc.communicate(timeout=30)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from reconciler.planning import Tip, stale_reason
+from reconciler.queue.action import Action
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import RepoConfig
 
 
-def tip(desired: dict[tuple[str, str], dict[str, object]], invalid: set[tuple[str, str]]) -> Tip:
+def tip(desired: dict[ResourceKey, dict[str, object]], invalid: set[ResourceKey]) -> Tip:
     return Tip("c" * 40, desired, invalid, RepoConfig())
 
 
 def test_stale_reason_compares_desired_and_basis() -> None:
-    ref = ("Container", "web")
-    action = {"kind": "Container", "name": "web", "operation": "replace"}
-    action |= {"desired": {"image": "a"}, "basis": "b1"}
+    ref = ResourceKey("Container", "web")
+    action = Action(
+        id="a1",
+        kind="Container",
+        name="web",
+        operation="replace",
+        desired={"image": "a"},
+        basis="b1",
+    )
     assert stale_reason(action, tip({ref: {"image": "a"}}, set()), "b1") is None
     assert "desired spec" in str(stale_reason(action, tip({ref: {"image": "b"}}, set()), "b1"))
     assert "no longer desired" in str(stale_reason(action, tip({}, set()), "b1"))
@@ -23,7 +31,7 @@ def test_stale_reason_compares_desired_and_basis() -> None:
 
 
 def test_a_delete_is_stale_once_the_resource_is_desired_again() -> None:
-    action = {"kind": "File", "name": "f", "operation": "delete", "desired": None, "basis": "b"}
+    action = Action(id="a2", kind="File", name="f", operation="delete", desired=None, basis="b")
     assert stale_reason(action, tip({}, set()), "b") is None
-    again = tip({("File", "f"): {"path": "/x"}}, set())
+    again = tip({ResourceKey("File", "f"): {"path": "/x"}}, set())
     assert "desired again" in str(stale_reason(action, again, "b"))

@@ -36,30 +36,30 @@ def _events(root: RuntimeRoot, type_: str) -> list[dict[str, object]]:
 def test_same_change_gives_the_same_id_and_is_proposed_once(runtime_root: RuntimeRoot) -> None:
     queue = ActionQueue(runtime_root)
     first, again = _action("web"), _action("web")
-    assert first["id"] == again["id"]
+    assert first.id == again.id
     assert queue.propose(first) is True
     assert queue.propose(again) is False
-    assert queue.ids("pending") == [first["id"]]
+    assert queue.ids("pending") == [first.id]
 
 
 def test_generations_are_distinct_and_tied_to_their_plan() -> None:
     zero, one = _action("web"), _action("web", generation=1)
-    assert one["id"] == generation_id(str(zero["id"]), 1) != zero["id"]
-    assert one["planId"] == zero["planId"] == zero["id"]
+    assert one.id == generation_id(str(zero.id), 1) != zero.id
+    assert one.plan_id == zero.plan_id == zero.id
 
 
 def test_second_move_of_the_same_action_reports_where_it_is(runtime_root: RuntimeRoot) -> None:
     queue = ActionQueue(runtime_root)
     action = _action("web")
     queue.propose(action)
-    queue.move(str(action["id"]), "pending", "approved", actor="alice")
+    queue.move(str(action.id), "pending", "approved", actor="alice")
     with pytest.raises(QueueConflict) as caught:
-        queue.move(str(action["id"]), "pending", "approved", actor="bob")
+        queue.move(str(action.id), "pending", "approved", actor="bob")
     assert caught.value.current == "approved"
     assert "already approved" in str(caught.value)
-    state, doc = queue.get(str(action["id"])) or ("", {})
+    state, doc = queue.get(str(action.id)) or ("", {})
     assert state == "approved"
-    assert [h["actor"] for h in doc["history"]] == ["alice"]
+    assert [h.actor for h in doc.moves] == ["alice"]
 
 
 def test_snapshot_lists_every_action_with_its_state(runtime_root: RuntimeRoot) -> None:
@@ -67,8 +67,8 @@ def test_snapshot_lists_every_action_with_its_state(runtime_root: RuntimeRoot) -
     web, db = _action("web"), _action("db")
     queue.propose(web)
     queue.propose(db)
-    queue.move(str(db["id"]), "pending", "rejected", actor="alice", reason="no")
-    assert queue.snapshot() == {web["id"]: "pending", db["id"]: "rejected"}
+    queue.move(str(db.id), "pending", "rejected", actor="alice", reason="no")
+    assert queue.snapshot() == {web.id: "pending", db.id: "rejected"}
 
 
 def test_ids_that_could_leave_the_queue_are_refused(runtime_root: RuntimeRoot) -> None:
@@ -87,7 +87,7 @@ def test_two_processes_approving_the_same_100_actions_approve_each_once(
     for i in range(100):
         action = _action(f"svc-{i}")
         queue.propose(action)
-        ids.append(str(action["id"]))
+        ids.append(str(action.id))
     procs = [
         subprocess.Popen(
             [HOMELAB, "actions", "approve", "--root", str(runtime_root.path), *ids],
@@ -109,4 +109,4 @@ def test_two_processes_approving_the_same_100_actions_approve_each_once(
     assert (wins, already) == (100, 100)
     for action_id in ids:
         _state, doc = queue.get(action_id) or ("", {})
-        assert len(doc["history"]) == 1
+        assert len(doc.history) == 1

@@ -18,7 +18,7 @@ import pytest
 
 from reconciler.atomic_files import atomic_write_json
 from reconciler.planning import desired_specs
-from reconciler.queue import ActionQueue
+from reconciler.queue import Action, ActionQueue
 from reconciler.queue.action import now_iso
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
@@ -103,16 +103,16 @@ class Lab:
     def actions(self, state: str = "pending") -> list[dict[str, Any]]:
         return self.queue.actions(state)
 
-    def only(self, state: str = "pending") -> dict[str, Any]:
+    def only(self, state: str = "pending") -> Action:
         found = self.actions(state)
-        assert len(found) == 1, [(a["kind"], a["name"], a["operation"]) for a in found]
+        assert len(found) == 1, [(a.kind, a.name, a.operation) for a in found]
         return found[0]
 
     def execute(self, action_id: str) -> None:
         """The executor's part: claim, apply (the world shows desired), finish."""
         action = self.queue.move(action_id, "approved", "running", actor="executor")
-        self.queue.move(action_id, "running", "done", actor="executor", extra={"outcome": "ok"})
-        self.observe(action["name"], action["desired"])
+        self.queue.move(action_id, "running", "done", actor="executor", outcome={"result": "ok"})
+        self.observe(action.name, action.desired)
 
     # -- services ------------------------------------------------------------
     def supervisor(self, **settings: Any) -> Supervisor:

@@ -22,7 +22,7 @@ def _undo_three_times(lab: Any) -> None:
     """Create web, let it be removed outside git, three times over."""
     for _ in range(3):
         lab.reconcile()
-        lab.execute(lab.only("approved")["id"])
+        lab.execute(lab.only("approved").id)
         lab.reconcile()
         assert lab.actions("approved") == [] and lab.actions("pending") == []
         lab.observe("web", None)  # someone removed the container by hand
@@ -36,7 +36,7 @@ def test_same_patch_succeeding_three_times_marks_the_resource_flapping(lab: Any)
     web = status["resources"]["Container/web"]
     assert web["status"] == "Flapping"
     assert lab.actions("approved") == [] and lab.actions("pending") == []
-    done = sorted(a["id"] for a in lab.actions("done"))
+    done = sorted(a.id for a in lab.actions("done"))
     assert len(done) == 3 and all(aid in web["errors"][0] for aid in done)
     [event] = [e for e in lab.events("resource.condition") if e["data"]["type"] == "Flapping"]
     assert event["data"]["status"] == "True" and event["ref"]["name"] == "web"
@@ -47,7 +47,7 @@ def test_same_patch_succeeding_three_times_marks_the_resource_flapping(lab: Any)
     lab.commit("new desired spec")
     status = lab.reconcile()
     assert status["resources"]["Container/web"]["status"] == "Pending"
-    assert lab.only("approved")["desired"]["image"] == "local/busybox:2"
+    assert lab.only("approved").desired["image"] == "local/busybox:2"
     flapping = [e for e in lab.events("resource.condition") if e["data"]["type"] == "Flapping"]
     assert [e["data"]["status"] for e in flapping] == ["True", "False"]
 
@@ -58,13 +58,13 @@ def test_operator_clearing_the_mark_lets_actions_through_again(lab: Any) -> None
     for _ in range(3):
         lab.reconcile()
         lab.cli("actions", "approve", "--all")
-        lab.execute(lab.only("approved")["id"])
+        lab.execute(lab.only("approved").id)
         lab.observe("web", None)
     assert lab.reconcile()["resources"]["Container/web"]["status"] == "Flapping"
     out = lab.cli("actions", "clear-flap", "Container/web", "--as", "carol")
     assert "cleared" in out.stdout
     status = lab.reconcile()
     assert status["resources"]["Container/web"]["status"] == "Pending"
-    assert lab.only("pending")["operation"] == "create"
+    assert lab.only("pending").operation == "create"
     cleared = [e for e in lab.events("resource.condition") if e["source"] == "cli-carol"]
     assert cleared[0]["data"]["reason"] == "ClearedByOperator"

@@ -40,7 +40,7 @@ def test_no_action_while_the_node_is_not_ready_then_proposed_when_it_is(lab: Any
     report_node(lab, ready=True)
     status = lab.reconcile()
     action = lab.only("pending")
-    assert (action["name"], action["operation"]) == ("web", "create")
+    assert (action.name, action.operation) == ("web", "create")
     assert status["resources"]["Container/web"]["status"] == "Pending"
     flips = [
         e["data"]["status"]
@@ -64,4 +64,4 @@ def test_files_still_apply_when_the_engine_is_down(lab: Any) -> None:
     lab.commit("add a file")
     lab.reconcile()
     action = lab.only("pending")
-    assert (action["kind"], action["operation"]) == ("File", "create")
+    assert (action.kind, action.operation) == ("File", "create")

@@ -76,24 +76,24 @@ def test_commit_wakes_the_running_supervisor_and_a_restart_adds_nothing(
     lab.container("web")
     lab.commit("first")
     supervisor.start()
-    assert [a["name"] for a in lab.actions()] == ["web"]
+    assert [a.name for a in lab.actions()] == ["web"]
 
     lab.container("db")
     second = lab.commit("second")
     _wait("the db action", lambda: len(lab.actions()) == 2)
     _wait("the status at the new commit", lambda: _status(lab)["commit"] == second)
-    before = sorted(a["id"] for a in lab.actions())
+    before = sorted(a.id for a in lab.actions())
 
     assert supervisor.kill(signal.SIGKILL) == -signal.SIGKILL
     supervisor.start()
-    assert sorted(a["id"] for a in lab.actions()) == before
+    assert sorted(a.id for a in lab.actions()) == before
     assert lab.actions("superseded") == []
     proposed = [e["data"]["action"] for e in lab.events("action.pending")]
     assert sorted(proposed) == before  # each proposed exactly once across both processes
 
     lab.observe("web", lab.desired("web"))  # the world now matches: web's action is moot
     _wait("web's action to be superseded", lambda: len(lab.actions("superseded")) == 1)
-    assert [a["name"] for a in lab.actions()] == ["db"]
+    assert [a.name for a in lab.actions()] == ["db"]
     assert supervisor.kill(signal.SIGTERM) == 0
 
 
