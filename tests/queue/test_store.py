@@ -14,7 +14,7 @@ from reconciler.diff import diff_resource
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue, new_action
-from reconciler.queue.action import generation_id
+from reconciler.queue.action import action_from_json, generation_id
 from reconciler.runtime_root import RuntimeRoot
 
 HOMELAB = str(Path(sys.executable).parent / "homelab")
@@ -110,3 +110,16 @@ def test_two_processes_approving_the_same_100_actions_approve_each_once(
     for action_id in ids:
         _state, doc = queue.get(action_id) or ("", {})
         assert len(doc.history) == 1
+
+
+def test_an_action_file_of_the_untyped_format_reads_and_writes_back_byte_identical(
+    tmp_path: Path,
+) -> None:
+    """The typed Action keeps the file format: a done action written before it existed
+    (history, address and outcome included) decodes and encodes to the same bytes."""
+    golden = Path(__file__).parent / "data" / "action-done.json"
+    action = action_from_json(golden.read_bytes())
+    assert action.address == "1.2.3.4" and [h.state for h in action.moves][-1] == "done"
+    root = RuntimeRoot(tmp_path / "root").ensure()
+    ActionQueue(root).update("done", action)
+    assert (root.queue_dir("done") / f"{action.id}.json").read_bytes() == golden.read_bytes()
