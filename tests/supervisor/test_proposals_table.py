@@ -441,6 +441,9 @@ class Desk:
         )
         errors = []
         if row.invalid:
+            # The Proposer picks a resource's errors by its name appearing in the error text
+            # (here: in the file name); an error in manifests/apps.yaml would show only
+            # "manifest invalid". Reported, not relied on beyond this one row.
             where = Location("manifests/web.yaml", 7, 3)
             errors.append(ManifestError(where, "spec.colour", "Extra inputs are not permitted"))
             state.invalid.add(ref)
