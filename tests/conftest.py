@@ -2,7 +2,10 @@
 
 The Docker engine is the private one `hack/dev-daemons.sh start` runs (hack/test.sh
 exports HOMELAB_TEST_DOCKER_HOST). Tests that need it fail loudly when it is
-missing: a skipped test would be a failing feature.
+missing: a skipped test would be a failing feature. Every test that uses the engine
+carries `@pytest.mark.docker` (so `-m "not docker"` leaves exactly those out);
+`pytest_runtest_setup` below fails a test that reaches `docker_host`, directly or
+through a fixture built on it, without the marker.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import pytest
 from reconciler.runtime_root import RuntimeRoot
 
 BUSYBOX = "local/busybox:1"
+# The fixture every use of the engine goes through: docker_client and the labs built on
+# them request it, so it is in the fixture closure of every test that needs the engine.
+DOCKER_FIXTURE = "docker_host"
 
 
 class GitRepo:
@@ -64,6 +70,23 @@ def git_repo(tmp_path: Path) -> GitRepo:
 @pytest.fixture
 def runtime_root(tmp_path: Path) -> RuntimeRoot:
     return RuntimeRoot(tmp_path / "root").ensure()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail, before any fixture runs, a test that uses the engine without the docker marker.
+
+    `fixturenames` is the test's whole fixture closure (fixtures of fixtures
+    included), known at collection; a fixture fetched with `request.getfixturevalue`
+    would not show there, and no test here does that.
+    """
+    uses_engine = DOCKER_FIXTURE in getattr(item, "fixturenames", ())
+    if uses_engine and item.get_closest_marker("docker") is None:
+        pytest.fail(
+            f"{item.nodeid} uses the Docker engine (fixture {DOCKER_FIXTURE}) but is not "
+            "marked: add @pytest.mark.docker (or pytestmark = pytest.mark.docker)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,7 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
     pytest.fail(f"timed out waiting for {what}")
 
 
+@pytest.mark.docker
 def test_up_runs_the_example_serves_the_ui_and_stops_on_ctrl_c(
     tmp_path: Path, docker_host: str, start_up: Callable[[list[str], dict[str, str]], Up]
 ) -> None:

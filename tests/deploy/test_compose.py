@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 TOP = Path(__file__).resolve().parents[2]
-SCHEMA = TOP.parent / "shared" / "data" / "compose-spec.json"
+SCHEMA = TOP / "tests" / "data" / "compose-spec.json"
 SERVICES = {"observer", "supervisor", "executor", "ui"}
 
 
@@ -53,7 +53,9 @@ def _config(env_file: str, env: dict[str, str]) -> dict[str, Any]:
 
 def test_compose_file_validates_against_the_compose_spec_schema(compose: dict[str, Any]) -> None:
     if not SCHEMA.is_file():
-        pytest.fail(f"the Compose Spec schema is missing: expected {SCHEMA} beside the clone")
+        pytest.fail(
+            f"the Compose Spec schema is missing: expected {SCHEMA} (see tests/data/README.md)"
+        )
     validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
     errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(compose)]
     assert errors == []

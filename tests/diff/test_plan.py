@@ -1,4 +1,8 @@
-"""The pure planner and its terraform-style rendering."""
+"""The pure planner and its rendering: colours and the JSON Patch round trip.
+
+Given-desired-and-observed-expect-this-plan cases are data in tests/diff/cases/
+(run by test_plan_cases.py); this module keeps what a golden text cannot show.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.diff import diff_resource, make_plan, plan_to_json, render_text
+from reconciler.diff import make_plan, plan_to_json, render_text
 
 IN_PLACE = {"Container": frozenset({"restartPolicy"}), "File": frozenset({"mode", "sha256"})}
 WEB = {"image": "local/busybox:1", "restartPolicy": "always", "env": [{"name": "A", "value": "1"}]}
@@ -21,71 +25,18 @@ def plan_of(desired: dict[Any, Any], observed: dict[Any, Any], **kw: Any) -> Any
     return make_plan("0123456789abcdef", desired, observed, in_place=IN_PLACE, **kw)
 
 
-def test_one_change_of_each_kind_and_the_summary() -> None:
-    desired = {
-        ("Container", "new"): WEB,
-        ("Container", "moved"): {**WEB, "image": "local/busybox:2"},
-        ("File", "f"): {**FILE, "mode": "0600"},
-        ("Container", "same"): WEB,
-    }
-    observed = {
-        ("Container", "moved"): WEB,
-        ("File", "f"): FILE,
-        ("Container", "same"): copy.deepcopy(WEB),
-        ("Container", "gone"): WEB,
-    }
+def test_colour_only_when_asked() -> None:
+    desired = {("Container", "new"): WEB, ("File", "f"): {**FILE, "mode": "0600"}}
+    observed = {("File", "f"): FILE, ("Container", "gone"): WEB}
     plan = plan_of(desired, observed)
-    assert [(c.operation, c.name) for c in plan.changes] == [
-        ("create", "new"),
-        ("update", "f"),
-        ("replace", "moved"),
-        ("delete", "gone"),
-    ]
-    text = render_text(plan)
-    assert "  + Container/new" in text
-    assert '      ~ mode: "0644" -> "0600"' in text
-    assert "-/+ Container/moved" in text
-    assert '      ~ image: "local/busybox:1" -> "local/busybox:2"  # forces replacement' in text
-    assert "  - Container/gone" in text
-    assert text.endswith("Plan: 1 to create, 1 to update, 1 to replace, 1 to delete.")
-    assert "\x1b[" not in text
-    assert "\x1b[32m" in render_text(plan, colour=True)
-
-
-def test_in_sync_world_gives_an_empty_plan() -> None:
-    plan = plan_of({("File", "f"): FILE}, {("File", "f"): dict(FILE)})
-    assert plan.empty
-    assert "No changes." in render_text(plan)
-    assert render_text(plan).endswith("Plan: 0 to create, 0 to update, 0 to replace, 0 to delete.")
-
-
-def test_ignore_differences_hides_drift_of_those_fields_only() -> None:
-    drifted = {**WEB, "restartPolicy": "no", "image": "local/busybox:2"}
-    change = diff_resource(
-        "Container", "w", WEB, drifted, in_place=IN_PLACE["Container"], ignore=["/restartPolicy"]
-    )
-    assert change is not None
-    assert change.patch == [{"op": "replace", "path": "/image", "value": "local/busybox:1"}]
-    assert (
-        diff_resource(
-            "Container", "w", WEB, {**WEB, "restartPolicy": "no"}, ignore=["/restartPolicy"]
-        )
-        is None
-    )
-
-
-def test_invalid_resources_are_never_deleted_and_incomplete_state_withholds_deletes() -> None:
-    observed = {("File", "broken"): FILE, ("File", "gone"): FILE}
-    plan = plan_of({}, observed, protected={("File", "broken")})
-    assert [(c.operation, c.name) for c in plan.changes] == [("delete", "gone")]
-    withheld = plan_of({}, observed, allow_deletes=False)
-    assert withheld.changes == []
-    assert len(withheld.notes) == 2
-
-
-def test_nodes_are_observed_only() -> None:
-    plan = plan_of({("Node", "n"): {"dockerHost": "unix:///x"}}, {})
-    assert plan.empty
+    plain, coloured = render_text(plan), render_text(plan, colour=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[32m  + Container/new\x1b[0m" in coloured  # create: green
+    assert "\x1b[33m  ~ File/f\x1b[0m" in coloured  # update: yellow
+    assert "\x1b[31m  - Container/gone\x1b[0m" in coloured  # delete: red
+    # Three titles and every field line are painted, nothing else.
+    painted = coloured.replace("\x1b[0m", "").count("\x1b[")
+    assert painted == 3 + plain.count("\n      ")
 
 
 json_scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text("ab~/", max_size=3)

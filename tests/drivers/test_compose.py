@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from reconciler.atomic_files import read_json
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
+
+pytestmark = pytest.mark.docker  # every test here uses the real engine
 
 COMPOSE = f"""\
 version: "2.4"

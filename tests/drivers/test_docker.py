@@ -15,6 +15,8 @@ from reconciler.resources.normalize import fingerprint
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
 
+pytestmark = pytest.mark.docker  # every test here uses the real engine
+
 
 def test_env_from_a_secret_reaches_only_the_container(lab: Lab) -> None:
     (lab.root.secrets / "db-pass").write_bytes(b"hunter2-secret\n")

@@ -24,6 +24,7 @@ def file_yaml(name: str, **spec: object) -> str:
     return orjson.dumps(doc).decode() + "\n"
 
 
+@pytest.mark.docker
 def test_a_file_is_written_with_its_content_and_mode_then_updated_and_deleted(lab: Lab) -> None:
     target = lab.files / "www" / "index.html"
     page = file_yaml("page", path=str(target), content="hi\n", mode="0640")
@@ -55,6 +56,7 @@ def test_a_file_is_written_with_its_content_and_mode_then_updated_and_deleted(la
     assert not target.exists()
 
 
+@pytest.mark.docker
 def test_a_file_from_a_secret_is_written_but_never_shown(lab: Lab) -> None:
     (lab.root.secrets / "api-token").write_bytes(b"s3cr3t-value\n")
     target = lab.files / "token"
@@ -71,6 +73,7 @@ def test_a_file_from_a_secret_is_written_but_never_shown(lab: Lab) -> None:
     "path_in_root",
     ["../outside/x", "sub/../../outside/x"],
 )
+@pytest.mark.docker
 def test_dot_dot_paths_are_refused(lab: Lab, path_in_root: str) -> None:
     path = f"{lab.files}/{path_in_root}"
     lab.write("manifests/f.yaml", file_yaml("f", path=path, content="x"))
@@ -80,6 +83,7 @@ def test_dot_dot_paths_are_refused(lab: Lab, path_in_root: str) -> None:
     assert "must not contain '..'" in lab.action(action.id).outcome["error"]
 
 
+@pytest.mark.docker
 def test_paths_outside_the_allowed_roots_are_refused(lab: Lab, tmp_path: Path) -> None:
     lab.write("manifests/f.yaml", file_yaml("f", path=str(tmp_path / "elsewhere"), content="x"))
     lab.commit()
@@ -90,6 +94,7 @@ def test_paths_outside_the_allowed_roots_are_refused(lab: Lab, tmp_path: Path) -
     assert not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.docker
 def test_a_symlink_out_of_the_root_is_refused(lab: Lab, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

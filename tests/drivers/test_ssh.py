@@ -20,6 +20,8 @@ import pytest
 
 from tests.executor.lab import Lab
 
+pytestmark = pytest.mark.docker  # every test here uses the real engine
+
 SSHD = "/usr/sbin/sshd"
 
 

@@ -24,6 +24,8 @@ import pytest
 from reconciler.resources.normalize import spec_hash
 from tests.executor.lab import Lab
 
+pytestmark = pytest.mark.docker  # every test here uses the real engine
+
 ROUNDS = 21
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from reconciler.drivers.base import DriverSettings
 from reconciler.executor import Executor, RetryPolicy
 from reconciler.observer.service import ObserverService
 from tests.executor.lab import Lab, ThreadedExecutor
+
+pytestmark = pytest.mark.docker  # every test here uses the real engine
 
 
 class ThreadedObserver:

@@ -6,11 +6,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from reconciler.atomic_files import read_json
 from reconciler.drivers.base import DriverSettings
 from reconciler.executor import Executor, RetryPolicy
 from reconciler.resources.normalize import spec_hash
 from tests.executor.lab import Lab, ThreadedExecutor
+
+pytestmark = pytest.mark.docker  # every test here uses the real engine
 
 FAST = RetryPolicy(attempts=3, initial=0.1, maximum=0.5)
 

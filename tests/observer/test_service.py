@@ -78,6 +78,7 @@ def _run_managed(client: Any, root: RuntimeRoot, name: str, spec: dict[str, Any]
     )
 
 
+@pytest.mark.docker
 def test_container_created_outside_appears_dies_and_is_removed(
     observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
 ) -> None:
@@ -107,6 +108,7 @@ def test_container_created_outside_appears_dies_and_is_removed(
     assert obs["nodes"]["local"]["lastFullListingAt"] >= obs["nodes"]["local"]["collectorStartedAt"]
 
 
+@pytest.mark.docker
 def test_managed_container_without_spec_label_gets_a_condition(
     observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
 ) -> None:
@@ -122,6 +124,7 @@ def test_managed_container_without_spec_label_gets_a_condition(
         container.remove(force=True)
 
 
+@pytest.mark.docker
 def test_world_document_deleted_while_running_comes_back(
     observer: ObserverService, runtime_root: RuntimeRoot
 ) -> None:
@@ -151,6 +154,7 @@ def test_unreachable_engine_is_reported_not_fatal(
         thread.join(timeout=20)
 
 
+@pytest.mark.docker
 def test_without_docker_collectors_the_executor_reports_still_fold(
     runtime_root: RuntimeRoot, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +183,7 @@ def test_without_docker_collectors_the_executor_reports_still_fold(
         thread.join(timeout=20)
 
 
+@pytest.mark.docker
 def test_another_control_planes_containers_are_not_observed(
     observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any, tmp_path: Any
 ) -> None:
@@ -213,6 +218,7 @@ def test_another_control_planes_containers_are_not_observed(
                 container.remove(force=True)
 
 
+@pytest.mark.docker
 def test_a_restarted_service_watches_the_engine_again(
     runtime_root: RuntimeRoot, docker_host: str, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
