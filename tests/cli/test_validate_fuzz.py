@@ -84,3 +84,17 @@ def test_validate_reports_the_adversarial_scalars_where_they_are(tmp_path: Path)
     assert lines[1].startswith("manifests/fuzz.yaml:17:12: spec.content: '99999999999")
     assert "(more than 4000 digits); quote it to keep it as text" in lines[1]
     assert lines[2] == f"2 error(s); 1 valid resource(s) at commit {repo.head[:12]}"
+
+
+def test_validate_counts_a_resource_with_two_refusals_once(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("manifests/good.yaml", GOOD)
+    spec = "  image: local/busybox:1\n  privileged: true\n  capAdd: [cap_sys_module]"
+    repo.write("manifests/fuzz.yaml", FILE.format(kind="Container", name="t", label="x", spec=spec))
+    repo.commit()
+    result = CliRunner().invoke(
+        cli, ["validate", "--repo", str(repo.path), "--root", str(tmp_path / "root")]
+    )
+    lines = result.output.splitlines()
+    assert [line.split(": ")[1] for line in lines[:2]] == ["spec.privileged", "spec.capAdd[0]"]
+    assert lines[2] == f"2 error(s); 1 valid resource(s) at commit {repo.head[:12]}"
