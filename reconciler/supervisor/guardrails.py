@@ -7,12 +7,18 @@
 per finding at the line and column of the offending field. The normalized
 document the planner holds has sorted volumes and capabilities, so a refused
 manifest (the rare path) is read again from its file at the commit to give
-positions and indices as written. Called by the planner's cross checks.
+positions and indices as written. Resolving binds costs about 0.1 ms a
+Container, too much for a 10,000-resource re-plan, so the answer is memoized
+while the manifest object and its node's engine URL stay the same: a symlink
+made later is seen by the planner only when the manifest changes, but always
+by the executor, which checks afresh before it applies (`reconciler.executor.guard`).
+Called by the planner's cross checks.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from reconciler.drivers.base import LOCAL_DOCKER_HOST
 from reconciler.drivers.hostpaths import container_findings_on
@@ -37,6 +43,19 @@ def refusals(source: GitSource, state: DesiredState, manifest: Manifest) -> list
         return []
     spec = manifest.doc.get("spec") or {}
     host = node_docker_host(state, str(spec.get("node") or "local"))
+    memos: dict[tuple[str, str], tuple[Manifest, str, list[ManifestError]]]
+    memos = source.derived.setdefault("guardrails", {})
+    memo = memos.get(manifest.ref)
+    if memo is not None and memo[0] is manifest and memo[1] == host:
+        return memo[2]
+    errors = _located(source, state, manifest, host, spec)
+    memos[manifest.ref] = (manifest, host, errors)
+    return errors
+
+
+def _located(
+    source: GitSource, state: DesiredState, manifest: Manifest, host: str, spec: dict[str, Any]
+) -> list[ManifestError]:
     if not container_findings_on(host, spec):
         return []
     located = _as_written(source, state, manifest, host)
