@@ -45,8 +45,7 @@ def validate(repo: str | None, root: str | None, ref: str | None, path: str | No
     if all_errors:
         valid = len(state.manifests.keys() - invalid)  # a resource may have several errors
         click.echo(
-            f"{len(all_errors)} error(s); {valid} valid resource(s) "
-            f"at commit {state.commit[:12]}",
+            f"{len(all_errors)} error(s); {valid} valid resource(s) at commit {state.commit[:12]}",
             err=True,
         )
         raise SystemExit(1)
