@@ -30,7 +30,7 @@ def validate(repo: str | None, root: str | None, ref: str | None, path: str | No
     runtime = get_root(root)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     state = source.load(ref)
-    _desired, errors, _invalid = desired_specs(source, state, runtime)
+    _desired, errors, invalid = desired_specs(source, state, runtime)
     all_errors = [*state.errors, *errors]
     for error in all_errors:
         click.echo(str(error), err=True)
@@ -43,9 +43,9 @@ def validate(repo: str | None, root: str | None, ref: str | None, path: str | No
         )
     count = len(state.manifests)
     if all_errors:
+        valid = len(state.manifests.keys() - invalid)  # a resource may have several errors
         click.echo(
-            f"{len(all_errors)} error(s); {count - len(errors)} valid resource(s) "
-            f"at commit {state.commit[:12]}",
+            f"{len(all_errors)} error(s); {valid} valid resource(s) at commit {state.commit[:12]}",
             err=True,
         )
         raise SystemExit(1)

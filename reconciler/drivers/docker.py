@@ -26,8 +26,9 @@ import orjson
 import requests.exceptions
 
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.hostpaths import container_findings_on
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.resources.kinds import dangerous_options
+from reconciler.resources.guardrails import refusal
 from reconciler.resources.normalize import spec_hash
 
 PREFIX = "homelab.reconciler"
@@ -210,12 +211,9 @@ class DockerDriver:
         if ctx.operation == "delete":
             return self._delete(ctx)
         desired = ctx.desired
-        found = dangerous_options(desired)
+        found = container_findings_on(ctx.node.docker_host, desired)
         if found and not ctx.allow_dangerous:
-            raise PermanentError(
-                f"Container/{ctx.name}: refused: {', '.join(found)} "
-                "(not allowed for this resource in homelab.yaml)"
-            )
+            raise PermanentError(refusal(ctx.name, found))
         want = spec_hash(desired)
         existing = self._existing(ctx)
         steps: list[str] = []

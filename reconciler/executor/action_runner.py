@@ -29,6 +29,7 @@ from reconciler.drivers.base import ApplyContext, ApplyResult, Driver, DriverSet
 from reconciler.errors import HomelabError, QueueConflict, TemporaryError
 from reconciler.events.log import EventLog
 from reconciler.executor.context import DesiredView
+from reconciler.executor.guard import refuse_unsafe
 from reconciler.planning import stale_reason
 from reconciler.queue.action import Action, now_iso
 from reconciler.queue.store import ActionQueue
@@ -118,6 +119,7 @@ class ActionRunner:
         if driver is None:
             raise HomelabError(f"no driver for kind {action.kind!r}")
         tip = self._retrying(action, [0], lambda: self.view.tip())
+        refuse_unsafe(self.view, action, tip)  # guard rails, whatever the plan said
         basis = None if recovering else self.view.world_basis(action.kind, action.name)
         reason = stale_reason(action, tip, basis, check_world=not recovering)
         if reason:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ManifestError
+from reconciler.planning.guardrails import refusals
 from reconciler.resources.key import ResourceKey
-from reconciler.resources.kinds import dangerous_options
 from reconciler.resources.normalize import (
     MissingInput,
     comparable_spec,
@@ -36,7 +36,6 @@ class _Memo:
     manifest: Manifest
     spec: dict[str, Any] | None  # None: depends on secrets or repository files
     spec_hash: str | None
-    dangerous: list[str]
 
 
 def _memo(source: GitSource, ref: ResourceKey, manifest: Manifest) -> _Memo:
@@ -46,10 +45,7 @@ def _memo(source: GitSource, ref: ResourceKey, manifest: Manifest) -> _Memo:
         spec = None
         if not has_external_inputs(manifest.kind, manifest.doc):
             spec = comparable_spec(manifest.kind, manifest.doc, _NO_INPUTS)
-        dangerous = []
-        if manifest.kind == "Container":
-            dangerous = dangerous_options(manifest.doc.get("spec") or {})
-        memo = memos[ref] = _Memo(manifest, spec, spec_hash(spec) if spec else None, dangerous)
+        memo = memos[ref] = _Memo(manifest, spec, spec_hash(spec) if spec else None)
     return memo
 
 
@@ -64,7 +60,7 @@ class _NoInputs:
 _NO_INPUTS = _NoInputs()
 
 
-def _cross_check(state: DesiredState, manifest: Manifest, memo: _Memo) -> list[ManifestError]:
+def _cross_check(source: GitSource, state: DesiredState, manifest: Manifest) -> list[ManifestError]:
     errors = []
     spec = manifest.doc.get("spec") or {}
     node = spec.get("node")
@@ -72,17 +68,7 @@ def _cross_check(state: DesiredState, manifest: Manifest, memo: _Memo) -> list[M
         errors.append(
             ManifestError(manifest.location, "spec.node", f"Node {node!r} is not defined")
         )
-    if manifest.kind == "Container" and manifest.name not in state.config.allowDangerous:
-        found = memo.dangerous
-        if found:
-            errors.append(
-                ManifestError(
-                    manifest.location,
-                    "spec",
-                    f"refused: {', '.join(found)}; allow it for this resource with "
-                    f"allowDangerous: [{manifest.name}] in homelab.yaml",
-                )
-            )
+    errors.extend(refusals(source, state, manifest))  # guard rails (homelab.yaml allowDangerous)
     return errors
 
 
@@ -96,7 +82,7 @@ def desired_specs(
     invalid: set[ResourceKey] = set(state.invalid)
     for ref, manifest in state.manifests.items():
         memo = _memo(source, ref, manifest)
-        problems = _cross_check(state, manifest, memo)
+        problems = _cross_check(source, state, manifest)
         if not problems and memo.spec is not None:
             desired[ref] = memo.spec
         elif not problems:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -32,7 +33,6 @@ _IMAGE = re.compile(
 )
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://.+$")
-DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 def _duration(value: Any) -> Any:
@@ -246,23 +246,8 @@ class ContainerSpec(StrictModel):
         return self
 
     def dangerous(self) -> list[str]:
-        """What the guard rails refuse unless the repository allows it."""
-        return dangerous_options(self.model_dump(mode="json"))
-
-
-def dangerous_options(spec: dict[str, Any]) -> list[str]:
-    """Guard-rail findings for a normalized Container spec (plain data, no validation)."""
-    found = []
-    if spec.get("privileged"):
-        found.append("privileged mode")
-    if spec.get("pidMode") == "host":
-        found.append("host PID namespace")
-    if any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN", "ALL") for c in spec.get("capAdd") or []):
-        found.append("CAP_SYS_ADMIN")
-    for vol in spec.get("volumes") or []:
-        if str(vol.get("source", "")).rstrip("/") in (DOCKER_SOCKET, "/run/docker.sock"):
-            found.append("the Docker socket as a volume")
-    return found
+        """What the guard rails refuse unless the repository allows it (paths as written)."""
+        return [str(f) for f in container_findings(self.model_dump(mode="json"))]
 
 
 class FileSpec(StrictModel):

@@ -35,8 +35,8 @@ class RepoConfig(StrictModel):
     )
     allowDangerous: list[str] = Field(
         default_factory=list,
-        description="Container names allowed privileged mode, host PID, CAP_SYS_ADMIN "
-        "or the Docker socket.",
+        description="Container names the guard rails let through: engine sockets, host "
+        "roots, privileged mode, host namespaces, dangerous capabilities (docs/guardrails.md).",
     )
     maintenanceWindows: list[MaintenanceWindow] = Field(default_factory=list)
     manifestsPath: str = "manifests"

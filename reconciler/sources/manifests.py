@@ -77,6 +77,9 @@ def _clean(message: str) -> str:
 
 def _validate(path: str, doc: YamlDoc, result: FileResult) -> None:
     data = doc.data
+    if doc.errors:
+        _unconvertible(doc, result)
+        return
     if data is None:
         return  # an empty document, e.g. after a trailing `---`
     if not isinstance(data, dict):
@@ -114,6 +117,18 @@ def _validate(path: str, doc: YamlDoc, result: FileResult) -> None:
     result.manifests.append(Manifest(kind, resource.name, where, resource.model_dump(mode="json")))
 
 
+def _unconvertible(doc: YamlDoc, result: FileResult) -> None:
+    """A document with scalars that did not convert: invalid, by name when it has one."""
+    result.errors.extend(doc.errors)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    kind, meta = data.get("kind"), data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(kind, str) and kind in KINDS and isinstance(name, str):
+        result.invalid.append(ResourceKey(kind, name))
+    else:
+        result.parsed_whole = False  # an unknown resource: nothing may be pruned
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while loading: parsing allocates many small, acyclic
@@ -140,8 +155,8 @@ def parse_file(path: str, text: bytes) -> FileResult:
 
 def parse_repo_config(path: str, text: bytes) -> tuple[RepoConfig | None, list[ManifestError]]:
     docs, errors = load_documents(path, text)
-    if errors or not docs:
-        return None, errors
+    if errors or not docs or docs[0].errors:
+        return None, [*errors, *(docs[0].errors if docs else [])]
     try:
         return RepoConfig.model_validate(docs[0].data or {}), []
     except ValidationError as exc:

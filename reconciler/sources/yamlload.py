@@ -3,7 +3,10 @@
 libyaml (PyYAML's C parser and composer) builds the node tree fast and with
 line/column marks; we then build plain Python data ourselves so that every
 limit is enforced where it happens: nesting depth, alias expansion (billion
-laughs), duplicate keys, unsupported tags. Keys are always strings and
+laughs), duplicate keys, unsupported tags. A scalar its tag cannot convert
+(`0b_`, a 5,000-digit integer, `!!bool maybe`; see `reconciler.sources.scalars`)
+is an error at its own position, attached to its document, and the rest of
+the document is still built so its kind and name are known. Keys are always strings and
 integers written with a leading zero (0644) stay text, so file modes survive
 YAML 1.1's octal rule. Nodes are kept beside the data so a later validation
 error can be mapped back to `line:column` (`locate`). Pure apart from
@@ -13,13 +16,14 @@ parsing the bytes it is given; called by `reconciler.sources.manifests`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.errors import Location, ManifestError
+from reconciler.sources.scalars import ScalarError, to_value
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -33,7 +37,7 @@ _NULL = "tag:yaml.org,2002:null"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
-_constructor = yaml.constructor.SafeConstructor()
+_CONVERTED = {_INT: "int", _FLOAT: "float", _BOOL: "bool"}
 
 
 class YamlLimitError(Exception):
@@ -44,11 +48,14 @@ class YamlLimitError(Exception):
 
 @dataclass
 class YamlDoc:
-    """One parsed document: its data, its node tree and its index in the file."""
+    """One parsed document: its data, its node tree, its index in the file, and
+    the scalars that could not be converted (each a located error; their
+    values are None in `data`)."""
 
     data: Any
     node: Node
     index: int
+    errors: list[ManifestError] = field(default_factory=list)
 
 
 def _mark(path: str, node: Node) -> Location:
@@ -61,6 +68,7 @@ class _Builder:
     def __init__(self) -> None:
         self.expanded = 0
         self.memo: dict[int, tuple[Any, int]] = {}
+        self.bad: list[tuple[ScalarNode, str]] = []
 
     def build(self, node: Node, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
@@ -87,7 +95,11 @@ class _Builder:
 
     def _construct(self, node: Node, depth: int) -> Any:
         if isinstance(node, ScalarNode):
-            return _scalar(node)
+            try:
+                return _scalar(node)
+            except ScalarError as exc:
+                self.bad.append((node, str(exc)))
+                return None
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 raise YamlLimitError(node, f"unsupported tag {node.tag}")
@@ -116,18 +128,35 @@ def _scalar(node: ScalarNode) -> Any:
     tag = node.tag
     if tag in (_STR, _TIMESTAMP):
         return node.value
-    if tag == _INT:
-        text = node.value
-        if len(text) > 1 and text.startswith("0") and text.isdigit():
-            return text  # 0644 stays text: file modes, zip codes, ...
-        return _constructor.construct_yaml_int(node)
-    if tag == _BOOL:
-        return _constructor.construct_yaml_bool(node)
     if tag == _NULL:
         return None
-    if tag == _FLOAT:
-        return _constructor.construct_yaml_float(node)
-    raise YamlLimitError(node, f"unsupported tag {tag}")
+    kind = _CONVERTED.get(tag)
+    if kind is None:
+        raise YamlLimitError(node, f"unsupported tag {tag}")
+    text = node.value
+    if kind == "int" and len(text) > 1 and text.startswith("0") and text.isdigit():
+        return text  # 0644 stays text: file modes, zip codes, ...
+    return to_value(kind, text)
+
+
+def _field_of(root: Node, target: Node) -> str:
+    """The dotted field path of `target` in the tree under `root` (errors only)."""
+    stack: list[tuple[Node, str]] = [(root, "")]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                name = str(key.value)
+                stack.append((value, f"{path}.{name}" if path else name))
+        elif isinstance(node, SequenceNode):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node.value))
+    return ""
 
 
 _IMPLICIT: dict[str, list[tuple[str, Any]]] = yaml.resolver.Resolver.yaml_implicit_resolvers
@@ -173,7 +202,12 @@ def load_documents(path: str, text: bytes) -> tuple[list[YamlDoc], list[Manifest
     try:
         for node in _compose(text):
             try:
-                docs.append(YamlDoc(_Builder().build(node), node, index))
+                builder = _Builder()
+                doc = YamlDoc(builder.build(node), node, index)
+                for bad, message in builder.bad:
+                    where = _mark(path, bad)
+                    doc.errors.append(ManifestError(where, _field_of(node, bad), message))
+                docs.append(doc)
             except YamlLimitError as exc:
                 errors.append(ManifestError(_mark(path, exc.node), "", str(exc)))
             index += 1
@@ -182,9 +216,24 @@ def load_documents(path: str, text: bytes) -> tuple[list[YamlDoc], list[Manifest
         loc = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
         problem = exc.problem or exc.context or "invalid YAML"
         errors.append(ManifestError(loc, "", f"YAML syntax error: {problem}"))
+    except yaml.reader.ReaderError as exc:
+        errors.append(_reader_error(path, text, exc))
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
         errors.append(ManifestError(Location(path), "", f"YAML error: {exc}"))
     return docs, errors
+
+
+def _reader_error(path: str, text: bytes, exc: yaml.reader.ReaderError) -> ManifestError:
+    """A character YAML does not allow, at its line and column, on one line."""
+    offset = max(0, min(int(exc.position), len(text)))
+    line = text.count(b"\n", 0, offset) + 1
+    column = offset - (text.rfind(b"\n", 0, offset) + 1) + 1
+    if isinstance(exc.character, int):
+        what = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    else:
+        what = f"cannot decode the file as {exc.encoding}: {exc.reason}"
+    message = f"YAML error: {what} (remove it, or write it as an escape in double quotes)"
+    return ManifestError(Location(path, line, column), "", message)
 
 
 def locate(path: str, node: Node, loc: tuple[str | int, ...], *, key: bool = False) -> Location:

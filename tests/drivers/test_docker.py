@@ -84,12 +84,12 @@ def context(lab: Lab, action_id: str, desired: dict[str, Any], name: str) -> App
 @pytest.mark.parametrize(
     ("extra", "finding"),
     [
-        ({"privileged": True}, "privileged mode"),
-        ({"pidMode": "host"}, "host PID namespace"),
-        ({"capAdd": ["SYS_ADMIN"]}, "CAP_SYS_ADMIN"),
+        ({"privileged": True}, r"\[privileged\] privileged mode"),
+        ({"pidMode": "host"}, r"\[host-namespace\] the host's PID namespace"),
+        ({"capAdd": ["SYS_ADMIN"]}, r"\[dangerous-capability\] capability SYS_ADMIN"),
         (
             {"volumes": [{"source": "/var/run/docker.sock", "target": "/s", "readOnly": False}]},
-            "the Docker socket",
+            r"\[docker-socket\] bind of /var/run/docker.sock",
         ),
     ],
 )

@@ -146,8 +146,9 @@ def test_dangerous_options_are_found() -> None:
         )
     ).spec
     assert spec.dangerous() == [
-        "privileged mode",
-        "host PID namespace",
-        "CAP_SYS_ADMIN",
-        "the Docker socket as a volume",
+        "spec.privileged: [privileged] privileged mode",
+        "spec.pidMode: [host-namespace] the host's PID namespace",
+        "spec.capAdd[0]: [dangerous-capability] capability SYS_ADMIN",
+        "spec.volumes[0].source: [docker-socket] bind of /var/run/docker.sock "
+        "(that is /run/docker.sock): an engine socket",
     ]
