@@ -25,6 +25,7 @@ from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES
 from reconciler.world import observed_spec
+from reconciler.world.doc import Condition, WorldStatus
 
 
 def _opt(value: Any) -> str | None:
@@ -40,13 +41,13 @@ def parse_ts(value: Any) -> float | None:
         return None
 
 
-def _condition(c: dict[str, Any]) -> s.Condition:
+def _condition(c: Condition) -> s.Condition:
     return s.Condition(
-        type=str(c.get("type", "")),
-        status=str(c.get("status", "")),
-        reason=str(c.get("reason") or ""),
-        message=str(c.get("message") or ""),
-        lastTransitionTime=_opt(c.get("lastTransitionTime")),
+        type=c.type,
+        status=c.status,
+        reason=c.reason,
+        message=c.message,
+        lastTransitionTime=c.last_transition_time,
     )
 
 
@@ -61,24 +62,23 @@ def _live(views: RuntimeViews) -> dict[ResourceKey, tuple[str, str]]:
 def _row(
     views: RuntimeViews, ref: ResourceKey, entry: dict[str, Any], live: tuple[str, str] | None
 ) -> s.ResourceRow:
-    doc = views.world.get(ref) or {}
-    status_doc = doc.get("status") or {}
-    labels = (doc.get("metadata") or {}).get("labels") or {}
-    conditions = [_condition(c) for c in status_doc.get("conditions") or [] if isinstance(c, dict)]
+    doc = views.world.get(ref)
+    status_doc = doc.status if doc is not None else WorldStatus()
+    labels = doc.metadata.labels if doc is not None else {}
     status = str(entry.get("status") or ("Pending" if live else "Unknown"))
     return s.ResourceRow(
-        kind=ref[0],
-        name=ref[1],
+        kind=ref.kind,
+        name=ref.name,
         status=status,
-        health=str(status_doc.get("health") or "Unknown"),
-        exists=bool(status_doc.get("exists")),
-        managed=bool(status_doc.get("managed")),
+        health=status_doc.health or "Unknown",
+        exists=status_doc.exists,
+        managed=status_doc.managed,
         drift=status in ("Drifted", "Pending") or live is not None,
         action=live[1] if live else _opt(entry.get("action")),
         actionState=live[0] if live else None,
-        observedAt=_opt(status_doc.get("observedAt")),
-        conditions=conditions,
-        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        observedAt=status_doc.observed_at,
+        conditions=[_condition(c) for c in status_doc.conditions],
+        labels={str(k): str(v) for k, v in labels.items()},
     )
 
 
@@ -251,7 +251,7 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
     live = [(st, d) for st, d in history if st in LIVE_STATES]
     latest = live[0] if live else next(((st, d) for st, d in history if st == "done"), None)
     desired = latest[1].desired if latest else _dict(entry.get("desired"))
-    observed = observed_spec(views.world.get(ResourceKey(kind, name)) or {})
+    observed = observed_spec(views.world.get(ResourceKey(kind, name)))
     patch: list[dict[str, Any]] = []
     diff = ""
     if live:

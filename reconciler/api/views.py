@@ -26,6 +26,7 @@ from reconciler.queue.action import Action, InvalidAction, action_from_json
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 from reconciler.world import WorldReader
+from reconciler.world.doc import WorldDoc
 
 PARTS = ("world", "queue", "events", "state")
 RESYNC_SECONDS = 15.0  # a full re-read, in case a change notification was missed
@@ -45,7 +46,7 @@ class RuntimeViews:
     def __init__(self, root: RuntimeRoot, *, event_capacity: int = 20000) -> None:
         self.root = root
         self.feed = EventFeed(root, event_capacity)
-        self.world: dict[ResourceKey, dict[str, Any]] = {}
+        self.world: dict[ResourceKey, WorldDoc] = {}
         self.queue: dict[str, dict[str, Action]] = {s: {} for s in QUEUE_STATES}
         self.supervisor: dict[str, Any] = {}
         self.observer: dict[str, Any] = {}

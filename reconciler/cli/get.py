@@ -15,6 +15,7 @@ from reconciler.cli.common import get_root, root_option
 from reconciler.errors import ConfigError
 from reconciler.resources.kinds import KINDS
 from reconciler.world import WorldReader
+from reconciler.world.doc import WorldDoc, world_doc_to_dict
 
 
 def _kind(text: str) -> str:
@@ -24,17 +25,17 @@ def _kind(text: str) -> str:
     raise ConfigError(f"unknown kind {text!r}; expected one of {', '.join(KINDS)}")
 
 
-def _row(doc: dict[str, Any]) -> list[str]:
-    status = doc.get("status") or {}
-    last = status.get("lastAction") or {}
-    ready = [c["status"] for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+def _row(doc: WorldDoc) -> list[str]:
+    status = doc.status
+    last = status.last_action
+    ready = status.condition("Ready")
     return [
-        doc["metadata"]["name"],
-        str(status.get("node") or "-"),
-        "yes" if status.get("exists") else "no",
-        str(status.get("health") or "Unknown") + (f" (Ready={ready[0]})" if ready else ""),
-        str(status.get("observedAt") or "-"),
-        f"{last.get('operation')} {last.get('state')}" if last else "-",
+        doc.metadata.name,
+        status.node or "-",
+        "yes" if status.exists else "no",
+        status.health + (f" (Ready={ready.status})" if ready else ""),
+        status.observed_at or "-",
+        f"{last.operation} {last.state}" if last else "-",
     ]
 
 
@@ -54,14 +55,15 @@ def get(kind: str, name: str | None, output: str, root: str | None) -> None:
     wanted = _kind(kind)
     world = WorldReader(get_root(root)).read()
     docs = [doc for (k, n), doc in sorted(world.items()) if k == wanted and name in (None, n)]
+    plain = [world_doc_to_dict(doc) for doc in docs]  # the documents as on disk
     if name and not docs:
         raise ConfigError(f"{wanted}/{name} is not in the world (not observed yet?)")
     if output == "json":
-        data: Any = docs[0] if name else docs
+        data: Any = plain[0] if name else plain
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
         return
     if output == "yaml":
-        click.echo(yaml.safe_dump(docs[0] if name else docs, sort_keys=True).rstrip())
+        click.echo(yaml.safe_dump(plain[0] if name else plain, sort_keys=True).rstrip())
         return
     rows = [["NAME", "NODE", "EXISTS", "HEALTH", "OBSERVED", "LAST ACTION"]]
     rows += [_row(doc) for doc in docs]

@@ -53,12 +53,9 @@ class DesiredView:
             doc = read_world_doc(world_path(self.root, kind, name))
         except FileNotFoundError:
             return ""
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # InvalidWorldDoc is a ValueError
             return None
-        if not isinstance(doc, dict):
-            return None
-        status = doc.get("status") or {}
-        return str(status.get("basis") or "") if status.get("exists") else ""
+        return doc.basis
 
     def _state_at(self, commit: str) -> DesiredState:
         try:

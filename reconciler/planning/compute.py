@@ -21,7 +21,8 @@ from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import gc_paused
-from reconciler.world import WorldReader, observed_spec
+from reconciler.world import WorldReader
+from reconciler.world.doc import WorldDoc
 
 IN_PLACE = {kind: model.IN_PLACE for kind, model in KINDS.items()}
 
@@ -33,17 +34,17 @@ class PlanResult:
     desired: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
     errors: list[ManifestError] = field(default_factory=list)
     invalid: set[ResourceKey] = field(default_factory=set)
-    world: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
+    world: dict[ResourceKey, WorldDoc] = field(default_factory=dict)
 
 
 def managed_observed(
-    world: dict[ResourceKey, dict[str, Any]],
+    world: dict[ResourceKey, WorldDoc],
 ) -> dict[ResourceKey, dict[str, Any] | None]:
     """Observed specs of the resources this project manages (None = missing)."""
     return {
-        ref: observed_spec(doc)
+        ref: doc.observed_spec
         for ref, doc in world.items()
-        if (doc.get("status") or {}).get("managed") and ref[0] in KINDS
+        if doc.status.managed and ref.kind in KINDS
     }
 
 
@@ -66,7 +67,7 @@ def compute_plan(
 def _unchanged(
     source: GitSource,
     desired: dict[ResourceKey, dict[str, Any]],
-    world: dict[ResourceKey, dict[str, Any]],
+    world: dict[ResourceKey, WorldDoc],
     ignore: dict[ResourceKey, list[str]],
 ) -> set[ResourceKey]:
     """Resources whose desired spec hash equals the world's basis: in sync, no diff needed.
@@ -79,11 +80,11 @@ def _unchanged(
         doc = world.get(ref)
         if doc is None or ref in ignore:
             continue
-        status = doc.get("status") or {}
-        if not (status.get("managed") and status.get("exists")):
+        status = doc.status
+        if not (status.managed and status.exists):
             continue
         digest = memoized_hash(source, ref, spec) or spec_hash(spec)
-        if digest == status.get("basis"):
+        if digest == status.basis:
             same.add(ref)
     return same
 
@@ -96,7 +97,7 @@ def _plan_state(
     allow_deletes: bool,
 ) -> PlanResult:
     desired, errors, invalid = desired_specs(source, state, root)
-    world: dict[ResourceKey, dict[str, Any]] = {}
+    world: dict[ResourceKey, WorldDoc] = {}
     if root is not None:
         world = (world_reader or WorldReader(root)).read()
     ignore: dict[ResourceKey, list[str]] = {}

@@ -33,6 +33,7 @@ from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.supervisor.flap import FlapGuard, ref_key
 from reconciler.supervisor.policy import Gate, auto_approves
+from reconciler.world.doc import WorldDoc
 
 log = logging.getLogger("reconciler.supervisor")
 MAX_GENERATIONS = 10_000
@@ -96,20 +97,21 @@ def _node_not_ready(ref: ResourceKey, result: PlanResult) -> str | None:
         return None
     spec = result.desired.get(ref)
     if spec is None:
-        spec = (result.world.get(ref) or {}).get("status", {}).get("observed") or {}
+        doc = result.world.get(ref)
+        spec = (doc.status.observed if doc is not None else None) or {}
     node = str(spec.get("node") or "local")
     node_doc = result.world.get(ResourceKey("Node", node))
     if node_doc is None:
         return None
-    for cond in node_doc.get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") == "False":
-            detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
-            return f"node {node} is not ready ({detail or 'engine unreachable'})"
+    ready = node_doc.status.condition("Ready")
+    if ready is not None and ready.status == "False":
+        detail = ": ".join(x for x in (ready.reason, ready.message) if x)
+        return f"node {node} is not ready ({detail or 'engine unreachable'})"
     return None
 
 
-def world_basis(doc: dict[str, Any] | None) -> str:
-    return str(((doc or {}).get("status") or {}).get("basis") or "")
+def world_basis(doc: WorldDoc | None) -> str:
+    return (doc.status.basis or "") if doc is not None else ""
 
 
 class Proposer:
@@ -143,7 +145,7 @@ class Proposer:
         return out
 
     def _settled(
-        self, world: dict[ResourceKey, dict[str, Any]], ref: ResourceKey
+        self, world: dict[ResourceKey, WorldDoc], ref: ResourceKey
     ) -> Callable[[str], bool]:
         """Has the world been observed since action `aid` finished?"""
 
@@ -153,7 +155,8 @@ class Proposer:
             except (OSError, InvalidAction):
                 return True
             finished = _parse_ts(history[-1].at) if history else None
-            seen = _parse_ts(((world.get(ref) or {}).get("status") or {}).get("observedAt"))
+            doc = world.get(ref)
+            seen = _parse_ts(doc.status.observed_at) if doc is not None else None
             return finished is None or (seen is not None and seen > finished)
 
         return check

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.meta import API_VERSION
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.world.doc import InvalidWorldDoc, WorldDoc, world_doc_from_json
 
 
 def world_path(root: RuntimeRoot, kind: str, name: str) -> Path:
@@ -46,13 +45,9 @@ def new_world_doc(kind: str, name: str) -> dict[str, Any]:
     }
 
 
-def observed_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The spec as seen, or None when the resource does not exist."""
-    status = doc.get("status") or {}
-    if not status.get("exists"):
-        return None
-    spec = status.get("observed")
-    return spec if isinstance(spec, dict) else None
+def observed_spec(doc: WorldDoc | None) -> dict[str, Any] | None:
+    """The spec as seen, or None when the resource does not exist (or is not known)."""
+    return doc.observed_spec if doc is not None else None
 
 
 class TornRead(OSError):
@@ -85,15 +80,15 @@ def read_doc_bytes(path: str | Path) -> tuple[bytes, os.stat_result]:
     return b"".join(chunks), after
 
 
-def read_world_doc(path: str | Path) -> Any:
-    """One world document, parsed; OSError (TornRead included) or ValueError when unusable."""
-    return orjson.loads(read_doc_bytes(path)[0])
+def read_world_doc(path: str | Path) -> WorldDoc:
+    """One world document, typed; OSError (TornRead included) or InvalidWorldDoc when unusable."""
+    return world_doc_from_json(read_doc_bytes(path)[0])
 
 
 @dataclass
 class _Entry:
     stamp: tuple[int, int, int]
-    doc: dict[str, Any]
+    doc: WorldDoc
 
 
 class WorldReader:
@@ -103,7 +98,7 @@ class WorldReader:
         self.root = root
         self._cache: dict[ResourceKey, _Entry] = {}
 
-    def read(self) -> dict[ResourceKey, dict[str, Any]]:
+    def read(self) -> dict[ResourceKey, WorldDoc]:
         seen: dict[ResourceKey, _Entry] = {}
         try:
             kinds = list(os.scandir(self.root.world))
@@ -121,8 +116,9 @@ class WorldReader:
                     st = entry.stat()
                     if cached is None or cached.stamp != (st.st_ino, st.st_mtime_ns, st.st_size):
                         data, st = read_doc_bytes(entry.path)
-                        cached = _Entry((st.st_ino, st.st_mtime_ns, st.st_size), orjson.loads(data))
-                except (OSError, orjson.JSONDecodeError):
+                        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                        cached = _Entry(stamp, world_doc_from_json(data))
+                except (OSError, InvalidWorldDoc):
                     # Removed, or rewritten while read: keep what was read before
                     # (its stale stamp makes the next call read it again).
                     if cached is None:
@@ -132,5 +128,5 @@ class WorldReader:
         return {ref: e.doc for ref, e in seen.items()}
 
 
-def read_world(root: RuntimeRoot) -> dict[ResourceKey, dict[str, Any]]:
+def read_world(root: RuntimeRoot) -> dict[ResourceKey, WorldDoc]:
     return WorldReader(root).read()

@@ -34,6 +34,7 @@ from reconciler.queue import Action, ActionQueue, new_action
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import GitSource
+from reconciler.supervisor.proposals import world_basis
 from reconciler.world import new_world_doc, world_path
 from tests.conftest import BUSYBOX, GitRepo
 
@@ -109,8 +110,7 @@ class Lab:
         assert not result.errors, [str(e) for e in result.errors]
         actions = []
         for change in result.plan.changes:
-            doc = result.world.get(change.ref)
-            basis = ((doc or {}).get("status") or {}).get("basis") or ""
+            basis = world_basis(result.world.get(change.ref))
             manifest = result.state.manifests.get(change.ref)
             action = new_action(
                 change,

@@ -9,12 +9,15 @@ import orjson
 
 from reconciler.atomic_files import swap_in_many, twin_path
 from reconciler.runtime_root import RuntimeRoot
-from reconciler.world import WorldReader, read_world_doc, world_path
+from reconciler.world import WorldReader, new_world_doc, read_world_doc, world_path
+from reconciler.world.doc import WorldDoc
 
 
 def _doc(letter: str) -> bytes:
     # Same length for every version, so only the bytes can tell a torn read.
-    return orjson.dumps({"kind": "Container", "status": {"a": letter * 3000, "b": letter * 3000}})
+    doc = new_world_doc("Container", "web")
+    doc["status"] |= {"exists": True, "observed": {"a": letter * 3000, "b": letter * 3000}}
+    return orjson.dumps(doc)
 
 
 def test_swap_in_many_replaces_whole_files_and_keeps_one_twin(tmp_path: Path) -> None:
@@ -54,7 +57,8 @@ def test_readers_see_whole_versions_while_documents_are_swapped(
             for doc in (read_world_doc_or_none(path), reader.read().get(("Container", "web"))):
                 if doc is None:
                     continue
-                a, b = doc["status"]["a"], doc["status"]["b"]
+                observed = doc.status.observed or {}
+                a, b = observed["a"], observed["b"]
                 assert a == b and len(set(a)) == 1, "a torn document was read"
                 seen.add(a[0])
     finally:
@@ -63,10 +67,9 @@ def test_readers_see_whole_versions_while_documents_are_swapped(
     assert writes > 100 and len(seen) > 1  # the race really ran
 
 
-def read_world_doc_or_none(path: Path) -> dict[str, object] | None:
+def read_world_doc_or_none(path: Path) -> WorldDoc | None:
     try:
         doc = read_world_doc(path)
     except (OSError, ValueError):
         return None  # detected as torn: the caller reads again later
-    assert isinstance(doc, dict)
     return doc

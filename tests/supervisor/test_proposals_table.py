@@ -23,6 +23,7 @@ from reconciler.errors import Location, ManifestError
 from reconciler.events.log import EventLog
 from reconciler.queue import ActionQueue, action_id, new_action
 from reconciler.queue.action import generation_id, now_iso
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
 from reconciler.resources.repo import RepoConfig
@@ -33,6 +34,7 @@ from reconciler.supervisor.flap import FlapGuard, ref_key
 from reconciler.supervisor.policy import Gate
 from reconciler.supervisor.proposals import ChainStep, Outcome, Proposer, walk_chain
 from reconciler.world import new_world_doc
+from reconciler.world.doc import WorldDoc, world_doc_from_dict
 
 # The planner's result type, taken from the Proposer's own signature so these tests do not
 # import the planner module (it is moving; tests/diff/test_plan_cases.py holds that import).
@@ -408,7 +410,7 @@ class Desk:
             self.queue.move(action.id, here, there, actor="setup", reason="setup")
             here = there
 
-    def world(self) -> dict[tuple[str, str], dict[str, Any]]:
+    def world(self) -> dict[ResourceKey, WorldDoc]:
         doc = new_world_doc(*self.ref)
         doc["status"].update(
             exists=self.observed is not None,
@@ -431,7 +433,7 @@ class Desk:
                 }
             ]
             world[("Node", "local")] = node
-        return world
+        return {ResourceKey(*ref): world_doc_from_dict(doc) for ref, doc in world.items()}
 
     def result(self) -> Any:
         row, ref = self.row, self.ref
