@@ -7,10 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
 from reconciler.drivers.docker import DockerDriver
 from reconciler.errors import PermanentError
-from reconciler.queue.action import Action
 from reconciler.resources.normalize import fingerprint
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
@@ -54,31 +52,11 @@ def test_a_healthcheck_is_waited_for_and_a_second_apply_changes_nothing(lab: Lab
     assert container.attrs["State"]["Health"]["Status"] == "healthy"
     driver = DockerDriver()  # the same action applied again, as after a crash: a no-op
     try:
-        result = driver.apply(context(lab, create.id, create.desired, name))
+        result = driver.apply(lab.apply_context(name, create.desired, create.id))
     finally:
         driver.close()
     assert result.changed is False and "already at the desired spec" in result.output
     assert [c.id for c in lab.containers(name)] == [container.id]
-
-
-def context(lab: Lab, action_id: str, desired: dict[str, Any], name: str) -> ApplyContext:
-    action = Action(
-        id=action_id,
-        kind="Container",
-        name=name,
-        operation="create",
-        desired=desired,
-        basis="",
-        commit="0" * 40,
-    )
-    return ApplyContext(
-        action=action,
-        node=NodeInfo("local", lab.host),
-        root=lab.root,
-        repo_file=lambda path: None,
-        secret_file=lambda name: None,
-        settings=DriverSettings(stop_grace=1),
-    )
 
 
 @pytest.mark.parametrize(
@@ -111,7 +89,7 @@ def test_dangerous_options_are_refused_again_at_apply_time(
     driver = DockerDriver()
     try:
         with pytest.raises(PermanentError, match=finding):
-            driver.apply(context(lab, "0" * 20, desired, name))
+            driver.apply(lab.apply_context(name, desired))
     finally:
         driver.close()
     assert lab.containers(name) == []

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from reconciler.atomic_files import atomic_write_json, read_json
-from reconciler.drivers.base import DriverSettings
+from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
 from reconciler.events.log import EventLog
 from reconciler.executor.action_runner import ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
@@ -148,6 +148,27 @@ class Lab:
                 status.update(exists=False, observed=None, basis="", health="Missing")
             status["lastEventId"] = event["id"]
             atomic_write_json(target, doc)
+
+    def apply_context(
+        self, name: str, desired: dict[str, Any] | None, action_id: str = "0" * 20
+    ) -> ApplyContext:
+        """What a driver gets for a create of Container `name` on the local node."""
+        action = Action(
+            id=action_id,
+            kind="Container",
+            name=name,
+            operation="create",
+            desired=desired,
+            commit="0" * 40,
+        )
+        return ApplyContext(
+            action=action,
+            node=NodeInfo("local", self.host),
+            root=self.root,
+            repo_file=lambda path: None,
+            secret_file=lambda name: None,
+            settings=DriverSettings(stop_grace=1),
+        )
 
     def state(self, action_id: str) -> str | None:
         return self.queue.find(action_id)

@@ -18,7 +18,6 @@ import orjson
 import pytest
 
 from reconciler.diff.plan import Change
-from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
 from reconciler.drivers.docker import DockerDriver
 from reconciler.errors import PermanentError
 from reconciler.queue import Action, new_action
@@ -76,26 +75,6 @@ def test_an_approval_outlives_its_allowance_and_is_refused(lab: Lab) -> None:
     assert lab.containers(name) == []
 
 
-def context(lab: Lab, name: str, desired: dict[str, Any]) -> ApplyContext:
-    action = Action(
-        id="0" * 20,
-        kind="Container",
-        name=name,
-        operation="create",
-        desired=desired,
-        basis="",
-        commit="0" * 40,
-    )
-    return ApplyContext(
-        action=action,
-        node=NodeInfo("local", lab.host),
-        root=lab.root,
-        repo_file=lambda path: None,
-        secret_file=lambda name: None,
-        settings=DriverSettings(stop_grace=1),
-    )
-
-
 @pytest.mark.parametrize("how", ["real-path", "symlink", "double-slash", "parent-folder"])
 def test_the_driver_refuses_the_node_socket_however_it_is_named(
     lab: Lab, tmp_path: Path, how: str
@@ -123,7 +102,7 @@ def test_the_driver_refuses_the_node_socket_however_it_is_named(
     driver = DockerDriver()
     try:
         with pytest.raises(PermanentError, match=r"\[docker-socket\]"):
-            driver.apply(context(lab, name, desired))
+            driver.apply(lab.apply_context(name, desired))
     finally:
         driver.close()
     assert lab.containers(name) == []
