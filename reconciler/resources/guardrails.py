@@ -14,6 +14,7 @@ judged by the same rules.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -114,8 +115,20 @@ def normalize_capability(name: str) -> str:
     return text.removeprefix("CAP_")
 
 
-def _inside(path: str, tree: str) -> bool:
-    return path == tree or path.startswith(tree.rstrip("/") + "/")
+@functools.lru_cache(maxsize=4096)
+def _ancestors(path: str) -> frozenset[str]:
+    """`path` and every folder above it (a normalised absolute path)."""
+    out = {path}
+    while path != "/":
+        path = posixpath.dirname(path)
+        out.add(path)
+    return frozenset(out)
+
+
+_HOST_TREES = frozenset(HOST_TREES)
+_SOCKET_TREES = frozenset(SOCKET_TREES)
+# Every folder that is a host root or above one: binding it exposes that root.
+_ABOVE_HOST_ROOTS = frozenset().union(*(_ancestors(r) for r in HOST_ROOTS))
 
 
 def _socket_reason(path: str, sockets: Iterable[str]) -> str | None:
@@ -124,10 +137,11 @@ def _socket_reason(path: str, sockets: Iterable[str]) -> str | None:
     for socket in sockets:
         if path == socket:
             return "the node's engine socket" if socket not in KNOWN_SOCKETS else "an engine socket"
-        if _inside(socket, path):
+        if path in _ancestors(socket):
             return f"a folder that contains the engine socket {socket}"
-    for tree in SOCKET_TREES:
-        if _inside(path, tree):
+    above = _ancestors(path)
+    for tree in SOCKET_TREES if _SOCKET_TREES & above else ():
+        if tree in above:
             return f"the engine's runtime folder {tree}"
     return None
 
@@ -135,12 +149,12 @@ def _socket_reason(path: str, sockets: Iterable[str]) -> str | None:
 def _host_reason(path: str) -> str | None:
     if path == "/":
         return "the host's root folder"
-    for tree in HOST_TREES:
-        if _inside(path, tree):
+    above = _ancestors(path)
+    for tree in HOST_TREES if _HOST_TREES & above else ():
+        if tree in above:
             return f"the host's {tree}"
-    for root in HOST_ROOTS:
-        if _inside(root, path):
-            return f"a host system folder ({path})"
+    if path in _ABOVE_HOST_ROOTS:
+        return f"a host system folder ({path})"
     return None
 
 
