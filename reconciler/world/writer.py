@@ -199,10 +199,11 @@ def read_checkpoint(root: RuntimeRoot) -> Checkpoint | None:
     ):
         return None
     prints = doc.get("fingerprints")
+    prints = prints if isinstance(prints, dict) else {}
     return Checkpoint(
         offsets,
         int(doc.get("documents") or 0),
         doc.get("synced") is True,
         str(doc.get("bootId")),
-        {k: v for k, v in prints.items() if isinstance(v, dict)} if isinstance(prints, dict) else {},
+        {k: v for k, v in prints.items() if isinstance(v, dict)},
     )

@@ -93,5 +93,5 @@ def test_the_observer_quarantines_a_rewrite_found_on_restart(runtime_root: Runti
     again.tick()
     entries = read_json(runtime_root.logs / "event-quarantine.json")["entries"]
     [(key, entry)] = [(k, v) for k, v in entries.items() if "rewritten" in str(v)]
-    assert key.endswith("observer.jsonl:0")
+    assert key.endswith("observer.jsonl:0") and "differ" in str(entry)
     assert world_path(runtime_root, "Container", "dx").exists()
