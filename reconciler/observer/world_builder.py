@@ -121,9 +121,7 @@ class WorldBuilder:
                     self.state = WorldState(docs=docs)
                     self.writer.forget()  # a restart after a failed tick: the disk is the truth
                     self.writer.remember(docs)
-                    self.reader = LogReader(
-                        self.root, checkpoint.offsets, checkpoint.fingerprints
-                    )
+                    self.reader = LogReader(self.root, checkpoint.offsets, checkpoint.fingerprints)
                     self._checkpointed = dict(checkpoint.offsets)
                     self._checkpointed_prints = dict(checkpoint.fingerprints)
                     self._synced = checkpoint.synced
