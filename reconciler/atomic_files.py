@@ -31,7 +31,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
     """Replace `path` with `data` atomically (temp file, fsync, rename, fsync dir)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -81,7 +81,7 @@ def sync_filesystem(folder: Path) -> None:
         os.close(fd)
 
 
-def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o644) -> None:
+def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o600) -> None:
     """Replace many files (folder, file name, bytes) atomically, reusing inodes.
 
     For a single writer that owns the folders (the observer holds its lock).
@@ -129,7 +129,7 @@ def swap_in_many(items: list[tuple[str, str, bytes]], *, mode: int = 0o644) -> N
             os.close(dirfd)
 
 
-def atomic_write_json(path: Path, doc: Any, *, mode: int = 0o644, durable: bool = True) -> None:
+def atomic_write_json(path: Path, doc: Any, *, mode: int = 0o600, durable: bool = True) -> None:
     """Write `doc` as indented, key-sorted JSON through `atomic_write_bytes`."""
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     atomic_write_bytes(path, data + b"\n", mode=mode, durable=durable)
@@ -142,7 +142,8 @@ def try_lock(path: Path) -> IO[bytes] | None:
     kernel when the process dies), or None when another process holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "ab")  # noqa: SIM115 - the caller keeps it open while it holds the lock
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fh = os.fdopen(fd, "ab")  # the caller keeps it open while it holds the lock
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

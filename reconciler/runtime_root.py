@@ -4,7 +4,13 @@
 queue, logs, cache, secrets, stacks) so no other module builds those paths by
 hand. `resolve_root` and `resolve_repo` implement the CLI conventions
 (`--root` > `$HOMELAB_ROOT` > `/opt/homelab` when writable > a per-user
-state folder). Called by the CLI and every service.
+state folder). The tree is private to the services' user: folders 0700,
+files 0600 (`ensure` creates and tightens the folders, `atomic_files` and
+the event log create files so, and the CLI runs under umask 077). It holds
+operator names and client addresses, specs, the operator token and
+secrets; a reverse proxy needs none of it (it only talks HTTP to the UI),
+and an operator reads it through the CLI as that user or through the UI.
+Called by the CLI and every service.
 """
 
 from __future__ import annotations
@@ -91,7 +97,7 @@ class RuntimeRoot:
         candidate = secrets.token_hex(8)
         try:
             # O_EXCL: when two services start at once, the first one's id wins.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             return self.instance_id()
         with os.fdopen(fd, "w") as fh:
@@ -101,13 +107,24 @@ class RuntimeRoot:
         return candidate
 
     def ensure(self) -> RuntimeRoot:
-        """Create the runtime tree's folders (idempotent)."""
-        for folder in (self.events, self.world, self.state, self.logs, self.cache):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for state in QUEUE_STATES:
-            (self.queue / state).mkdir(parents=True, exist_ok=True)
+        """Create the runtime tree's folders 0700, tightening older ones (idempotent)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tops = (self.events, self.world, self.state, self.logs, self.cache, self.secrets)
+        folders = [self.path, *tops, self.queue, *(self.queue / s for s in QUEUE_STATES)]
+        for folder in folders:
+            folder.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+            _tighten(folder)
         return self
+
+
+PRIVATE_DIR = 0o700
+
+
+def _tighten(folder: Path) -> None:
+    """Drop group and other access from a folder of ours (one made before 0700 was the rule)."""
+    st = folder.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        os.chmod(folder, st.st_mode & 0o700)
 
 
 def _writable(path: Path) -> bool:

@@ -30,6 +30,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from reconciler import __version__
+from reconciler.api.agent_tokens import AgentTokens
 from reconciler.api.auth import AuthMiddleware, Keys, load_or_create_token
 from reconciler.api.config import UISettings
 from reconciler.api.context import AppContext
@@ -115,7 +116,15 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
     )
     return Litestar(
         route_handlers=[*api.ROUTES, *ops.ROUTES, *pages.ROUTES, static],
-        middleware=[DefineMiddleware(AuthMiddleware, settings=settings, keys=keys)],
+        middleware=[
+            DefineMiddleware(
+                AuthMiddleware,
+                settings=settings,
+                keys=keys,
+                agents=AgentTokens(root),
+                audit=decisions.audit,
+            )
+        ],
         template_config=_templates(folder),
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,

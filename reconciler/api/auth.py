@@ -1,12 +1,15 @@
-"""Who is asking: the operator token, session cookies, trusted-proxy identity, CSRF.
+"""Who is asking: the operator token, agent tokens, sessions, trusted-proxy identity, CSRF.
 
 `AuthMiddleware` (plain ASGI, so the open routes stay cheap) puts an
 `Operator` in `scope["user"]` from, in order: an `Authorization: Bearer`
-token, the identity header of a trusted proxy (Tailscale Serve, a reverse
-proxy; only when the TCP peer is one of the configured proxy addresses) or
-a signed session cookie. Anything but the open paths without an operator
-gets 401 (API) or a redirect to the login page (pages); an identity header
-from any other address gets 403. CSRF tokens are HMACs of the session, so
+token (the operator's; an agent token instead gives an `Agent`, allowed
+only `POST /api/events` and refused with 403 and an `auth.refused` audit
+event everywhere else; an unknown or revoked token is 401), the identity
+header of a trusted proxy (Tailscale Serve, a reverse proxy; only when the
+TCP peer is one of the configured proxy addresses) or a signed session
+cookie. Anything but the open paths without an operator gets 401 (API) or a
+redirect to the login page (pages); an identity header from any other
+address gets 403. CSRF tokens are HMACs of the session, so
 only pages we rendered can post; bearer-token callers need none because a
 browser never sends that header on its own. Used by `reconciler.api.app`.
 """
@@ -19,6 +22,7 @@ import hmac
 import ipaddress
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +30,7 @@ from urllib.parse import quote
 import orjson
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from reconciler.api.agent_tokens import AgentTokens
 from reconciler.api.config import UISettings
 from reconciler.atomic_files import atomic_write_bytes
 from reconciler.runtime_root import RuntimeRoot
@@ -35,6 +40,8 @@ SESSION_SECONDS = 12 * 3600
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/summary", "/login"})
 OPEN_PREFIXES = ("/static/",)
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AGENT_ROUTES = frozenset({("POST", "/api/events")})
+Audit = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,15 @@ class Operator:
     address: str
     via: str  # "bearer", "proxy" or "session"
     session: str = ""
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A caller holding an agent token: may ingest events as `name`, nothing else."""
+
+    name: str
+    address: str
+    via: str = "agent-token"
 
 
 def load_or_create_token(root: RuntimeRoot) -> tuple[str, bool]:
@@ -121,10 +137,19 @@ def _cookie(header: str, name: str) -> str | None:
 class AuthMiddleware:
     """ASGI middleware: identify the operator or refuse the request."""
 
-    def __init__(self, app: ASGIApp, settings: UISettings, keys: Keys) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: UISettings,
+        keys: Keys,
+        agents: AgentTokens | None = None,
+        audit: Audit | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.keys = keys
+        self.agents = agents
+        self.audit = audit
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.identity_header = settings.identity_header.lower()
 
@@ -135,16 +160,18 @@ class AuthMiddleware:
             return False
         return any(address in net for net in self.proxies)
 
-    def identify(self, scope: Scope) -> Operator | str | None:
-        """The operator, None when anonymous, or a refusal message (403)."""
+    def identify(self, scope: Scope) -> Operator | Agent | str | None:
+        """The operator or agent, None when anonymous, or a refusal message (403)."""
         headers = _headers(scope)
         client = scope.get("client")
         peer = client[0] if client else ""
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
-            if self.keys.check_token(auth[7:].strip()):
+            presented = auth[7:].strip()
+            if self.keys.check_token(presented):
                 return Operator(headers.get("x-operator", "token")[:64] or "token", peer, "bearer")
-            return None
+            agent = self.agents.lookup(presented) if self.agents else None
+            return Agent(agent, peer) if agent else None
         claimed = headers.get(self.identity_header)
         if claimed is not None:
             if self.settings.auth_mode != "proxy" or not self._from_proxy(peer):
@@ -170,11 +197,36 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         found = self.identify(scope)
-        if isinstance(found, Operator):
+        if isinstance(found, Agent):
+            found = self._admit_agent(scope, found)
+        if isinstance(found, Operator | Agent):
             scope["user"] = found
             await self.app(scope, receive, send)
             return
         await _refuse(scope, send, found, self.settings.base_path)
+
+    def _admit_agent(self, scope: Scope, agent: Agent) -> Agent | str:
+        """The agent on its one route; elsewhere a refusal, audited (never the token)."""
+        method = scope.get("method", "GET")
+        if (method, scope["path"]) in AGENT_ROUTES:
+            return agent
+        message = (
+            f"agent token {agent.name!r} may only POST /api/events, not {method} "
+            f"{scope['path']}: operator endpoints need the operator token or a login"
+        )
+        if self.audit is not None:
+            self.audit(
+                "auth.refused",
+                {
+                    "agent": agent.name,
+                    "via": agent.via,
+                    "address": agent.address,
+                    "method": method,
+                    "path": scope["path"],
+                    "reason": "agent token used on an operator endpoint",
+                },
+            )
+        return message
 
 
 async def _refuse(scope: Any, send: Any, message: str | None, base: str) -> None:

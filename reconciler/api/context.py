@@ -14,7 +14,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from reconciler.api.auth import Keys, Operator
+from reconciler.api.auth import Agent, Keys, Operator
 from reconciler.api.config import UISettings
 from reconciler.api.decisions import Decisions
 from reconciler.api.views import RuntimeViews
@@ -33,10 +33,19 @@ def context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:
     return ctx
 
 
-def operator(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator:
+def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator | Agent:
+    """Whoever the auth middleware admitted: an operator, or an agent on its one route."""
     user = connection.scope.get("user")
-    if not isinstance(user, Operator):
+    if not isinstance(user, Operator | Agent):
         raise NotAuthorizedException("authentication required")
+    return user
+
+
+def operator(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator:
+    """The operator; an agent token is refused (403) even if a route forgot to."""
+    user = principal(connection)
+    if isinstance(user, Agent):
+        raise PermissionDeniedException(f"agent token {user.name!r} may only ingest events")
     return user
 
 
@@ -49,5 +58,11 @@ def require_csrf(connection: ASGIConnection[Any, Any, Any, Any], submitted: str 
 
 
 def csrf_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
-    """Guard of state-changing API routes: the token comes in the X-CSRF-Token header."""
+    """Guard of state-changing API routes: the token comes in the X-CSRF-Token header.
+
+    An agent needs none: it can only come with a bearer token, which a browser
+    never sends on its own.
+    """
+    if isinstance(principal(connection), Agent):
+        return
     require_csrf(connection, connection.headers.get("x-csrf-token"))

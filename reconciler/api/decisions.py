@@ -4,19 +4,26 @@ An approval or rejection is one `ActionQueue.move` out of `pending` with the
 operator's name as actor and their address recorded in the event, so two
 operators clicking at once get one success and one `QueueConflict`. Ingested
 events go through `reconciler.events.ingest` (type pattern, known kind, DNS
-name, size; `action.*` refused) under the producer `ingest-<agent>`. Called by the controllers
-in `reconciler.api.controllers`.
+name, size; the project's own namespaces such as `observed.*`, `node.*`,
+`resource.*` and `action.*` refused) under the producer `ingest-<agent>`. An
+agent token ingests only under its own name; the operator (token, session
+or proxy identity) may ingest under any agent name, since it could approve
+anyway. A forbidden batch (reserved type, another agent's name) raises
+`Forbidden` and leaves an `ingest.refused` audit event under `ui` with who,
+from where and why (never a token). Called by the controllers in
+`reconciler.api.controllers` and, for `audit`, the auth middleware.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from reconciler.api import schemas as s
-from reconciler.api.auth import Operator
+from reconciler.api.auth import Agent, Operator
 from reconciler.api.views import RuntimeViews
 from reconciler.errors import HomelabError
-from reconciler.events.ingest import InvalidEvent, ingest
+from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
 from reconciler.queue.store import ActionQueue
 from reconciler.runtime_root import RuntimeRoot
@@ -24,6 +31,10 @@ from reconciler.runtime_root import RuntimeRoot
 
 class InvalidInput(HomelabError):
     """A request the API refuses with 400 (what is wrong and where)."""
+
+
+class Forbidden(HomelabError):
+    """A request the caller may not make, refused with 403 and audited."""
 
 
 class Decisions:
@@ -57,7 +68,12 @@ class Decisions:
             self.views.refresh({"queue", "events"})
         return s.DecisionResult(id=action_id, state=target, actor=operator.name)
 
-    def ingest(self, batch: s.IngestBatch) -> s.IngestResult:
+    def audit(self, type: str, data: dict[str, Any]) -> None:
+        """One audit event under `ui` (refusals of agents and forged events)."""
+        self.events.append(type, None, data, sync=True)
+        self.views.refresh({"events"})
+
+    def ingest(self, batch: s.IngestBatch, who: Operator | Agent) -> s.IngestResult:
         """Validate the whole batch first, then append it (`reconciler.events.ingest`)."""
         raw = [
             {
@@ -68,7 +84,26 @@ class Decisions:
             for e in batch.events
         ]
         try:
+            if isinstance(who, Agent) and batch.agent != who.name:
+                raise ForbiddenEvent(
+                    f"agent token {who.name!r} may ingest only as agent {who.name!r}, "
+                    f"not {batch.agent!r}: create a token for that agent "
+                    f"(`homelab tokens create {batch.agent}`)"
+                )
             written = ingest(self.root, batch.agent, raw)
+        except ForbiddenEvent as exc:
+            self.audit(
+                "ingest.refused",
+                {
+                    "agent": batch.agent,
+                    "via": who.via,
+                    "actor": who.name,
+                    "address": who.address,
+                    "types": sorted({e.type for e in batch.events}),
+                    "reason": str(exc),
+                },
+            )
+            raise Forbidden(str(exc)) from None
         except InvalidEvent as exc:
             raise InvalidInput(str(exc)) from None
         self.views.refresh({"events"})

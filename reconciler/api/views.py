@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import watchfiles
+from watchfiles._rust_notify import RustNotify
 
 from reconciler.api.eventfeed import EventFeed
 from reconciler.queue.action import Action, InvalidAction, action_from_json
@@ -182,25 +182,29 @@ class RuntimeViews:
 
     # ---- watching ---------------------------------------------------------
     def watch(self, stop: threading.Event, *, debounce_ms: int = 50) -> None:
-        """Refresh on file changes (and every few seconds anyway) until `stop` is set."""
+        """Refresh on file changes (and every few seconds anyway) until `stop` is set.
+
+        The watches are registered first and everything is re-read right after,
+        so a change made between the app's first read and this thread's start
+        (the supervisor proposing while `homelab up` starts) is seen at once,
+        not at the next periodic resync.
+        """
         self.root.ensure()
         paths = [self.root.world, self.root.queue, self.root.events, self.root.state]
         top = {str(p): p.name for p in paths}
-        last_full = time.monotonic()
-        for changes in watchfiles.watch(
-            *paths,
-            stop_event=stop,
-            debounce=debounce_ms,
-            step=20,
-            rust_timeout=int(RESYNC_SECONDS * 1000),
-            yield_on_timeout=True,
-            recursive=True,
-        ):
-            parts = {_part(path, top) for _, path in changes} - {""}
-            if time.monotonic() - last_full >= RESYNC_SECONDS:
-                parts, last_full = set(PARTS), time.monotonic()
-            if parts:
-                self.refresh(parts)
+        with RustNotify([str(p) for p in paths], False, False, 300, True, False) as notify:
+            self.refresh()
+            last_full = time.monotonic()
+            while not stop.is_set():
+                raw = notify.watch(debounce_ms, 20, int(RESYNC_SECONDS * 1000), stop)
+                if raw == "stop" or raw == "signal":
+                    return
+                changes = set() if raw == "timeout" else raw
+                parts = {_part(path, top) for _, path in changes} - {""}
+                if time.monotonic() - last_full >= RESYNC_SECONDS:
+                    parts, last_full = set(PARTS), time.monotonic()
+                if parts:
+                    self.refresh(parts)
 
 
 def _is_doc(name: str) -> bool:

@@ -54,7 +54,7 @@ def producer_for(operator: str) -> str:
 def operator_log(root: RuntimeRoot, producer: str) -> Iterator[EventLog]:
     """The producer's event log, held only for one transition at a time."""
     root.state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root.state / f"{producer}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root.state / f"{producer}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     events = EventLog(root, producer)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

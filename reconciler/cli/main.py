@@ -7,6 +7,8 @@ console script (`homelab = reconciler.cli.main:main`).
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from reconciler import __version__
@@ -22,6 +24,7 @@ COMMANDS = {
     "world": "reconciler.cli.world:world",
     "actions": "reconciler.cli.actions:actions",
     "up": "reconciler.cli.up:up",
+    "tokens": "reconciler.cli.tokens:tokens",
 }
 
 
@@ -42,6 +45,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
       homelab plan --repo ~/homelab --root /opt/homelab
     """
     ctx.meta["homelab.debug"] = debug
+    # The runtime tree is private (reconciler/runtime_root.py): whatever a command
+    # creates there, a mkdir deep in a service included, is for this user only.
+    os.umask(0o077)
 
 
 def main() -> None:

@@ -278,6 +278,8 @@ class DockerDriver:
     def _wait_healthy(self, ctx: ApplyContext, container: Any) -> str:
         check = ctx.desired.get("healthcheck")
         if not check:
+            # Re-inspect: the attributes still describe the container before its start.
+            self._call(ctx, "inspect", container.reload)
             return health_of(container.attrs)
         budget = ctx.settings.health_timeout or (
             check.get("startPeriod", 0)

@@ -1,10 +1,14 @@
 """Ingest: external events (agents, scripts, webhooks) validated and appended to the log.
 
 `ingest(root, producer, events)` checks every event before writing any:
-`type` is dotted lower-case (`backup.finished`), never an `action.*` or
-`observed.listing` event (those are the executor's and collectors' own
-word), `ref` is null or a known kind with a DNS-1123 name, `data` is an
-object, and the encoded event stays under a size cap. Valid batches are
+`type` is dotted lower-case (`backup.finished`) and outside the project's own
+namespaces (`RESERVED_NAMESPACES`: `observed.*`, `node.*`, `resource.*`,
+`action.*` and the services' and audit types are what the observer folds or
+the audit trail holds; an agent may only add to the log, never speak for a
+collector, the executor or an operator), `ref` is null or a known kind with a
+DNS-1123 name, `data` is an object, and the encoded event stays under a size
+cap. A reserved type raises `ForbiddenEvent` (the API answers 403 and audits
+it), anything else malformed `InvalidEvent` (400). Valid batches are
 appended under the producer `ingest-<agent>`, one writer per producer for
 the process. Called by the UI's HTTP API (`POST /api/events`) and tests.
 """
@@ -27,13 +31,35 @@ from reconciler.runtime_root import RuntimeRoot
 MAX_EVENT_BYTES = 64 * 1024
 MAX_BATCH = 1000
 _TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,62}(\.[a-z0-9_-]{1,63}){1,4}$")
-_RESERVED = ("action.", "observed.listing")
+# First segments of types the project's services write or the observer folds.
+RESERVED_NAMESPACES = frozenset(
+    {
+        "action",
+        "observed",
+        "node",
+        "resource",
+        "supervisor",
+        "executor",
+        "observer",
+        "ui",
+        "cli",
+        "ingest",
+        "auth",
+        "token",
+        "notify",
+        "source",
+    }
+)
 _writers: dict[tuple[str, str], EventLog] = {}
 _writers_lock = threading.Lock()
 
 
 class InvalidEvent(HomelabError):
     """An external event was refused; the message says which one and why."""
+
+
+class ForbiddenEvent(InvalidEvent):
+    """An external event of a type only the project's own services may write."""
 
 
 def _check(index: int, raw: Any) -> tuple[str, ResourceKey | None, dict[str, Any]]:
@@ -46,8 +72,13 @@ def _check(index: int, raw: Any) -> tuple[str, ResourceKey | None, dict[str, Any
     etype = raw.get("type")
     if not isinstance(etype, str) or not _TYPE.match(etype):
         raise InvalidEvent(f"{where}: type {etype!r} must look like 'backup.finished'")
-    if etype.startswith(_RESERVED):
-        raise InvalidEvent(f"{where}: type {etype!r} is reserved for the project's own services")
+    namespace = etype.partition(".")[0]
+    if namespace in RESERVED_NAMESPACES:
+        raise ForbiddenEvent(
+            f"{where}: type {etype!r} is reserved: {namespace}.* events are written only by "
+            "the project's own services (collectors, executor, supervisor, operators); "
+            "send your own type, e.g. 'backup.finished' (docs/internals.md, Ingest)"
+        )
     ref = raw.get("ref")
     pair: ResourceKey | None = None
     if ref is not None:

@@ -4,8 +4,13 @@
 returns, per day, the events of every complete line past the offsets it was
 given. A torn last line (no newline yet) is left unread until a writer
 completes it; a complete line that is not a valid event is handed back as a
-`BadLine` (the caller quarantines it) and reading goes on. A file shorter
-than its offset (truncated by hand) is re-read from the start with a note.
+`BadLine` (the caller quarantines it) and reading goes on. What was read
+is fingerprinted per file (`fingerprints()`: inode and SHA-256 of the bytes
+before the offset, kept in the observer's checkpoint): a file replaced
+(another inode), truncated, or rewritten before its offset is reported as a
+`BadLine` (reason `rewritten`) and a note, and re-read from the start, never
+silently skipped. While running, the bytes just before the offset are
+compared whenever the file grows; on resume the whole prefix is hashed.
 Decoding goes through msgspec into typed structs, the whole buffer at once,
 falling back to line by line only when a buffer holds a bad line. Called by
 the observer's folding shell and by `homelab events tail`.
@@ -13,6 +18,7 @@ the observer's folding shell and by `homelab events tail`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +32,7 @@ from reconciler.runtime_root import RuntimeRoot
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}\.jsonl$")
 MAX_LINE_BYTES = 1024 * 1024
+WINDOW = 4096  # bytes before the offset compared again each time a file grows
 
 
 class LogRef(msgspec.Struct, frozen=True, gc=False):
@@ -84,9 +91,9 @@ class DayBatch:
     nbytes: int = 0
 
 
-def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int]]]:
-    """`{day: [(key, size)]}` for every log file, keys like `2024-05-01/observer.jsonl`."""
-    days: dict[str, list[tuple[str, int]]] = {}
+def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int, int]]]:
+    """`{day: [(key, size, inode)]}` for every log file, keys like `2024-05-01/observer.jsonl`."""
+    days: dict[str, list[tuple[str, int, int]]] = {}
     try:
         day_dirs = sorted(e.name for e in os.scandir(root.events) if _DAY.match(e.name))
     except FileNotFoundError:
@@ -99,7 +106,8 @@ def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int]]]:
             continue
         for entry in entries:
             if _FILE.match(entry.name) and entry.is_file(follow_symlinks=False):
-                files.append((f"{day}/{entry.name}", entry.stat(follow_symlinks=False).st_size))
+                st = entry.stat(follow_symlinks=False)
+                files.append((f"{day}/{entry.name}", st.st_size, st.st_ino))
         days[day] = sorted(files)
     return days
 
@@ -120,18 +128,49 @@ def _decode_slow(key: str, start: int, buf: bytes, batch: DayBatch) -> None:
             batch.bad.append(BadLine(key, offset, raw[:4096], str(exc)))
 
 
-class LogReader:
-    """Reads complete lines past per-file offsets; `offsets` moves as batches are read."""
+@dataclass
+class _Seen:
+    """What this reader read of one file: its inode, a hash and the last bytes."""
 
-    def __init__(self, root: RuntimeRoot, offsets: dict[str, int] | None = None) -> None:
+    ino: int
+    digest: Any = field(default_factory=hashlib.sha256)  # of bytes [0, offset)
+    tail: bytes = b""
+
+    def add(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.tail = (self.tail + data)[-WINDOW:]
+
+
+class LogReader:
+    """Reads complete lines past per-file offsets; `offsets` moves as batches are read.
+
+    `fingerprints` (from `fingerprints()` of an earlier reader, saved with the
+    offsets) are checked against each file's prefix when it is first read.
+    """
+
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        offsets: dict[str, int] | None = None,
+        fingerprints: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.root = root
         self.offsets: dict[str, int] = dict(offsets or {})
+        self._expected = dict(fingerprints or {})
+        self._seen: dict[str, _Seen] = {}
+
+    def fingerprints(self) -> dict[str, dict[str, Any]]:
+        """`{key: {ino, sha256}}` of what was read up to each offset (for a checkpoint)."""
+        found = {k: v for k, v in self._expected.items() if k in self.offsets}
+        for key, seen in self._seen.items():
+            found[key] = {"ino": seen.ino, "sha256": seen.digest.hexdigest()}
+        return found
 
     def lag_bytes(self) -> int:
         """Bytes written to the log and not read yet (torn tails included)."""
         lag = 0
         for files in log_files(self.root).values():
-            for key, size in files:
+            for key, size, _ in files:
                 lag += max(0, size - self.offsets.get(key, 0))
         return lag
 
@@ -143,33 +182,87 @@ class LogReader:
         """
         for day, files in log_files(self.root).items():
             batch = DayBatch(day)
-            for key, size in files:
-                self._read_file(key, size, batch)
+            for key, size, ino in files:
+                self._read_file(key, size, ino, batch)
             if batch.events or batch.bad or batch.notes:
                 yield batch
 
-    def _read_file(self, key: str, size: int, batch: DayBatch) -> None:
-        start = self.offsets.get(key, 0)
-        if size < start:
-            batch.notes.append(
-                f"events/{key} is shorter ({size} bytes) than the checkpoint offset "
-                f"({start}): it was truncated; re-reading it from the start"
-            )
-            start = 0
-            batch.offsets[key] = 0
-            self.offsets[key] = 0
-        if size == start:
-            return
+    def _rewritten(self, key: str, start: int, why: str, batch: DayBatch) -> None:
+        message = (
+            f"events/{key} was rewritten before the saved offset {start} ({why}); "
+            "re-reading it from the start: find out who changed the log (it is only "
+            "ever appended to) and check the world"
+        )
+        batch.notes.append(message)
+        batch.bad.append(BadLine(key, 0, b"", f"rewritten: {why}"))
+        batch.offsets[key] = self.offsets[key] = 0
+        self._expected.pop(key, None)
+
+    def _prefix(self, key: str, start: int, ino: int, batch: DayBatch) -> _Seen | None:
+        """Hash the bytes before `start` on first sight; None when they are not what was read."""
+        seen = _Seen(ino)
         try:
             with open(self.root.events / key, "rb") as fh:
-                fh.seek(start)
-                buf = fh.read(size - start)
+                left = start
+                while left > 0:
+                    chunk = fh.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    seen.add(chunk)
+                    left -= len(chunk)
+        except FileNotFoundError:
+            return None
+        expected = self._expected.pop(key, None)
+        if expected is not None:
+            if expected.get("ino") != ino:
+                self._rewritten(key, start, "it is another file (new inode)", batch)
+                return None
+            if expected.get("sha256") != seen.digest.hexdigest():
+                self._rewritten(key, start, "its bytes differ from what was read", batch)
+                return None
+        return seen
+
+    def _start(self, key: str, size: int, ino: int, batch: DayBatch) -> int:
+        """The offset to read from: the saved one, or 0 once a rewrite was reported."""
+        start = self.offsets.get(key, 0)
+        seen = self._seen.get(key)
+        if size < start:
+            self._rewritten(key, start, f"truncated to {size} bytes", batch)
+        elif seen is not None and seen.ino != ino:
+            self._rewritten(key, start, "it is another file (new inode)", batch)
+        elif seen is None and start > 0:
+            found = self._prefix(key, start, ino, batch)
+            if found is not None:
+                self._seen[key] = found
+                return start
+        else:
+            return start
+        self._seen.pop(key, None)
+        return 0
+
+    def _read_file(self, key: str, size: int, ino: int, batch: DayBatch) -> None:
+        start = self._start(key, size, ino, batch)
+        if size == start:
+            return
+        seen = self._seen.setdefault(key, _Seen(ino))
+        back = len(seen.tail) if start else 0
+        try:
+            with open(self.root.events / key, "rb") as fh:
+                fh.seek(start - back)
+                buf = fh.read(size - start + back)
         except FileNotFoundError:
             return
+        if back and buf[:back] != seen.tail:
+            self._rewritten(key, start, "the bytes before the offset changed", batch)
+            self._seen.pop(key, None)
+            self._read_file(key, size, ino, batch)
+            return
+        buf = buf[back:]
         end = buf.rfind(b"\n")
         if end < 0:
             return  # only a torn line so far: wait for its newline
         buf = buf[: end + 1]
+        seen.add(buf)
         batch.nbytes += len(buf)
         try:
             batch.events.extend(_DECODER.decode_lines(buf))

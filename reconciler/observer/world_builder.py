@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from typing import IO
+from typing import IO, Any
 
 from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
@@ -83,6 +83,7 @@ class WorldBuilder:
         self.quarantine = Quarantine(root)
         self._lock: IO[bytes] | None = None
         self._checkpointed: dict[str, int] | None = None
+        self._checkpointed_prints: dict[str, dict[str, Any]] = {}
         self._synced = False  # the checkpoint on disk says the world is synced
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
@@ -120,8 +121,9 @@ class WorldBuilder:
                     self.state = WorldState(docs=docs)
                     self.writer.forget()  # a restart after a failed tick: the disk is the truth
                     self.writer.remember(docs)
-                    self.reader = LogReader(self.root, checkpoint.offsets)
+                    self.reader = LogReader(self.root, checkpoint.offsets, checkpoint.fingerprints)
                     self._checkpointed = dict(checkpoint.offsets)
+                    self._checkpointed_prints = dict(checkpoint.fingerprints)
                     self._synced = checkpoint.synced
                     self._whole = True
                     return f"resumed from checkpoint ({len(docs)} documents)"
@@ -145,6 +147,7 @@ class WorldBuilder:
         if self.durable:
             fsync_dir(self.root.checkpoint.parent)
         self._checkpointed = None
+        self._checkpointed_prints = {}
         self._synced = False
         result = self._tick(compare_disk=True)
         self.writer.remove_others(set(self.state.docs))
@@ -188,12 +191,20 @@ class WorldBuilder:
         written = self.writer.write(dirty, compare_disk=compare_disk)
         self.quarantine.flush()
         if self.reader.offsets != self._checkpointed:
-            self._write_checkpoint(self.reader.offsets, durable=False)
+            self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)
         self._whole = True
         return TickResult(count, written, bad, nbytes, t1 - t0, time.perf_counter() - t1)
 
-    def _write_checkpoint(self, offsets: dict[str, int], *, durable: bool) -> None:
-        checkpoint = Checkpoint(dict(offsets), len(self.state.docs), self._synced, self._boot)
+    def _write_checkpoint(
+        self, offsets: dict[str, int], *, durable: bool, fresh: bool = False
+    ) -> None:
+        """`fresh`: `offsets` are the reader's own, so are its fingerprints."""
+        if fresh:
+            self._checkpointed_prints = self.reader.fingerprints()
+        prints = self._checkpointed_prints
+        checkpoint = Checkpoint(
+            dict(offsets), len(self.state.docs), self._synced, self._boot, prints
+        )
         self.writer.write_checkpoint(checkpoint, durable=durable)
         self._checkpointed = dict(offsets)
 
@@ -214,7 +225,7 @@ class WorldBuilder:
         if self.durable:
             sync_filesystem(self.root.world)
         self._synced = True
-        self._write_checkpoint(self.reader.offsets, durable=True)
+        self._write_checkpoint(self.reader.offsets, durable=True, fresh=True)
 
     def restore_deleted(self, candidates: Iterable[ResourceKey] | None = None) -> list[ResourceKey]:
         """World documents deleted by hand while running: mark them to be written again.

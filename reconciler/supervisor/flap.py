@@ -54,7 +54,7 @@ def flap_evidence(history: list[Success], patch: str, since: float) -> list[str]
 def _locked(root: RuntimeRoot) -> Iterator[dict[str, Any]]:
     """The flap state, read and written back under the lock."""
     root.state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root.state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root.state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         path = root.state / FLAP_FILE

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,7 @@ class WorldWriter:
         doc = {
             "version": CHECKPOINT_VERSION,
             "offsets": checkpoint.offsets,
+            "fingerprints": checkpoint.fingerprints,
             "documents": checkpoint.documents,
             "synced": checkpoint.synced,
             "bootId": checkpoint.boot_id,
@@ -181,6 +182,7 @@ class Checkpoint:
     documents: int
     synced: bool
     boot_id: str
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_checkpoint(root: RuntimeRoot) -> Checkpoint | None:
@@ -196,6 +198,12 @@ def read_checkpoint(root: RuntimeRoot) -> Checkpoint | None:
         isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in offsets.items()
     ):
         return None
+    prints = doc.get("fingerprints")
+    prints = prints if isinstance(prints, dict) else {}
     return Checkpoint(
-        offsets, int(doc.get("documents") or 0), doc.get("synced") is True, str(doc.get("bootId"))
+        offsets,
+        int(doc.get("documents") or 0),
+        doc.get("synced") is True,
+        str(doc.get("bootId")),
+        {k: v for k, v in prints.items() if isinstance(v, dict)},
     )

@@ -182,7 +182,7 @@ def test_ingest_refuses_action_events_from_agents(server: Server, lab: UILab) ->
         "events": [{"type": "action.done", "ref": {"kind": "Container", "name": "web"}}],
     }
     response = server.client().post("/api/events", json=forged)
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert "reserved" in response.json()["detail"]
     assert not any(e["source"] == "ingest-nas" for e in all_events(lab.root))
 

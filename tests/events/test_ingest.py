@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.events.ingest import InvalidEvent, ingest
+from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.reader import LogReader
 from reconciler.runtime_root import RuntimeRoot
 
@@ -46,6 +46,18 @@ def test_invalid_events_are_refused_and_nothing_is_written(
 ) -> None:
     with pytest.raises(InvalidEvent, match=message):
         ingest(runtime_root, "bot", [{"type": "ok.first"}, event])
+    assert list(runtime_root.events.rglob("*.jsonl")) == []
+
+
+@pytest.mark.parametrize(
+    "etype",
+    ["observed.resource", "observed.missing", "node.status", "resource.condition", "auth.refused"],
+)
+def test_the_projects_own_types_are_forbidden_to_agents(
+    runtime_root: RuntimeRoot, etype: str
+) -> None:
+    with pytest.raises(ForbiddenEvent, match="reserved"):
+        ingest(runtime_root, "bot", [{"type": "ok.first"}, {"type": etype}])
     assert list(runtime_root.events.rglob("*.jsonl")) == []
 
 

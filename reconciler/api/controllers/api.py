@@ -19,8 +19,8 @@ from litestar.response import Response
 
 from reconciler.api import schemas as s
 from reconciler.api import services
-from reconciler.api.context import context, csrf_guard, operator
-from reconciler.api.decisions import InvalidInput
+from reconciler.api.context import context, csrf_guard, operator, principal
+from reconciler.api.decisions import Forbidden, InvalidInput
 from reconciler.api.eventfeed import EventQuery
 from reconciler.errors import QueueConflict
 
@@ -145,16 +145,27 @@ def list_events(
 @post(
     "/api/events",
     guards=[csrf_guard],
-    responses={**ERRORS, 400: ResponseSpec(s.Problem, description="Invalid event")},
+    responses={
+        **ERRORS,
+        400: ResponseSpec(s.Problem, description="Invalid event"),
+        403: ResponseSpec(s.Problem, description="Reserved event type or another agent's name"),
+    },
     status_code=201,
     sync_to_thread=True,
 )
 def ingest_events(request: Req, data: JSONBody[s.IngestBatch]) -> Response[s.IngestResult]:
-    """Append events from a remote agent under the producer `ingest-<agent>`."""
+    """Append events from a remote agent under the producer `ingest-<agent>`.
+
+    Agent tokens (`homelab tokens create NAME`) may call only this route, as
+    their own agent name; the project's own event types (`observed.*`,
+    `node.*`, `resource.*`, `action.*`, ...) are refused with 403 and audited.
+    """
     try:
-        result = context(request).decisions.ingest(data)
+        result = context(request).decisions.ingest(data, principal(request))
     except InvalidInput as exc:
         return Response(s.Problem(400, str(exc)), status_code=400)  # type: ignore[arg-type]
+    except Forbidden as exc:
+        return Response(s.Problem(403, str(exc)), status_code=403)  # type: ignore[arg-type]
     return Response(result, status_code=201)
 
 
