@@ -16,8 +16,8 @@ from typing import TextIO
 import uvicorn
 
 from reconciler.api.app import app_context, create_app
-from reconciler.api.auth import load_or_create_token
 from reconciler.api.config import UISettings
+from reconciler.api.sessions import load_or_create_token
 
 
 class UIService:

@@ -190,7 +190,7 @@ def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
     signal.signal(signal.SIGTERM, _stop)
     token = None
     if ui_running:
-        from reconciler.api.auth import load_or_create_token
+        from reconciler.api.sessions import load_or_create_token
 
         token, _ = load_or_create_token(cfg.root)
     runner.start()
