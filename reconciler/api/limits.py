@@ -10,9 +10,13 @@ executor could not open the action it had to run. The budget:
   connection: the executor's engine connections and action files, the
   observer's event files, inotify and engine streams, the supervisor's git
   pipes, event logs, the UI's own watcher and listening socket;
+- asyncio accepts up to `backlog` connections in one go before any of them
+  reaches the protocol, so the listen backlog (`ACCEPT_BACKLOG`, 256) is
+  also the number of descriptors a burst can take beyond the cap;
 - the UI holds at most `connection_cap()` client connections: the soft
-  limit minus the reserve, and never more than `MAX_CONNECTIONS` (1,000;
-  with a soft limit of 1,024 that is 512). When it is full a new connection
+  limit minus the reserve and the backlog, and never more than
+  `MAX_CONNECTIONS` (1,000; with a soft limit of 1,024 it is 256, so a
+  burst peaks at 512 descriptors and 512 stay free). When it is full a new connection
   pushes out the oldest one that is still waiting for its request headers
   (half-sent, or idle between keep-alive requests); only when every
   connection is busy is the new one answered 503
@@ -36,6 +40,7 @@ import threading
 from dataclasses import dataclass
 
 RESERVED_DESCRIPTORS = 512
+ACCEPT_BACKLOG = 256
 MAX_CONNECTIONS = 1000
 MIN_CONNECTIONS = 32
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -61,7 +66,7 @@ def connection_cap(configured: int = MAX_CONNECTIONS) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
-    return max(MIN_CONNECTIONS, min(configured, soft - RESERVED_DESCRIPTORS))
+    return max(MIN_CONNECTIONS, min(configured, soft - RESERVED_DESCRIPTORS - ACCEPT_BACKLOG))
 
 
 @dataclass(frozen=True)

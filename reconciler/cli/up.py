@@ -6,7 +6,10 @@ backoff and reported, never taking the others down; Ctrl-C or SIGTERM stops
 them all. Without `--repo` it creates and commits an example repository under
 the runtime root (reconciler/cli/example.py). It prints the UI address, the
 login token and how to change the desired state. A service whose code is not
-installed is named as missing, never pretended. Registered in
+installed is named as missing, never pretended. The soft descriptor limit is
+raised to the hard one and the UI's connections capped below it
+(`reconciler.api.limits`), so a flood on the UI leaves the other services
+descriptors to work with. Registered in
 reconciler/cli/main.py; `make run` calls it.
 """
 
@@ -177,6 +180,18 @@ def up(repo: str | None, root: str | None, host: str, port: int) -> None:
         click.echo(f"Not installed yet: the {name} service ({reason})", err=True)
     if not services:
         raise ConfigError("no service is installed; nothing to run")
+    if "ui" not in missing:
+        from reconciler.api.limits import (
+            RESERVED_DESCRIPTORS,
+            connection_cap,
+            raise_descriptor_limit,
+        )
+
+        soft, _ = raise_descriptor_limit()
+        click.echo(
+            f"Descriptors: {soft}; the UI holds at most {connection_cap()} connections, "
+            f"{RESERVED_DESCRIPTORS} stay for the other services"
+        )
     runner = ServiceRunner(services, report=_report)
     _run(runner, cfg, ui_running="ui" not in missing)
 

@@ -127,3 +127,51 @@ def test_live_streams_are_capped_per_client(server: Server) -> None:
         time.sleep(0.1)
     else:
         raise AssertionError("the streams' places were not given back")
+
+
+def _half_sent(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return sock
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(4096) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_headers_sent_too_slowly_are_cut_off(lab: UILab) -> None:
+    from tests.api.conftest import serve
+
+    srv = serve(lab.root, header_timeout=0.5)
+    try:
+        sock = _half_sent(srv.settings.port)
+        for _ in range(3):  # trickling bytes does not extend the deadline
+            time.sleep(0.1)
+            sock.sendall(b"a")
+        assert _closed_by_server(sock, 3.0)
+        sock.close()
+        assert srv.client().get("/api/resources").status_code == 200
+    finally:
+        srv.close()
+
+
+def test_over_the_cap_the_oldest_half_sent_connection_makes_room(lab: UILab) -> None:
+    from tests.api.conftest import serve
+
+    srv = serve(lab.root, max_connections=40)
+    socks = [_half_sent(srv.settings.port) for _ in range(100)]
+    try:
+        for _ in range(5):
+            assert httpx.get(srv.url + "/healthz", timeout=5).status_code == 200
+        assert _closed_by_server(socks[0], 3.0), "the oldest was not pushed out"
+        assert not _closed_by_server(socks[-1], 0.2), "the newest should still wait"
+    finally:
+        for sock in socks:
+            sock.close()
+        srv.close()

@@ -35,13 +35,16 @@ def free_port() -> int:
 class Up:
     """A running `homelab up` whose output lines are collected by a thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], preexec: Callable[[], None] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [HOMELAB, "up", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=preexec,
         )
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
@@ -71,11 +74,13 @@ class Up:
 
 
 @pytest.fixture
-def start_up() -> Iterator[Callable[[list[str], dict[str, str]], Up]]:
+def start_up() -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
-    def start(args: list[str], env: dict[str, str]) -> Up:
-        up = Up(args, {**os.environ, **env})
+    def start(
+        args: list[str], env: dict[str, str], preexec: Callable[[], None] | None = None
+    ) -> Up:
+        up = Up(args, {**os.environ, **env}, preexec)
         started.append(up)
         return up
 
