@@ -132,6 +132,13 @@ def test_up_runs_the_example_serves_the_ui_and_stops_on_ctrl_c(
     assert up.lines[-1] == "Stopped."
     assert not any("Did not stop in time" in line for line in up.lines)
 
+    again = start_up(["--root", str(root), "--port", str(port)], {"DOCKER_HOST": docker_host})
+    where = again.wait_line("Login token: ")
+    assert where == f"Login token: in {root / 'state' / 'ui_token'} (printed only when created)"
+    again.wait_line("UI: ")
+    assert not any(token in line for line in again.lines), "the token was printed again"
+    assert again.interrupt() == 0
+
 
 def test_up_without_a_docker_engine_still_applies_files(
     tmp_path: Path, git_repo: GitRepo, start_up: Callable[[list[str], dict[str, str]], Up]
