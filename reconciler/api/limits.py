@@ -10,13 +10,16 @@ executor could not open the action it had to run. The budget:
   connection: the executor's engine connections and action files, the
   observer's event files, inotify and engine streams, the supervisor's git
   pipes, event logs, the UI's own watcher and listening socket;
-- asyncio accepts up to `backlog` connections in one go before any of them
-  reaches the protocol, so the listen backlog (`ACCEPT_BACKLOG`, 256) is
-  also the number of descriptors a burst can take beyond the cap;
+- asyncio accepts up to `backlog` connections in one go, and each reaches
+  the protocol (which may close it) and frees its descriptor only one or two
+  loop turns later, so a burst holds up to `IN_FLIGHT_ACCEPTS` (4 x the
+  listen backlog `ACCEPT_BACKLOG`, 64) descriptors beyond the cap; a small
+  batch also keeps a real client's fresh connection from being pushed out
+  by one batch of newer ones before its headers are read;
 - the UI holds at most `connection_cap()` client connections: the soft
-  limit minus the reserve and the backlog, and never more than
+  limit minus the reserve and the in-flight accepts, and never more than
   `MAX_CONNECTIONS` (1,000; with a soft limit of 1,024 it is 256, so a
-  burst peaks at 512 descriptors and 512 stay free). When it is full a new connection
+  burst peaks near 512 descriptors and 512 stay free). When it is full a new connection
   pushes out the oldest one that is still waiting for its request headers
   (half-sent, or idle between keep-alive requests); only when every
   connection is busy is the new one answered 503
@@ -40,7 +43,8 @@ import threading
 from dataclasses import dataclass
 
 RESERVED_DESCRIPTORS = 512
-ACCEPT_BACKLOG = 256
+ACCEPT_BACKLOG = 64
+IN_FLIGHT_ACCEPTS = 4 * ACCEPT_BACKLOG
 MAX_CONNECTIONS = 1000
 MIN_CONNECTIONS = 32
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -66,7 +70,7 @@ def connection_cap(configured: int = MAX_CONNECTIONS) -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
-    return max(MIN_CONNECTIONS, min(configured, soft - RESERVED_DESCRIPTORS - ACCEPT_BACKLOG))
+    return max(MIN_CONNECTIONS, min(configured, soft - RESERVED_DESCRIPTORS - IN_FLIGHT_ACCEPTS))
 
 
 @dataclass(frozen=True)
