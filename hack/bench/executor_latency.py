@@ -105,7 +105,7 @@ def main() -> None:
             action = new_action(change, commit=result.state.commit, basis="", manifest=None)
             queue.propose(action)
             start = time.perf_counter()
-            queue.move(action["id"], "pending", "approved", actor="bench")
+            queue.move(action.id, "pending", "approved", actor="bench")
 
             def is_running(n: str = name) -> bool:
                 try:
@@ -113,11 +113,11 @@ def main() -> None:
                 except docker.errors.NotFound:
                     return False
 
-            at_claim = wait_for(lambda a=action["id"]: queue.find(a) != "approved")
+            at_claim = wait_for(lambda a=action.id: queue.find(a) != "approved")
             at_run = wait_for(is_running)
             claimed.append(at_claim - start)
             running.append(at_run - start)
-            wait_for(lambda a=action["id"]: queue.find(a) == "done")
+            wait_for(lambda a=action.id: queue.find(a) == "done")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
