@@ -150,7 +150,7 @@ EOF
   [ -z "$unhealthy" ] || die "not healthy after 180 s: $unhealthy (docker-compose -p $HOMELAB_PROJECT logs)"
   say "all services healthy; UI on http://$HOMELAB_UI_HOST:$HOMELAB_UI_PORT/"
   if [ -s "$HOMELAB_ROOT/state/ui_token" ]; then
-    say "login token: $(cat "$HOMELAB_ROOT/state/ui_token")"
+    say "login token: in $HOMELAB_ROOT/state/ui_token (sudo cat it; not printed, so it stays out of logs)"
   fi
 }
 

@@ -4,7 +4,9 @@ Builds the in-memory views of the runtime root, the write side (approvals,
 rejections, ingest), the session keys from the operator token, and wires
 routes, the auth middleware, templates and static assets (from the
 `reconciler.ui_assets` package, i.e. the repository's `ui/` folder), a
-Content-Security-Policy and the request body cap. The file watcher thread
+Content-Security-Policy, the request body cap and `BoundedRequest`, whose JSON
+decoding turns a body nested too deeply for the decoder into a 400 instead of
+a 500 (msgspec raises RecursionError past ~1,000 levels). The file watcher thread
 starts and stops with the app's lifespan. Called by `homelab run ui`
 (`reconciler.api.server`) and the tests.
 """
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import CacheControlHeader, ResponseHeader, State
+from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -31,12 +34,14 @@ from litestar.template.config import TemplateConfig
 
 from reconciler import __version__
 from reconciler.api.agent_tokens import AgentTokens
-from reconciler.api.auth import AuthMiddleware, Keys, load_or_create_token
+from reconciler.api.auth import AuthMiddleware
 from reconciler.api.config import UISettings
 from reconciler.api.context import AppContext
 from reconciler.api.controllers import api, ops, pages
 from reconciler.api.decisions import Decisions
+from reconciler.api.limits import StreamSlots
 from reconciler.api.rendering import install_filters
+from reconciler.api.sessions import Keys, LoginThrottle, Revocations, load_or_create_token
 from reconciler.api.views import RuntimeViews
 
 CSP = (
@@ -72,15 +77,28 @@ def _templates(folder: Path) -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 
+class BoundedRequest(Request[Any, Any, Any]):
+    """A request whose JSON body, nested deeper than the decoder recurses, is a 400."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ClientException(
+                f"{self.method} {self.url.path}: the JSON body is nested too deeply to "
+                "decode; send a flatter document (event data is stored up to 255 levels)"
+            ) from None
+
+
 def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
     """The app; `watch=False` leaves refreshing to the caller (tests, benchmarks)."""
     root = settings.root.ensure()
     views = RuntimeViews(root, event_capacity=settings.event_capacity)
     views.refresh()
     token = settings.token or load_or_create_token(root)[0]
-    keys = Keys(token)
+    keys = Keys(token, Revocations(root.state / "ui_revoked.json"))
     decisions = Decisions(root, views)
-    ctx = AppContext(settings, views, decisions, keys)
+    ctx = AppContext(settings, views, decisions, keys, LoginThrottle(), StreamSlots())
     folder = ui_assets()
 
     @asynccontextmanager
@@ -128,6 +146,7 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
         template_config=_templates(folder),
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
+        request_class=BoundedRequest,
         response_headers=SECURITY_HEADERS,
         state=State({"ctx": ctx}),
         lifespan=[lifespan],

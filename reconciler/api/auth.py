@@ -7,21 +7,18 @@ only `POST /api/events` and refused with 403 and an `auth.refused` audit
 event everywhere else; an unknown or revoked token is 401), the identity
 header of a trusted proxy (Tailscale Serve, a reverse proxy; only when the
 TCP peer is one of the configured proxy addresses) or a signed session
-cookie. Anything but the open paths without an operator gets 401 (API) or a
+cookie (sessions, cookies and the token are in `reconciler.api.sessions`).
+Anything but the open paths without an operator gets 401 (API) or a
 redirect to the login page (pages); an identity header from any other
-address gets 403. CSRF tokens are HMACs of the session, so
+address, or an operator name reserved for the services (`X-Operator:
+executor`), gets 403. CSRF tokens are HMACs of the session, so
 only pages we rendered can post; bearer-token callers need none because a
 browser never sends that header on its own. Used by `reconciler.api.app`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import ipaddress
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +29,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from reconciler.api.agent_tokens import AgentTokens
 from reconciler.api.config import UISettings
-from reconciler.atomic_files import atomic_write_bytes
-from reconciler.runtime_root import RuntimeRoot
+from reconciler.api.sessions import SESSION_COOKIE, Keys
+from reconciler.events.log import reserved_actor
 
-SESSION_COOKIE = "homelab_session"
-SESSION_SECONDS = 12 * 3600
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/summary", "/login"})
 OPEN_PREFIXES = ("/static/",)
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -61,65 +56,6 @@ class Agent:
     name: str
     address: str
     via: str = "agent-token"
-
-
-def load_or_create_token(root: RuntimeRoot) -> tuple[str, bool]:
-    """The operator token in ROOT/state/ui_token (0600); created on first start."""
-    path = root.state / "ui_token"
-    try:
-        token = path.read_text().strip()
-        if len(token) >= 32:
-            return token, False
-    except FileNotFoundError:
-        pass
-    token = secrets.token_urlsafe(32)
-    root.state.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, token.encode() + b"\n", mode=0o600)
-    return token, True
-
-
-class Keys:
-    """Secrets derived from the operator token: rotating the token ends every session."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token.encode()
-        self._mac = hashlib.sha256(b"homelab-ui-session:" + self.token).digest()
-
-    def sign(self, text: str) -> str:
-        return hmac.new(self._mac, text.encode(), hashlib.sha256).hexdigest()
-
-    def check_token(self, candidate: str) -> bool:
-        return hmac.compare_digest(candidate.encode(), self.token)
-
-    def new_session(self, name: str, now: float | None = None) -> str:
-        body = {
-            "u": name,
-            "e": int((now or time.time()) + SESSION_SECONDS),
-            "n": secrets.token_hex(8),
-        }
-        raw = base64.urlsafe_b64encode(orjson.dumps(body)).decode().rstrip("=")
-        return f"{raw}.{self.sign(raw)}"
-
-    def read_session(self, value: str) -> str | None:
-        raw, _, sig = value.partition(".")
-        if not raw or not hmac.compare_digest(sig, self.sign(raw)):
-            return None
-        try:
-            body = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        except (ValueError, orjson.JSONDecodeError):
-            return None
-        if not isinstance(body, dict) or int(body.get("e", 0)) < time.time():
-            return None
-        name = body.get("u")
-        return name if isinstance(name, str) and name else None
-
-    def csrf_for(self, operator: Operator) -> str:
-        return self.sign(f"csrf:{operator.via}:{operator.name}:{operator.session}")
-
-    def check_csrf(self, operator: Operator, submitted: str | None) -> bool:
-        if operator.via == "bearer":
-            return True
-        return bool(submitted) and hmac.compare_digest(str(submitted), self.csrf_for(operator))
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -169,7 +105,8 @@ class AuthMiddleware:
         if auth[:7].lower() == "bearer ":
             presented = auth[7:].strip()
             if self.keys.check_token(presented):
-                return Operator(headers.get("x-operator", "token")[:64] or "token", peer, "bearer")
+                name = headers.get("x-operator", "token")[:64] or "token"
+                return reserved_actor(name) or Operator(name, peer, "bearer")
             agent = self.agents.lookup(presented) if self.agents else None
             return Agent(agent, peer) if agent else None
         claimed = headers.get(self.identity_header)
@@ -177,12 +114,13 @@ class AuthMiddleware:
             if self.settings.auth_mode != "proxy" or not self._from_proxy(peer):
                 return f"identity header {self.settings.identity_header} from untrusted {peer}"
             forwarded = headers.get("x-forwarded-for", "").split(",")[-1].strip()
-            return Operator(claimed[:128], forwarded or peer, "proxy")
+            name = claimed[:128]
+            return reserved_actor(name) or Operator(name, forwarded or peer, "proxy")
         session = _cookie(headers.get("cookie", ""), SESSION_COOKIE)
         if session:
-            name = self.keys.read_session(session)
-            if name:
-                return Operator(name, peer, "session", session)
+            holder = self.keys.read_session(session)
+            if holder:
+                return Operator(holder, peer, "session", session)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -262,6 +200,22 @@ async def _refuse(scope: Any, send: Any, message: str | None, base: str) -> None
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def client_address(scope: Any, settings: UISettings) -> str:
+    """The client's address: the TCP peer, or the last hop a trusted proxy forwarded."""
+    client = scope.get("client")
+    peer: str = client[0] if client else ""
+    if settings.trusted_proxies:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer
+        nets = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        if any(address in net for net in nets):
+            forwarded = _headers(scope).get("x-forwarded-for", "").split(",")[-1].strip()
+            return forwarded or peer
+    return peer
 
 
 def operator_of(scope: Any) -> Operator:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from reconciler.api.limits import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS
 from reconciler.runtime_root import RuntimeRoot
 
 AuthMode = Literal["token", "proxy"]
@@ -31,3 +32,5 @@ class UISettings:
     base_path: str = ""
     event_capacity: int = 20000
     token: str | None = None  # tests may fix the token; else ROOT/state/ui_token
+    max_connections: int = MAX_CONNECTIONS  # lowered further by the descriptor budget
+    header_timeout: float = HEADER_TIMEOUT_SECONDS

@@ -1,9 +1,9 @@
 """The objects a request handler needs, kept on the app's state.
 
-`AppContext` bundles settings, the in-memory views, the write side and the
-session keys; `create_app` builds it and the controllers fetch it with
-`context(request)`. Kept apart from `app.py` so controllers import no
-factory code.
+`AppContext` bundles settings, the in-memory views, the write side, the
+session keys, the failed-login counter and the live-stream slots;
+`create_app` builds it and the controllers fetch it with `context(request)`.
+Kept apart from `app.py` so controllers import no factory code.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from reconciler.api.auth import Agent, Keys, Operator
+from reconciler.api.auth import Agent, Operator
 from reconciler.api.config import UISettings
 from reconciler.api.decisions import Decisions
+from reconciler.api.limits import StreamSlots
+from reconciler.api.sessions import Keys, LoginThrottle
 from reconciler.api.views import RuntimeViews
 
 
@@ -26,6 +28,8 @@ class AppContext:
     views: RuntimeViews
     decisions: Decisions
     keys: Keys
+    logins: LoginThrottle
+    streams: StreamSlots
 
 
 def context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:

@@ -16,8 +16,16 @@ from typing import TextIO
 import uvicorn
 
 from reconciler.api.app import app_context, create_app
-from reconciler.api.auth import load_or_create_token
 from reconciler.api.config import UISettings
+from reconciler.api.connections import guarded_protocol
+from reconciler.api.limits import (
+    ACCEPT_BACKLOG,
+    KEEP_ALIVE_SECONDS,
+    MAX_HEADER_BYTES,
+    ConnectionLimits,
+    connection_cap,
+)
+from reconciler.api.sessions import load_or_create_token
 
 
 class UIService:
@@ -32,7 +40,8 @@ class UIService:
         root = self.settings.root.ensure()
         token, created = load_or_create_token(root)
         where = f"http://{self.settings.host}:{self.settings.port}{self.settings.base_path}/"
-        print(f"ui: serving {where}", file=self.out)
+        cap = connection_cap(self.settings.max_connections)
+        print(f"ui: serving {where} (at most {cap} connections)", file=self.out)
         if created and self.settings.token is None:
             print(
                 f"ui: operator token (shown once; kept in {root.state / 'ui_token'}): {token}",
@@ -43,10 +52,19 @@ class UIService:
     def run(self, stop: threading.Event) -> None:
         self._announce()
         app = create_app(self.settings)
+        cap = connection_cap(self.settings.max_connections)
+        limits = ConnectionLimits(cap, header_timeout=self.settings.header_timeout)
         config = uvicorn.Config(
             app,
             host=self.settings.host,
             port=self.settings.port,
+            http=guarded_protocol(limits),
+            backlog=ACCEPT_BACKLOG,  # also asyncio's accept batch: descriptors beyond the cap
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # in-flight requests; the guard already keeps connections <= cap, and a
+            # connection it just closed may count for one more loop turn
+            limit_concurrency=cap + 64,
             log_level="warning",
             access_log=False,
             proxy_headers=False,  # the auth middleware trusts forwarded headers from proxies only

@@ -1,6 +1,7 @@
 """`homelab actions`: list, show, approve and reject queued actions from a terminal.
 
-The operator is `--as NAME`, else `$HOMELAB_OPERATOR`, else the OS user; the
+The operator is `--as NAME`, else `$HOMELAB_OPERATOR`, else the OS user
+(never a name reserved for the services, such as `executor`); the
 name goes into every `action.<state>` event as the actor, written under the
 producer `cli-<name>` (sanitized to the producer pattern). Approving an
 action that moved on already (approved by someone else, superseded) is
@@ -24,7 +25,7 @@ import orjson
 from reconciler.cli.common import get_root, root_option, use_colour
 from reconciler.diff import render_change
 from reconciler.errors import ConfigError, QueueConflict
-from reconciler.events.log import EventLog
+from reconciler.events.log import EventLog, reserved_actor
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import action_to_dict
 from reconciler.resources.key import ResourceKey
@@ -41,6 +42,9 @@ def operator_name(flag: str | None) -> str:
     name = "".join(c for c in name if c.isprintable())[:64]
     if not name:
         raise ConfigError("no operator name: give --as NAME or set $HOMELAB_OPERATOR")
+    reserved = reserved_actor(name)
+    if reserved:
+        raise ConfigError(f"--as / $HOMELAB_OPERATOR: {reserved}")
     return name
 
 

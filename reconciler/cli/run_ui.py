@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from reconciler.api.config import UISettings
+from reconciler.api.limits import raise_descriptor_limit
 from reconciler.api.server import UIService
 from reconciler.cli.common import get_root, repo_option, root_option
 from reconciler.cli.run import run, run_service
@@ -89,4 +90,5 @@ def run_ui(
         secure_cookies=secure_cookies,
         base_path=base,
     )
+    raise_descriptor_limit()  # the connection cap is sized from the limit (api/limits.py)
     run_service(UIService(settings))

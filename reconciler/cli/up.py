@@ -5,8 +5,12 @@ Runs the four services (observer, supervisor, executor, UI) in threads through
 backoff and reported, never taking the others down; Ctrl-C or SIGTERM stops
 them all. Without `--repo` it creates and commits an example repository under
 the runtime root (reconciler/cli/example.py). It prints the UI address, the
-login token and how to change the desired state. A service whose code is not
-installed is named as missing, never pretended. Registered in
+login token (only on the start that creates it; later starts say where it is
+kept) and how to change the desired state. A service whose code is not
+installed is named as missing, never pretended. The soft descriptor limit is
+raised to the hard one and the UI's connections capped below it
+(`reconciler.api.limits`), so a flood on the UI leaves the other services
+descriptors to work with. Registered in
 reconciler/cli/main.py; `make run` calls it.
 """
 
@@ -177,6 +181,18 @@ def up(repo: str | None, root: str | None, host: str, port: int) -> None:
         click.echo(f"Not installed yet: the {name} service ({reason})", err=True)
     if not services:
         raise ConfigError("no service is installed; nothing to run")
+    if "ui" not in missing:
+        from reconciler.api.limits import (
+            RESERVED_DESCRIPTORS,
+            connection_cap,
+            raise_descriptor_limit,
+        )
+
+        soft, _ = raise_descriptor_limit()
+        click.echo(
+            f"Descriptors: {soft}; the UI holds at most {connection_cap()} connections, "
+            f"{RESERVED_DESCRIPTORS} stay for the other services"
+        )
     runner = ServiceRunner(services, report=_report)
     _run(runner, cfg, ui_running="ui" not in missing)
 
@@ -188,11 +204,11 @@ def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    token = None
+    token, created = None, False
     if ui_running:
-        from reconciler.api.auth import load_or_create_token
+        from reconciler.api.sessions import load_or_create_token
 
-        token, _ = load_or_create_token(cfg.root)
+        token, created = load_or_create_token(cfg.root)
     runner.start()
     click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
     if token is not None:
@@ -201,7 +217,11 @@ def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
             click.echo(f"UI: {url}")
         else:
             click.echo(f"UI: {url} (not answering yet; see the messages above)")
-        click.echo(f"Login token: {token}  (kept in {cfg.root.state / 'ui_token'})")
+        where = cfg.root.state / "ui_token"
+        if created:  # shown once: terminals and their logs keep what they print
+            click.echo(f"Login token: {token}  (shown once; kept in {where})")
+        else:
+            click.echo(f"Login token: in {where} (printed only when created)")
     runner.wait()
     hung = runner.stop(timeout=15)
     if hung:

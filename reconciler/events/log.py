@@ -8,6 +8,9 @@ record decisions or actions (`action.*`) and any caller asking `sync=True`
 are fsynced before `append` returns. An exclusive lock on the open file
 keeps a second writer with the same producer name out. Called by the
 collectors, the supervisor, the queue, the executor and the API.
+`reserved_actor` says whether a person's name would pass for one of the
+services (or another producer) in the audit trail; the UI and the CLI refuse
+such operator names.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+_SLUG = re.compile(r"[^a-z0-9.-]+")
+SERVICE_ACTORS = frozenset({"executor", "supervisor", "observer", "ui", "notifier"})
+PRODUCER_PREFIXES = ("ingest-", "cli-")  # agents' and terminals' producers
 
 
 class EventRef(TypedDict):
@@ -50,6 +56,26 @@ def check_producer(name: str) -> str:
             f"producer name {name!r}: use 1-63 lower-case letters, digits, '.' or '-'"
         )
     return name
+
+
+def reserved_actor(name: str) -> str | None:
+    """Why `name` may not be an operator's name (it reads as a service or a producer), or None.
+
+    Compared after lower-casing and reducing to the producer alphabet, so
+    `Executor` or `executor!` count too.
+    """
+    slug = _SLUG.sub("-", name.strip().lower()).strip(".-")
+    if slug in SERVICE_ACTORS:
+        return (
+            f"operator name {name!r} is reserved for the {slug} service "
+            "(the audit trail must tell people from services); pick your own name"
+        )
+    if slug.startswith(PRODUCER_PREFIXES):
+        return (
+            f"operator name {name!r} is reserved: names starting with "
+            f"{' or '.join(PRODUCER_PREFIXES)} are event producers; pick your own name"
+        )
+    return None
 
 
 _last_ns = 0

@@ -35,13 +35,16 @@ def free_port() -> int:
 class Up:
     """A running `homelab up` whose output lines are collected by a thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], preexec: Callable[[], None] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [HOMELAB, "up", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=preexec,
         )
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
@@ -71,11 +74,13 @@ class Up:
 
 
 @pytest.fixture
-def start_up() -> Iterator[Callable[[list[str], dict[str, str]], Up]]:
+def start_up() -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
-    def start(args: list[str], env: dict[str, str]) -> Up:
-        up = Up(args, {**os.environ, **env})
+    def start(
+        args: list[str], env: dict[str, str], preexec: Callable[[], None] | None = None
+    ) -> Up:
+        up = Up(args, {**os.environ, **env}, preexec)
         started.append(up)
         return up
 
@@ -126,6 +131,13 @@ def test_up_runs_the_example_serves_the_ui_and_stops_on_ctrl_c(
     assert up.interrupt() == 0
     assert up.lines[-1] == "Stopped."
     assert not any("Did not stop in time" in line for line in up.lines)
+
+    again = start_up(["--root", str(root), "--port", str(port)], {"DOCKER_HOST": docker_host})
+    where = again.wait_line("Login token: ")
+    assert where == f"Login token: in {root / 'state' / 'ui_token'} (printed only when created)"
+    again.wait_line("UI: ")
+    assert not any(token in line for line in again.lines), "the token was printed again"
+    assert again.interrupt() == 0
 
 
 def test_up_without_a_docker_engine_still_applies_files(

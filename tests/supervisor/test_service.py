@@ -57,6 +57,18 @@ def test_cli_approval_moves_the_action_with_the_operator_in_the_event(lab: Any) 
     assert lab.only("approved").id == action_id
 
 
+def test_cli_refuses_an_operator_name_reserved_for_a_service(lab: Any) -> None:
+    lab.container("web")
+    lab.commit()
+    lab.reconcile()
+    action_id = lab.only("pending").id
+    out = lab.cli("actions", "approve", action_id, operator="executor", check=False)
+    assert out.returncode != 0
+    assert "reserved for the executor service" in out.stderr
+    assert lab.only("pending").id == action_id
+    assert lab.events("action.approved") == []
+
+
 def test_edit_before_approval_supersedes_the_old_action(lab: Any) -> None:
     lab.container("web", "local/busybox:1")
     lab.commit()

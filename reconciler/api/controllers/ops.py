@@ -4,7 +4,9 @@
 `/summary` holds counts, ages and the desired commit only. `/live` is the
 server-sent event stream the pages subscribe to: one `changed` message
 whenever the views change (bursts coalesced), a comment every 15 s so
-proxies keep the connection. Registered by `reconciler.api.app`.
+proxies keep the connection; at most `SSE_PER_CLIENT` streams per client
+address and `SSE_TOTAL` in all (429 past that; `reconciler.api.limits`).
+Registered by `reconciler.api.app`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from litestar.response import Response, ServerSentEvent, ServerSentEventMessage
 
 from reconciler.api import schemas as s
 from reconciler.api import services
-from reconciler.api.context import context
+from reconciler.api.context import context, operator
+from reconciler.api.limits import StreamSlots, TooManyStreams
 from reconciler.api.metrics import render_metrics
 from reconciler.api.views import RuntimeViews
 
@@ -77,7 +80,13 @@ def metrics(request: Req) -> str:
     return render_metrics(context(request).views)
 
 
-async def _changes(views: RuntimeViews) -> AsyncGenerator[ServerSentEventMessage, None]:
+async def _changes(
+    views: RuntimeViews, slots: StreamSlots, address: str
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    try:
+        slots.take(address)  # taken here, so the finally below always gives it back
+    except TooManyStreams:
+        return
     wake = views.subscribe()
     try:
         yield ServerSentEventMessage(event="changed", data=str(views.version), retry=2000)
@@ -96,13 +105,20 @@ async def _changes(views: RuntimeViews) -> AsyncGenerator[ServerSentEventMessage
             yield ServerSentEventMessage(event="changed", data=orjson.dumps(payload).decode())
     finally:
         views.unsubscribe(wake)
+        slots.give_back(address)
 
 
 @get("/live", include_in_schema=False, sync_to_thread=False)
-def live(request: Req) -> ServerSentEvent:
+def live(request: Req) -> ServerSentEvent | Response[s.Problem]:
     """Server-sent events: `changed` whenever the runtime root changes."""
+    ctx = context(request)
+    address = operator(request).address
+    try:
+        ctx.streams.check(address)
+    except TooManyStreams as exc:
+        return Response(s.Problem(429, str(exc)), status_code=429, headers={"Retry-After": "5"})
     return ServerSentEvent(
-        _changes(context(request).views),
+        _changes(ctx.views, ctx.streams, address),
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
     )
 

@@ -10,6 +10,7 @@ approve-all) check the CSRF field, call `Decisions` and redirect back
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import quote
@@ -21,15 +22,18 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from reconciler.api import services
-from reconciler.api.auth import SESSION_COOKIE, SESSION_SECONDS, Operator
+from reconciler.api.auth import Operator, client_address
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
 from reconciler.api.eventfeed import EventQuery
+from reconciler.api.sessions import LOGIN_WINDOW_SECONDS, SESSION_COOKIE, SESSION_SECONDS
 from reconciler.errors import QueueConflict
+from reconciler.events.log import reserved_actor
 
 Req = Request[Any, Any, Any]
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
 _NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
+log = logging.getLogger("homelab.ui.login")
 
 
 def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
@@ -131,21 +135,41 @@ def login_page(request: Req) -> Template:
     )
 
 
+def _login_refused(request: Req, status: int, error: str) -> Template:
+    page = _page(request, "login.html", "login", error=error, next="/")
+    page.status_code = status
+    return page
+
+
 @post("/login", include_in_schema=False, status_code=303)
 async def login(request: Req) -> Template | Redirect:
-    form = await request.form()
+    """Log in with the token; failures are counted per address (429 past the limit)."""
     ctx = context(request)
-    name = str(form.get("name") or "operator").strip()
-    if not ctx.keys.check_token(str(form.get("token") or "").strip()) or not _NAME.match(name):
-        page = _page(
-            request,
-            "login.html",
-            "login",
-            error="Wrong token (or a name with odd characters).",
-            next="/",
+    address = client_address(request.scope, ctx.settings)
+    wait = ctx.logins.retry_after(address)
+    if wait:
+        page = _login_refused(
+            request, 429, f"Too many failed logins from {address}: try again in {wait} s."
         )
-        page.status_code = 401
+        page.headers["Retry-After"] = str(wait)
         return page
+    form = await request.form()
+    name = str(form.get("name") or "operator").strip()
+    if not ctx.keys.check_token(str(form.get("token") or "").strip()):
+        count = ctx.logins.failed(address)
+        log.warning(
+            "failed login from %s (%d in the last %d s; locked out at %d)",
+            address,
+            count,
+            LOGIN_WINDOW_SECONDS,
+            ctx.logins.failures,
+        )
+        return _login_refused(request, 401, "Wrong token.")
+    if not _NAME.match(name):
+        return _login_refused(request, 400, "Use a name of letters, digits, '._@+-' and spaces.")
+    reserved = reserved_actor(name)
+    if reserved:
+        return _login_refused(request, 400, reserved[0].upper() + reserved[1:] + ".")
     target = str(form.get("next") or "/")
     redirect = Redirect(
         ctx.settings.base_path + (target if _NEXT.match(target) else "/"), status_code=303
@@ -169,8 +193,11 @@ async def login(request: Req) -> Template | Redirect:
 
 @post("/logout", include_in_schema=False, status_code=303)
 async def logout(request: Req) -> Redirect:
+    """Ends the session server-side too: a copy of the cookie is refused afterwards."""
     form = await request.form()
-    require_csrf(request, str(form.get("_csrf") or ""))
+    who = require_csrf(request, str(form.get("_csrf") or ""))
+    if who.via == "session" and who.session:
+        context(request).keys.end_session(who.session)
     redirect = _back(request, "/login")
     redirect.delete_cookie(SESSION_COOKIE, path=(context(request).settings.base_path or "") + "/")
     return redirect
