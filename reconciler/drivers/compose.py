@@ -21,7 +21,9 @@ from typing import Any
 
 from reconciler.atomic_files import atomic_write_bytes, atomic_write_json, read_json
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.hostpaths import compose_findings_on
 from reconciler.errors import PermanentError, TemporaryError
+from reconciler.sources.yamlload import load_documents
 
 APPLIED = "applied.json"
 _TRANSIENT_MARKERS = (
@@ -84,15 +86,35 @@ class ComposeDriver:
 
     def _write_files(self, ctx: ApplyContext, files: list[dict[str, Any]]) -> list[str]:
         folder = self._folder(ctx)
-        paths = []
+        contents = {}
         for entry in files:
             rel = str(entry["path"])
             if rel.startswith("/") or ".." in rel.split("/"):
                 raise PermanentError(f"ComposeStack/{ctx.name}: bad compose file path {rel!r}")
-            data = ctx.repo_bytes(rel, entry.get("sha256"))
+            contents[rel] = ctx.repo_bytes(rel, entry.get("sha256"))
+        if not ctx.allow_dangerous:
+            self._guard(ctx, contents)
+        for rel, data in contents.items():
             atomic_write_bytes(folder / rel, data)
-            paths.append(rel)
-        return paths
+        return list(contents)
+
+    def _guard(self, ctx: ApplyContext, contents: dict[str, bytes]) -> None:
+        """Refuse, before anything is written or run, what the guard rails refuse."""
+        found = []
+        for rel, data in contents.items():
+            docs, _errors = load_documents(rel, data)
+            base = str((self._folder(ctx) / rel).parent)
+            found += [
+                f"{rel}: {f}"
+                for d in docs[:1]
+                for f in compose_findings_on(ctx.node.docker_host, d.data, base)
+            ]
+        if found:
+            raise PermanentError(
+                f"ComposeStack/{ctx.name} refused by the guard rails: {'; '.join(found)}. If this "
+                f"stack really needs it, allow it with allowDangerous: [{ctx.name}] in "
+                "homelab.yaml (see docs/guardrails.md)"
+            )
 
     def check(self, ctx: ApplyContext) -> str | None:
         if ctx.operation != "create" and self._applied(ctx) is None:

@@ -6,9 +6,10 @@ on this machine, so its paths are resolved here (`realpath`, and `stat` for
 the file's identity, which also catches a hard link or a bind mount of the
 engine socket under another name); an `ssh://` or `tcp://` node's filesystem
 cannot be read from here, so its paths are judged as written (normalised).
-`container_findings_on(docker_host, spec)` is the one entry point; the
-planner's guard-rail check, the executor's pre-apply check and the Docker
-driver all call it, so the same spec gets the same answer everywhere.
+`container_findings_on(docker_host, spec)` is the one entry point for a
+Container (and `compose_findings_on` for a compose file); the planner's
+guard-rail check, the executor's pre-apply check and the drivers all call
+them, so the same spec gets the same answer everywhere.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.resources.compose_guardrails import compose_findings
 from reconciler.resources.guardrails import (
     Finding,
     HostPath,
@@ -57,4 +59,12 @@ def container_findings_on(docker_host: str | None, spec: Mapping[str, Any]) -> l
     socket = socket_path(docker_host)
     return container_findings(
         spec, node_sockets=(socket,) if socket else (), resolve=resolver_for(docker_host)
+    )
+
+
+def compose_findings_on(docker_host: str | None, compose: Any, base: str) -> list[Finding]:
+    """The guard-rail findings for one parsed compose file of a stack kept in `base`."""
+    socket = socket_path(docker_host)
+    return compose_findings(
+        compose, base, node_sockets=(socket,) if socket else (), resolve=resolver_for(docker_host)
     )

@@ -23,7 +23,7 @@ from reconciler.resources.normalize import (
     has_external_inputs,
     spec_hash,
 )
-from reconciler.runtime_root import RuntimeRoot
+from reconciler.runtime_root import DEFAULT_ROOT, RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import Manifest
 from reconciler.sources.resolver import CommitResolver
@@ -60,7 +60,9 @@ class _NoInputs:
 _NO_INPUTS = _NoInputs()
 
 
-def _cross_check(source: GitSource, state: DesiredState, manifest: Manifest) -> list[ManifestError]:
+def _cross_check(
+    source: GitSource, state: DesiredState, manifest: Manifest, root: RuntimeRoot | None
+) -> list[ManifestError]:
     errors = []
     spec = manifest.doc.get("spec") or {}
     node = spec.get("node")
@@ -68,7 +70,8 @@ def _cross_check(source: GitSource, state: DesiredState, manifest: Manifest) -> 
         errors.append(
             ManifestError(manifest.location, "spec.node", f"Node {node!r} is not defined")
         )
-    errors.extend(refusals(source, state, manifest))  # guard rails (homelab.yaml allowDangerous)
+    stacks = root.stacks if root is not None else DEFAULT_ROOT / "stacks"
+    errors.extend(refusals(source, state, manifest, stacks))  # guard rails (allowDangerous)
     return errors
 
 
@@ -82,7 +85,7 @@ def desired_specs(
     invalid: set[ResourceKey] = set(state.invalid)
     for ref, manifest in state.manifests.items():
         memo = _memo(source, ref, manifest)
-        problems = _cross_check(source, state, manifest)
+        problems = _cross_check(source, state, manifest, root)
         if not problems and memo.spec is not None:
             desired[ref] = memo.spec
         elif not problems:

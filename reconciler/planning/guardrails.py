@@ -1,8 +1,9 @@
-"""The planner's guard-rail check: refused Container options as located errors.
+"""The planner's guard-rail check: refused Container and compose options as located errors.
 
-`refusals(source, state, manifest)` runs the guard rails (the pure rules in
-`reconciler.resources.guardrails`, on the node through
-`reconciler.drivers.hostpaths`) for one Container manifest, unless
+`refusals(source, state, manifest, stacks)` runs the guard rails (the pure
+rules in `reconciler.resources.guardrails` and, for the services of a
+ComposeStack's compose files, `reconciler.resources.compose_guardrails`, on
+the node through `reconciler.drivers.hostpaths`) for one manifest, unless
 `allowDangerous` in homelab.yaml names it, and returns one `ManifestError`
 per finding at the line and column of the offending field. The normalized
 document the planner holds has sorted volumes and capabilities, so a refused
@@ -18,10 +19,11 @@ Called by the planner's cross checks.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from reconciler.drivers.base import LOCAL_DOCKER_HOST
-from reconciler.drivers.hostpaths import container_findings_on
+from reconciler.drivers.hostpaths import compose_findings_on, container_findings_on
 from reconciler.errors import Location, ManifestError
 from reconciler.resources.guardrails import Finding
 from reconciler.resources.key import ResourceKey
@@ -38,19 +40,60 @@ def node_docker_host(state: DesiredState, node: str) -> str:
     return os.environ.get("DOCKER_HOST") or LOCAL_DOCKER_HOST
 
 
-def refusals(source: GitSource, state: DesiredState, manifest: Manifest) -> list[ManifestError]:
-    """Located errors for what the guard rails refuse in one Container manifest."""
-    if manifest.kind != "Container" or manifest.name in state.config.allowDangerous:
+def refusals(
+    source: GitSource, state: DesiredState, manifest: Manifest, stacks: Path
+) -> list[ManifestError]:
+    """Located errors for what the guard rails refuse in one Container or ComposeStack.
+
+    `stacks` is the node's `ROOT/stacks` folder, where a stack's compose files
+    are written (relative bind sources are judged from there).
+    """
+    if manifest.kind not in ("Container", "ComposeStack"):
+        return []
+    if manifest.name in state.config.allowDangerous:
         return []
     spec = manifest.doc.get("spec") or {}
     host = node_docker_host(state, str(spec.get("node") or "local"))
-    memos: dict[tuple[str, str], tuple[Manifest, str, list[ManifestError]]]
+    files = (
+        tuple(str(f) for f in spec.get("files") or ()) if manifest.kind == "ComposeStack" else ()
+    )
+    key = (host, tuple(state.files.get(f) for f in files))
+    memos: dict[ResourceKey, tuple[Manifest, tuple[Any, ...], list[ManifestError]]]
     memos = source.derived.setdefault("guardrails", {})
     memo = memos.get(manifest.ref)
-    if memo is not None and memo[0] is manifest and memo[1] == host:
+    if memo is not None and memo[0] is manifest and memo[1] == key:
         return memo[2]
-    errors = _located(source, state, manifest, host, spec)
-    memos[manifest.ref] = (manifest, host, errors)
+    if manifest.kind == "Container":
+        errors = _located(source, state, manifest, host, spec)
+    else:
+        errors = _compose_located(source, state, manifest, host, files, stacks / manifest.name)
+    memos[manifest.ref] = (manifest, key, errors)
+    return errors
+
+
+def _compose_located(
+    source: GitSource,
+    state: DesiredState,
+    manifest: Manifest,
+    host: str,
+    files: tuple[str, ...],
+    folder: Path,
+) -> list[ManifestError]:
+    """One error per refused compose option, at its line in the compose file."""
+    errors = []
+    for path in files:
+        text = source.file_bytes(state, path)
+        if text is None:
+            continue  # a missing file is reported by the desired-spec check
+        docs, _problems = load_documents(path, text)
+        if not docs:
+            continue  # not YAML compose can read either: compose fails it at apply
+        doc = docs[0]
+        base = str((folder / path).parent)
+        for finding in compose_findings_on(host, doc.data, base):
+            where = locate(path, doc.node, tuple(_pointer(finding.field)))
+            message = _message(manifest.name, finding).replace("this container", "this stack")
+            errors.append(ManifestError(where, finding.field, message))
     return errors
 
 

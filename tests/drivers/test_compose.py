@@ -6,6 +6,9 @@ import orjson
 import pytest
 
 from reconciler.atomic_files import read_json
+from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
+from reconciler.drivers.compose import ComposeDriver
+from reconciler.errors import PermanentError
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
 
@@ -84,3 +87,32 @@ def test_a_broken_compose_file_fails_with_the_compose_message(lab: Lab) -> None:
     assert lab.run_now([action], compose_command=("docker-compose",)) == ["failed"]
     error = lab.action(action.id).outcome["error"]
     assert "docker-compose up failed" in error and "imagee" in error
+
+
+def test_the_driver_refuses_a_stack_the_guard_rails_refuse_and_starts_nothing(lab: Lab) -> None:
+    """The planner already refuses such a stack; the driver's own check is the last line."""
+    name = lab.name("priv")
+    body = (
+        f'version: "2.4"\nservices:\n  app:\n    image: {BUSYBOX}\n'
+        '    command: ["sleep", "60"]\n    network_mode: host\n    privileged: true\n'
+    )
+    lab.write(f"compose/{name}.yaml", body)
+    lab.write("manifests/stack.yaml", stack_yaml(name, [f"compose/{name}.yaml"]))
+    config = {"apiVersion": "homelab.reconciler/v1alpha1", "kind": "RepositoryConfig"}
+    lab.write("homelab.yaml", orjson.dumps({**config, "allowDangerous": [name]}).decode())
+    lab.commit()
+    [create] = lab.propose(approve=False)  # planned while allowed
+    ctx = ApplyContext(
+        action=create,
+        node=NodeInfo("local", lab.host),
+        root=lab.root,
+        repo_file=lambda path: body.encode(),
+        secret_file=lambda _: None,
+        settings=DriverSettings(stop_grace=1, compose_command=("docker-compose",)),
+        allow_dangerous=False,
+    )
+    with pytest.raises(PermanentError, match=r"\[privileged\]") as refused:
+        ComposeDriver().apply(ctx)
+    assert f"allowDangerous: [{name}]" in str(refused.value)
+    assert project_containers(lab, name) == []
+    assert not (lab.root.stacks / name / f"compose/{name}.yaml").exists()  # nothing written
