@@ -29,6 +29,7 @@ import orjson
 from reconciler.diff import Change, render_change
 from reconciler.diff.plan import Operation
 from reconciler.resources.key import ResourceKey
+from reconciler.typed_json import Codec
 
 UNSET = msgspec.UNSET
 
@@ -104,28 +105,10 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         )
 
 
-_DECODER = msgspec.json.Decoder(Action)
-
-
-def action_from_json(data: bytes) -> Action:
-    """Parse an action file's bytes; `InvalidAction` names what is wrong."""
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError included
-        raise InvalidAction(str(exc)) from None
-
-
-def action_from_dict(doc: Any) -> Action:
-    try:
-        return msgspec.convert(doc, Action)
-    except msgspec.ValidationError as exc:
-        raise InvalidAction(str(exc)) from None
-
-
-def action_to_dict(action: Action) -> dict[str, Any]:
-    """The plain JSON object of an action (what the file and the API hold)."""
-    out: dict[str, Any] = msgspec.to_builtins(action)
-    return out
+_CODEC = Codec(Action, InvalidAction)
+action_from_json = _CODEC.from_json  # an action file's bytes; InvalidAction names what is wrong
+action_from_dict = _CODEC.from_dict
+action_to_dict = _CODEC.to_dict  # the plain JSON object (what the file and the API hold)
 
 
 def now_iso() -> str:

@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from reconciler.typed_json import Codec
+
 UNSET = msgspec.UNSET
 
 
@@ -85,23 +87,7 @@ class WorldDoc(msgspec.Struct, frozen=True, rename="camel"):
         return self.status.basis or "" if self.status.exists else ""
 
 
-_DECODER = msgspec.json.Decoder(WorldDoc)
-
-
-def world_doc_from_json(data: bytes) -> WorldDoc:
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError included
-        raise InvalidWorldDoc(str(exc)) from None
-
-
-def world_doc_from_dict(doc: Any) -> WorldDoc:
-    try:
-        return msgspec.convert(doc, WorldDoc)
-    except msgspec.ValidationError as exc:
-        raise InvalidWorldDoc(str(exc)) from None
-
-
-def world_doc_to_dict(doc: WorldDoc) -> dict[str, Any]:
-    out: dict[str, Any] = msgspec.to_builtins(doc)
-    return out
+_CODEC = Codec(WorldDoc, InvalidWorldDoc)
+world_doc_from_json = _CODEC.from_json
+world_doc_from_dict = _CODEC.from_dict
+world_doc_to_dict = _CODEC.to_dict  # exactly the object on disk
