@@ -11,6 +11,8 @@
 #   --keep         keep the root after the run (it is always unmounted), to look around
 #   --branch NAME  the branch to clone [the checkout's current branch]; commit first:
 #                  only committed work is tested
+# Passed from this environment into the run: PIP_*, SSL_CERT_FILE/DIR,
+# REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS and the *_proxy variables.
 # Variables:
 #   HOMELAB_CLEAN_ROOT [/var/tmp/cleanroot]  where the root is made (removed first)
 #   HOMELAB_CLEAN_CACHE [/var/cache/homelab-ci]  caches the pristine debootstrap as a
@@ -44,6 +46,10 @@ die() { say "error: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run it as root (debootstrap, mount, chroot)"
 case "$ROOT" in /?*) ;; *) die "HOMELAB_CLEAN_ROOT must be an absolute path other than /" ;; esac
 git rev-parse --verify -q "refs/heads/$BRANCH" >/dev/null || die "no branch $BRANCH"
+
+net_env() {  # the variables that tell how to reach the registries (pip, CAs, proxies)
+  env | grep -E '^(PIP_[A-Z_]*|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY)=' || true
+}
 
 apt_mirror() {  # the host's Debian mirror, as hack/e2e-compose.sh finds it
   local uri
@@ -125,13 +131,19 @@ else
   tar -C "$ROOT" -cpf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
 fi
 
-# 2. The host's way to the registries: apt's configuration, DNS, hosts, pip's
-# configuration (its files, and the PIP_* variables passed to the run below);
-# local package folders that pip's configuration names are mounted read-only.
-say "apt, DNS and pip configuration from the host"
+# 2. The host's way to the registries: apt's configuration, DNS, hosts, the
+# certificates it trusts (the registries may be reached through a proxy with
+# its own CA), pip's configuration (its files, and the PIP_*, CA and proxy
+# variables passed to the run below); local package folders that pip's
+# configuration names are mounted read-only.
+say "apt, DNS, CA certificates and pip configuration from the host"
 [ -e /etc/apt/sources.list ] || rm -f "$ROOT/etc/apt/sources.list"  # debootstrap's; the host's sources replace it
 cp -a /etc/apt/. "$ROOT/etc/apt/"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+cp -a /etc/ssl/certs/. "$ROOT/etc/ssl/certs/"
+if [ -d /usr/local/share/ca-certificates ]; then
+  cp -a /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/"
+fi
 [ -s "$ROOT/etc/hosts" ] || cp /etc/hosts "$ROOT/etc/hosts"
 pip_files=()
 for f in /etc/pip.conf /etc/xdg/pip "$HOME/.config/pip" "$HOME/.pip" "${PIP_CONFIG_FILE:-}"; do
@@ -142,7 +154,7 @@ for f in /etc/pip.conf /etc/xdg/pip "$HOME/.config/pip" "$HOME/.pip" "${PIP_CONF
 done
 pip_dirs=$({
   [ ${#pip_files[@]} -gt 0 ] && cat "${pip_files[@]}" 2>/dev/null
-  env | grep '^PIP_' || true
+  net_env
 } | grep -oE '(file://)?/[^ "=]+' | sed 's|^file://||' | sort -u)
 mount_ro=()
 for d in $pip_dirs; do
@@ -175,7 +187,7 @@ fi
 # 5. The run: a clean environment (no host PATH or virtualenv), CI=true, no stdin.
 envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
   TERM=dumb CI=true HOMELAB_E2E_PORT="$PORT")
-while IFS= read -r var; do envs+=("$var"); done < <(env | grep '^PIP_' || true)
+while IFS= read -r var; do envs+=("$var"); done < <(net_env)
 say "chroot $ROOT: cd $CLONE && CI=true bash .ci/run </dev/null (log: $LOG)"
 set +e
 chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd $CLONE && bash .ci/run" </dev/null 2>&1 | tee -a "$LOG"

@@ -23,7 +23,7 @@ venv_create() {
     # --seed: pip inside too (hack/e2e-compose.sh builds wheels with .venv/bin/python -m pip).
     uv venv -q --seed --python "$(command -v python3)" "$VENV" && return
   fi
-  python3 -m venv "$VENV" 2>/dev/null && return
+  python3 -m venv "$VENV" >/dev/null 2>&1 && return
   rm -rf "$VENV"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "venv: python3 -m venv failed; installing python3-venv" >&2
