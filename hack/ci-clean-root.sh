@@ -162,8 +162,13 @@ for d in $pip_dirs; do
   [ -d "$d" ] && [ ! -e "$ROOT$d" ] && mount_ro+=("$d")
 done
 
-# 3. The mounts: /proc, /sys (with the cgroup hierarchies), /dev (with pts and shm).
+# 3. The mounts: the root, /proc, /sys (with the cgroup hierarchies), /dev (with pts and shm).
 say "mounting /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts, /dev/shm${mount_ro[*]:+ and, read-only, ${mount_ro[*]}}"
+# The root itself becomes a mount point, as / is on a machine: dockerd's layer
+# unpacking remounts / private in a new namespace, which fails (EINVAL) on a
+# plain folder.
+mount --bind "$ROOT" "$ROOT"
+mount --make-private "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount --rbind /sys "$ROOT/sys"
 mount --make-rslave "$ROOT/sys"
