@@ -25,6 +25,8 @@ need_packages() {
   command -v wrk >/dev/null || missing+=(wrk)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  # Playwright's bundled node (the driver of the browser tests) links libatomic.so.1.
+  /sbin/ldconfig -p 2>/dev/null | grep -q 'libatomic\.so\.1 ' || missing+=(libatomic1)
   command -v curl >/dev/null || missing+=(curl)                   # e2e: the UI's API
   command -v debootstrap >/dev/null || missing+=(debootstrap)     # e2e: the base image
   if [ ${#missing[@]} -gt 0 ]; then
