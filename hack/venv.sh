@@ -18,18 +18,32 @@ export BIN
 
 venv_fresh() { [ -f "$VENV/.installed-$1" ] && ! [ pyproject.toml -nt "$VENV/.installed-$1" ]; }
 
+venv_plain() {  # python3 -m venv; pip put in from Python's bundled wheel, not compiled
+  # (ensurepip also installs setuptools and compiles both: seconds of a first run).
+  python3 -m venv --without-pip "$VENV" >/dev/null 2>&1 || return 1
+  local whl
+  whl=$("$BIN/python" -c 'import ensurepip, os
+p = ensurepip._get_packages()["pip"]
+print(p.wheel_path or os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", p.wheel_name))' 2>/dev/null) || whl=""
+  if [ -f "$whl" ] && "$BIN/python" "$whl/pip" install -q --no-compile --no-index --disable-pip-version-check "$whl" >/dev/null 2>&1; then
+    return 0
+  fi
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" >/dev/null 2>&1
+}
+
 venv_create() {
   if command -v uv >/dev/null; then
     # --seed: pip inside too (hack/e2e-compose.sh builds wheels with .venv/bin/python -m pip).
     uv venv -q --seed --python "$(command -v python3)" "$VENV" && return
   fi
-  python3 -m venv "$VENV" >/dev/null 2>&1 && return
+  venv_plain && return
   rm -rf "$VENV"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "venv: python3 -m venv failed; installing python3-venv" >&2
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 python3-venv >/dev/null
-    python3 -m venv "$VENV" && return
+    venv_plain && return
   fi
   echo "could not create $VENV: install python3-venv (apt-get install -y python3-venv)" >&2
   return 1
@@ -41,7 +55,9 @@ venv_pip() {  # venv_pip ARGS...: `pip install ARGS` into the venv, through uv w
   else
     # No `--upgrade pip` first: Python's bundled pip installs the project
     # (PEP 660 editable) as well, and the upgrade cost seconds on every set-up.
-    "$BIN/python" -m pip install -q --disable-pip-version-check "$@"
+    # --no-compile: byte-compiling every installed module took a third of the
+    # install; Python compiles what it imports on first use instead.
+    "$BIN/python" -m pip install -q --no-compile --disable-pip-version-check "$@"
   fi
 }
 
@@ -54,6 +70,10 @@ open(sys.argv[1], "w").write("\n".join(extras["test"]) + "\n")' "$1"
 venv_setup() {
   local want=runtime
   [ "$VENV_EXTRAS" = test ] && want="test"
+  if [ -f "$VENV/.installed" ]; then  # the marker of the earlier venv.sh, which installed .[test]
+    mv "$VENV/.installed" "$VENV/.installed-test"
+    cp -p "$VENV/.installed-test" "$VENV/.installed-runtime"
+  fi
   venv_fresh test && return 0
   [ "$want" = runtime ] && venv_fresh runtime && return 0
   [ -x "$BIN/python" ] || venv_create || return 1
