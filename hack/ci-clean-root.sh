@@ -5,7 +5,7 @@
 # root, with CI=true and no standard input. Whatever .ci/run needs beyond that
 # must be installed by the project's own scripts, so a missing install step
 # fails here instead of on a new machine. The root's dockerd is a private one
-# started by the scripts inside the chroot.
+# started by the scripts inside the root.
 #
 # Usage (as root, from a checkout): hack/ci-clean-root.sh [--keep] [--branch NAME]
 #   --keep         keep the root after the run (it is always unmounted), to look around
@@ -17,7 +17,8 @@
 #   HOMELAB_CLEAN_ROOT [/var/tmp/cleanroot]  where the root is made (removed first)
 #   HOMELAB_CLEAN_CACHE [/var/cache/homelab-ci]  caches the pristine debootstrap as a
 #                  tarball (nothing of the project's scripts is in it); rm it to redo
-#   HOMELAB_E2E_PORT [18480]  the e2e's UI port: a chroot shares the host's network,
+#   HOMELAB_SHARED_DIR [../shared of the checkout]  copied read-only beside the clone
+#   HOMELAB_E2E_PORT [18480]  the e2e's UI port: the root shares the host's network,
 #                  so the default 8080 could collide with anything else on the machine
 # The log is $HOMELAB_CLEAN_ROOT.log; the last line says how .ci/run ended.
 set -euo pipefail
@@ -26,6 +27,7 @@ TOP=$(pwd)
 ROOT=${HOMELAB_CLEAN_ROOT:-/var/tmp/cleanroot}
 CACHE=${HOMELAB_CLEAN_CACHE:-/var/cache/homelab-ci}
 PORT=${HOMELAB_E2E_PORT:-18480}
+SHARED=${HOMELAB_SHARED_DIR:-$TOP/../shared}
 LOG="$ROOT.log"
 KEEP=0
 BRANCH=$(git rev-parse --abbrev-ref HEAD)
@@ -43,7 +45,7 @@ START=$(date +%s)
 say() { printf 'ci-clean-root [%4ss]: %s\n' "$(($(date +%s) - START))" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "run it as root (debootstrap, mount, chroot)"
+[ "$(id -u)" = 0 ] || die "run it as root (debootstrap, mount, pivot_root)"
 case "$ROOT" in /?*) ;; *) die "HOMELAB_CLEAN_ROOT must be an absolute path other than /" ;; esac
 git rev-parse --verify -q "refs/heads/$BRANCH" >/dev/null || die "no branch $BRANCH"
 
@@ -62,27 +64,36 @@ mounts_under_root() {  # every mount point at or below $ROOT, deepest first
   awk -v root="$ROOT" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | sort -r
 }
 
-processes_in_root() {  # pids of the processes whose root directory is $ROOT or below it (containers)
-  local dir root
+RUN_NS=""  # the mount namespace the run lives in (see step 5)
+# shellcheck disable=SC2317  # called by cleanup, run by the EXIT trap
+processes_of_run() {  # pids in the run's mount namespace, and all their descendants (containers)
+  [ -n "$RUN_NS" ] || return 0
+  local dir seeds=""
   for dir in /proc/[0-9]*; do
-    root=$(readlink "$dir/root" 2>/dev/null || true)
-    [ "$root" = "$ROOT" ] || [[ $root == "$ROOT"/* ]] && echo "${dir#/proc/}"
+    [ "$(readlink "$dir/ns/mnt" 2>/dev/null || true)" = "$RUN_NS" ] && seeds="$seeds ${dir#/proc/}"
   done
-  return 0
+  [ -n "$seeds" ] || return 0
+  ps -e -o pid=,ppid= | awk -v seeds="$seeds" '
+    BEGIN { n = split(seeds, s, " "); for (i = 1; i <= n; i++) keep[s[i]] = 1 }
+    { parent[$1] = $2 }
+    END {
+      do { more = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; more = 1 } } while (more)
+      for (p in keep) print p
+    }'
 }
 
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local rc=$? pids point left
-  # Anything .ci/run left running in the root (its dockerd, containers) would
-  # keep the mounts busy: end those processes, by pid, first politely.
-  pids=$(processes_in_root)
+  # Anything .ci/run left running (its dockerd, containers) would keep the
+  # mounts busy: end those processes, by pid, first politely.
+  pids=$(processes_of_run)
   if [ -n "$pids" ]; then
     say "ending processes left in the root: $(echo "$pids" | tr '\n' ' ')"
     # shellcheck disable=SC2086  # a list of pids
     kill $pids 2>/dev/null || true
-    for _ in $(seq 1 50); do [ -z "$(processes_in_root)" ] && break; sleep 0.2; done
-    pids=$(processes_in_root)
+    for _ in $(seq 1 50); do [ -z "$(processes_of_run)" ] && break; sleep 0.2; done
+    pids=$(processes_of_run)
     # shellcheck disable=SC2086
     [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
     sleep 0.5
@@ -102,7 +113,7 @@ cleanup() {
 
 # A root from an earlier run (kept, or interrupted) is removed: the run must start clean.
 if [ -e "$ROOT" ]; then
-  [ -z "$(processes_in_root)$(mounts_under_root)" ] || die "$ROOT is still in use (processes or mounts)"
+  [ -z "$(mounts_under_root)" ] || die "$ROOT is still mounted (an earlier run still going?)"
   rm -rf --one-file-system "$ROOT"
 fi
 
@@ -184,19 +195,39 @@ done
 say "git clone --branch $BRANCH $TOP -> $CLONE ($(git rev-parse --short "$BRANCH"))"
 mkdir -p "$ROOT$(dirname "$CLONE")"
 git clone -q --branch "$BRANCH" --single-branch "$TOP" "$ROOT$CLONE"
-if [ -d "$TOP/../shared" ]; then
-  cp -a "$TOP/../shared" "$ROOT$(dirname "$CLONE")/shared"
+if [ -d "$SHARED" ]; then
+  cp -a "$SHARED" "$ROOT$(dirname "$CLONE")/shared"
   chmod -R a-w "$ROOT$(dirname "$CLONE")/shared"
 fi
 
-# 5. The run: a clean environment (no host PATH or virtualenv), CI=true, no stdin.
+# 5. The run: a clean environment (no host PATH or virtualenv), CI=true, no
+# stdin. In a mount namespace of its own whose root is the clean root
+# (pivot_root, not chroot): runc puts `docker exec` and healthchecks in the
+# namespace's root, which under a plain chroot is the host's / (the e2e's
+# healthchecks then fail). The namespace goes away with the run's last process.
 envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
   TERM=dumb CI=true HOMELAB_E2E_PORT="$PORT")
 while IFS= read -r var; do envs+=("$var"); done < <(net_env)
-say "chroot $ROOT: cd $CLONE && CI=true bash .ci/run </dev/null (log: $LOG)"
+say "pivot_root into $ROOT (own mount namespace): cd $CLONE && CI=true bash .ci/run </dev/null (log: $LOG)"
+# shellcheck disable=SC2016  # expanded by the inner shell
+unshare --mount --propagation private /bin/bash -c '
+  set -e
+  cd "$1" && mkdir -p .oldroot && pivot_root . .oldroot && cd /
+  umount -l /.oldroot && rmdir /.oldroot
+  shift
+  exec /usr/bin/env -i "$@"
+' _ "$ROOT" "${envs[@]}" /bin/bash -c "cd $CLONE && exec bash .ci/run" </dev/null > >(tee -a "$LOG") 2>&1 &
+pid=$!
+self_ns=$(readlink /proc/self/ns/mnt)
+for _ in $(seq 1 100); do
+  RUN_NS=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)
+  [ -n "$RUN_NS" ] && [ "$RUN_NS" != "$self_ns" ] && break
+  RUN_NS=""
+  sleep 0.05
+done
 set +e
-chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd $CLONE && bash .ci/run" </dev/null 2>&1 | tee -a "$LOG"
-rc=${PIPESTATUS[0]}
+wait "$pid"
+rc=$?
 set -e
 say ".ci/run exited $rc after $(($(date +%s) - START)) s" 2>&1 | tee -a "$LOG" >&2
 exit "$rc"
