@@ -9,7 +9,7 @@ test:
 	hack/test.sh $(ARGS)
 
 check:
-	. hack/venv.sh && hack/check.sh
+	VENV_EXTRAS=test; . hack/venv.sh && hack/check.sh
 
 bench:
 	. hack/venv.sh && $$BIN/python hack/bench/plan_bench.py

@@ -15,7 +15,9 @@ IMAGE=local/busybox:1
 
 need_packages() {
   local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
+  # Every tool hack/test.sh, the tests and hack/e2e-compose.sh (run by .ci/run) call
+  # beyond python3 and git; README.md lists the same packages.
+  { command -v dockerd >/dev/null && command -v docker >/dev/null; } || missing+=(docker.io)
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v chromium >/dev/null || missing+=(chromium)
@@ -23,6 +25,10 @@ need_packages() {
   command -v wrk >/dev/null || missing+=(wrk)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  # Playwright's bundled node (the driver of the browser tests) links libatomic.so.1.
+  /sbin/ldconfig -p 2>/dev/null | grep -q 'libatomic\.so\.1 ' || missing+=(libatomic1)
+  command -v curl >/dev/null || missing+=(curl)                   # e2e: the UI's API
+  command -v debootstrap >/dev/null || missing+=(debootstrap)     # e2e: the base image
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "dev-daemons: missing packages ${missing[*]}; install them as root (apt-get install -y ${missing[*]})" >&2

@@ -35,6 +35,10 @@ export HOMELAB_PROJECT=homelab-e2e HOMELAB_UI_HOST=127.0.0.1 HOMELAB_UI_PORT=$PO
 export HOMELAB_DOCKER_SOCKET=${DOCKER_HOST#unix://}
 HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
 export HOMELAB_DOCKER_GID
+# The private engine uses the vfs storage driver: creating a container copies
+# the whole image, and four at once on a busy 2-core machine took longer than
+# docker-compose's default 60 s HTTP timeout (the bootstrap's `up -d` failed).
+export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-300}
 # As the docs say: plain docker-compose in the checkout, settings from the .env the bootstrap wrote.
 dc() { docker-compose "$@"; }
 

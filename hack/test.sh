@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The README's second command: the whole test suite. Creates .venv, installs
-# the Debian packages the tests need (as root), starts the private Docker
-# engine (hack/dev-daemons.sh), runs the static checks, then pytest.
+# The README's second command: the whole test suite. Creates .venv (with the
+# test extras), installs the Debian packages the tests need (as root), starts
+# the private Docker engine (hack/dev-daemons.sh), runs the static checks, then pytest.
 # Extra arguments go to pytest (e.g. hack/test.sh -k plan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The test extras too (pytest, mypy, ruff, Playwright...); after hack/run.sh only those are added.
+VENV_EXTRAS="test"
 # shellcheck source=hack/venv.sh
 . hack/venv.sh
 
