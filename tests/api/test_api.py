@@ -12,7 +12,9 @@ def test_summary_counts_pending_actions_and_names_the_commit(server: Server, lab
     client = server.client()
     assert client.get("/summary").json()["actions"]["pending"] == 0
     lab.propose()
-    summary = wait_for(lambda: (s := client.get("/summary").json())["actions"]["pending"] and s)
+    summary = wait_for(
+        lambda: (s := client.get("/summary").json())["actions"]["pending"] == 2 and s
+    )
     assert summary["actions"]["pending"] == 2
     assert summary["resources"]["pending"] == 2
     assert summary["observer"]["caughtUp"] is True
