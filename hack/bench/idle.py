@@ -89,19 +89,26 @@ def rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
 
 
-def event_lines(root: Path) -> list[bytes]:
+def log_sizes(root: Path) -> dict[Path, int]:
+    return {path: path.stat().st_size for path in (root / "events").glob("*/*.jsonl")}
+
+
+def lines_since(sizes: dict[Path, int], root: Path) -> list[bytes]:
+    """Lines appended to every event file since `sizes` was taken (new files whole)."""
     lines: list[bytes] = []
     for path in sorted((root / "events").glob("*/*.jsonl")):
-        lines.extend(path.read_bytes().splitlines())
+        with path.open("rb") as fh:
+            fh.seek(sizes.get(path, 0))
+            lines.extend(fh.read().splitlines())
     return lines
 
 
 def measure(pid: int, root: Path, seconds: float) -> None:
-    before = len(event_lines(root))
+    sizes = log_sizes(root)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
-    new = event_lines(root)[before:]
+    new = lines_since(sizes, root)
     elapsed = t1 - t0
     by_type: collections.Counter[str] = collections.Counter()
     for line in new:
