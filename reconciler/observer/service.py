@@ -39,6 +39,7 @@ LISTED_KINDS = ("Container", "ComposeStack")
 @dataclass
 class ObserverSettings:
     resync: float = 30.0  # full re-list of every engine
+    listing_heartbeat: float = 600.0  # an unchanged listing is written again after this
     file_period: float = 5.0  # File collector
     nodes_period: float = 60.0  # re-read Node manifests from the repository tip
     poll: float = 1.0  # fallback when file watching misses a change
@@ -179,7 +180,11 @@ class ObserverService:
         for name, target in targets.items():
             if name not in self._collectors and self.settings.docker:
                 collector = DockerCollector(
-                    target, self.root, self._emit, resync=self.settings.resync
+                    target,
+                    self.root,
+                    self._emit,
+                    resync=self.settings.resync,
+                    heartbeat=self.settings.listing_heartbeat,
                 )
                 stop = threading.Event()
                 thread = threading.Thread(

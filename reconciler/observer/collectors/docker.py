@@ -4,9 +4,16 @@ For its node it lists the containers this project manages (by label) and
 the compose stacks applied under `ROOT/stacks/`, emits `observed.resource`
 / `observed.missing` for each and one `observed.listing` per kind, then
 follows the engine's `events` stream so a container that dies or is removed
-by hand is seen at once; a full re-list runs every `resync` seconds. An
-unreachable engine becomes `node.status` ready=false and a retry with
-backoff, never a crash. Run in its own thread by the observer service.
+by hand is seen at once; a full re-list runs every `resync` seconds. It
+writes only what changed: observations go through an `ObservationLedger`
+(nothing the world already holds is written again, after a restart
+included), healthcheck execs trigger no inspection and events repeated by
+the overlapping stream windows are dropped (`engine_events`), and a
+listing is written when its names changed, at the collector's start (the
+supervisor's delete gate waits for it) and otherwise once per `heartbeat`
+seconds. An unreachable engine becomes `node.status` ready=false and a
+retry with backoff, never a crash. Run in its own thread by the observer
+service.
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ import orjson
 
 from reconciler.atomic_files import read_json
 from reconciler.observer.collectors import Emit
+from reconciler.observer.collectors.engine_events import (
+    EVENT_FILTERS,
+    SeenEvents,
+    action_of,
+    triggers_inspection,
+)
+from reconciler.observer.collectors.ledger import ObservationLedger
 from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
@@ -32,6 +46,7 @@ MANAGED = f"{P}/managed-by=homelab-reconciler"
 SPEC_LABEL = f"{P}/spec"
 COMPOSE_PROJECT = "com.docker.compose.project"
 _WINDOW = 2  # seconds per events() call, so stop and resync are checked often
+HEARTBEAT = 600.0  # an unchanged listing is written again after this many seconds
 
 
 def now_iso() -> str:
@@ -101,17 +116,25 @@ class DockerCollector:
     """Watches one node's engine until `stop` is set."""
 
     def __init__(
-        self, target: NodeTarget, root: RuntimeRoot, emit: Emit, *, resync: float = 30.0
+        self,
+        target: NodeTarget,
+        root: RuntimeRoot,
+        emit: Emit,
+        *,
+        resync: float = 30.0,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.target = target
         self.root = root
         self.emit = emit
         self.resync = resync
+        self.heartbeat = heartbeat
         self.started_at = now_iso()
         self.ready = False
         self.instance = root.instance_id()
-        self._node_msg: dict[str, Any] | None = None
-        self._containers: set[str] = set()
+        self.ledger = ObservationLedger(root, emit)
+        self._seen = SeenEvents()
+        self._listed: dict[str, tuple[list[str], float]] = {}  # kind -> (names, monotonic)
 
     @property
     def node(self) -> str:
@@ -135,9 +158,20 @@ class DockerCollector:
                 backoff = min(backoff * 2, 30.0)
 
     def _node_status(self, data: dict[str, Any]) -> None:
-        if data != self._node_msg:
-            self._node_msg = data
-            self.emit("node.status", ResourceKey("Node", self.node), data)
+        self.ledger.write("node.status", ResourceKey("Node", self.node), data, resync=True)
+
+    def _listing(self, kind: str, names: list[str], started: str) -> None:
+        names = sorted(names)
+        last = self._listed.get(kind)
+        now = time.monotonic()
+        if last is not None and last[0] == names and now - last[1] < self.heartbeat:
+            return
+        self.emit(
+            "observed.listing",
+            None,
+            {"kind": kind, "node": self.node, "names": names, "startedAt": started},
+        )
+        self._listed[kind] = (names, now)
 
     def _follow(self, client: Any, stop: threading.Event) -> None:
         self._node_status(probe_node(client))
@@ -147,11 +181,15 @@ class DockerCollector:
         next_resync = time.monotonic() + self.resync
         while not stop.is_set():
             until = int(time.time()) + _WINDOW
-            for event in client.events(since=since, until=until, decode=True):
-                self._on_event(client, event)
+            self._seen.forget_before(since)
+            for event in client.events(
+                since=since, until=until, filters=EVENT_FILTERS, decode=True
+            ):
+                if self._seen.first_time(event):
+                    self._on_event(client, event)
                 if stop.is_set():
                     return
-            since = until - 1  # overlap a second: a duplicate observation is harmless
+            since = until - 1  # overlap a second so no event falls between windows
             if time.monotonic() >= next_resync:
                 self._node_status(probe_node(client))
                 self.full_listing(client)
@@ -172,27 +210,18 @@ class DockerCollector:
             name = container.labels.get(f"{P}/name")
             if name:
                 names.append(name)
-                self.emit(
+                self.ledger.write(
                     "observed.resource",
                     ResourceKey("Container", name),
                     container_observation(container.attrs, self.node),
+                    resync=True,
                 )
-        self._containers = set(names)
-        self.emit(
-            "observed.listing",
-            None,
-            {"kind": "Container", "node": self.node, "names": sorted(names), "startedAt": started},
-        )
-        stacks = self._check_stacks(client, None)
-        self.emit(
-            "observed.listing",
-            None,
-            {"kind": "ComposeStack", "node": self.node, "names": stacks, "startedAt": started},
-        )
+        self._listing("Container", names, started)
+        self._listing("ComposeStack", self._check_stacks(client, None, resync=True), started)
 
     def _on_event(self, client: Any, event: dict[str, Any]) -> None:
-        if event.get("Type") != "container":
-            return
+        if not triggers_inspection(event):
+            return  # a healthcheck exec, an attach...: nothing an observation holds
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         project = attrs.get(COMPOSE_PROJECT)
         if project:
@@ -206,22 +235,17 @@ class DockerCollector:
         name = attrs.get(f"{P}/name")
         if not name:
             return
-        if event.get("Action") == "destroy":
-            self.emit(
-                "observed.missing", ResourceKey("Container", name), {"reason": "container removed"}
-            )
+        key = ResourceKey("Container", name)
+        if action_of(event) == "destroy":
+            self.ledger.write("observed.missing", key, {"reason": "container removed"})
             return
         try:
             container = client.containers.get(event.get("id") or (event.get("Actor") or {})["ID"])
         except docker.errors.NotFound:
-            self.emit(
-                "observed.missing", ResourceKey("Container", name), {"reason": "container removed"}
-            )
+            self.ledger.write("observed.missing", key, {"reason": "container removed"})
             return
-        self.emit(
-            "observed.resource",
-            ResourceKey("Container", name),
-            container_observation(container.attrs, self.node),
+        self.ledger.write(
+            "observed.resource", key, container_observation(container.attrs, self.node)
         )
 
     def _applied_stacks(self) -> dict[str, dict[str, Any]]:
@@ -237,7 +261,7 @@ class DockerCollector:
                 stacks[folder.name] = spec
         return stacks
 
-    def _check_stacks(self, client: Any, project: str | None) -> list[str]:
+    def _check_stacks(self, client: Any, project: str | None, *, resync: bool = False) -> list[str]:
         """Observe applied stacks (all, or those of one compose project); names present."""
         present = []
         for name, spec in self._applied_stacks().items():
@@ -245,12 +269,10 @@ class DockerCollector:
             if project is not None and proj != project:
                 continue
             found = client.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={proj}"})
+            key = ResourceKey("ComposeStack", name)
             if not found:
-                self.emit(
-                    "observed.missing",
-                    ResourceKey("ComposeStack", name),
-                    {"reason": "no containers"},
-                )
+                missing = {"reason": "no containers"}
+                self.ledger.write("observed.missing", key, missing, resync=resync)
                 continue
             present.append(name)
             states = [container_health(c.attrs.get("State") or {}) for c in found]
@@ -266,5 +288,5 @@ class DockerCollector:
                 "managed": True,
                 "containers": len(found),
             }
-            self.emit("observed.resource", ResourceKey("ComposeStack", name), data)
+            self.ledger.write("observed.resource", key, data, resync=resync)
         return present

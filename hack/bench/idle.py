@@ -1,0 +1,172 @@
+"""Benchmark: what a converged, idle homelab costs (events written, CPU, memory).
+
+Copies the bundled example repository (`manifests/` and `compose/`: three
+Containers, one with a 5 s healthcheck, a File and a ComposeStack) into a
+temporary folder, points it at the engine in $DOCKER_HOST (the example's
+host port 18080 and `/tmp/homelab-example` moved to free, private ones so
+two runs on one machine do not collide), commits it and starts `homelab up`
+on a temporary runtime root with the UI on port 19050. It approves every
+proposed action with `homelab actions approve ID --as bench` until nothing
+is pending and every resource is in sync, lets it settle, then measures over
+`--seconds` (default 300): the events written (all producers, by type), the
+CPU of the `homelab up` process (utime + stime from /proc/PID/stat, % of one
+core) and its RSS. Prints the figures and the issue's targets; asserts
+nothing. Run: DOCKER_HOST=unix:///tmp/homelab-dev/docker.sock
+.venv/bin/python hack/bench/idle.py [--seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+import orjson
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+HOMELAB = str(Path(sys.executable).parent / "homelab")
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def example_repo(tmp: Path, docker_host: str, web_port: int) -> Path:
+    """The bundled example, committed, on this engine, a private port and folder."""
+    repo = tmp / "repo"
+    for folder in ("manifests", "compose"):
+        shutil.copytree(CHECKOUT / folder, repo / folder)
+    for path in (repo / "manifests").rglob("*.yaml"):
+        text = path.read_text()
+        text = text.replace("unix:///var/run/docker.sock", docker_host)
+        text = text.replace("18080", str(web_port)).replace("/tmp/homelab-example", str(tmp))
+        path.write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=bench", "-c", "user.email=bench@invalid", "commit", "-qm", "example")
+    return repo
+
+
+def homelab(root: Path, *args: str) -> str:
+    out = subprocess.run(
+        [HOMELAB, *args, "--root", str(root)], check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def converged(root: Path) -> bool:
+    """Nothing live in the queue and the supervisor sees every resource in sync."""
+    pending = orjson.loads(homelab(root, "actions", "list", "--json", "--state", "pending"))
+    for action in pending:
+        homelab(root, "actions", "approve", action["id"], "--as", "bench")
+    if pending or orjson.loads(homelab(root, "actions", "list", "--json")):
+        return False
+    try:
+        status = orjson.loads((root / "state" / "supervisor_status.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    resources = status.get("resources") or {}
+    return bool(resources) and all(r.get("status") == "InSync" for r in resources.values())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
+
+
+def rss_mb(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
+
+
+def log_sizes(root: Path) -> dict[Path, int]:
+    return {path: path.stat().st_size for path in (root / "events").glob("*/*.jsonl")}
+
+
+def lines_since(sizes: dict[Path, int], root: Path) -> list[bytes]:
+    """Lines appended to every event file since `sizes` was taken (new files whole)."""
+    lines: list[bytes] = []
+    for path in sorted((root / "events").glob("*/*.jsonl")):
+        with path.open("rb") as fh:
+            fh.seek(sizes.get(path, 0))
+            lines.extend(fh.read().splitlines())
+    return lines
+
+
+def measure(pid: int, root: Path, seconds: float) -> None:
+    sizes = log_sizes(root)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    new = lines_since(sizes, root)
+    elapsed = t1 - t0
+    by_type: collections.Counter[str] = collections.Counter()
+    for line in new:
+        event = orjson.loads(line)
+        ref = event.get("ref") or {}
+        by_type[f"{event['type']} {ref.get('kind', '')}/{ref.get('name', '')}".rstrip("/")] += 1
+    size = sum(len(line) + 1 for line in new)
+    print(f"window: {elapsed:.0f} s, converged and idle")
+    print(f"events written: {len(new)} ({size / 1000:.1f} KB), {len(new) / elapsed * 60:.1f}/min")
+    for key, count in by_type.most_common():
+        print(f"  {count:5d}  {key}")
+    print(f"CPU of `homelab up`: {(cpu1 - cpu0) / elapsed * 100:.2f} % of one core")
+    print(f"RSS of `homelab up`: {rss_mb(pid):.0f} MB")
+    print("targets: at most 10 events/min, under 0.5 % of one core")
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=300.0, help="measurement window")
+    parser.add_argument("--port", type=int, default=19050, help="UI port")
+    parser.add_argument("--web-port", type=int, default=19051, help="the example web's port")
+    parser.add_argument("--settle", type=float, default=20.0, help="wait after convergence")
+    args = parser.parse_args()
+    docker_host = os.environ.get("DOCKER_HOST")
+    if not docker_host:
+        raise SystemExit("set DOCKER_HOST to the engine to use (hack/dev-daemons.sh env)")
+    tmp = Path(tempfile.mkdtemp(prefix="idle-bench-"))
+    root = tmp / "root"
+    repo = example_repo(tmp, docker_host, args.web_port)
+    log = (tmp / "up.log").open("wb")
+    cmd = [HOMELAB, "up", "--repo", str(repo), "--root", str(root), "--port", str(args.port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (root / "state" / "supervisor_status.json").exists() or not converged(root):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"did not converge; see {tmp / 'up.log'}")
+            time.sleep(1.0)
+        took = 180 - (deadline - time.monotonic())
+        print(f"converged in {took:.0f} s; settling {args.settle:.0f} s")
+        time.sleep(args.settle)
+        measure(proc.pid, root, args.seconds)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        client = docker.DockerClient(base_url=docker_host)
+        instance = (root / "state" / "instance_id").read_text().strip()
+        label = f"homelab.reconciler/instance={instance}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+        for container in client.containers.list(
+            all=True, filters={"label": "com.docker.compose.project=whoami"}
+        ):
+            container.remove(force=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
