@@ -22,6 +22,7 @@ COMMANDS = {
     "world": "reconciler.cli.world:world",
     "actions": "reconciler.cli.actions:actions",
     "up": "reconciler.cli.up:up",
+    "health": "reconciler.cli.health:health",
 }
 
 

@@ -89,4 +89,4 @@ def run_ui(
         secure_cookies=secure_cookies,
         base_path=base,
     )
-    run_service(UIService(settings))
+    run_service(UIService(settings), settings.root)
