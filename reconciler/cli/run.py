@@ -48,4 +48,4 @@ def run() -> None:
 
 def run_service(service: Service, root: RuntimeRoot) -> None:
     """Run `service` until SIGTERM or SIGINT, supervised; SystemExit non-zero after a failure."""
-    supervise([service], root, bound_from_env())
+    supervise([service], root, bound_from_env(), label=service.name)

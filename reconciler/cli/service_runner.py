@@ -9,7 +9,9 @@ the others down: each run of each service gets a stop event of its own, so
 a service that sets the event it was given (the observer once did, to end
 its watcher thread) stops only itself and is restarted. Past a `Bound` (N
 failures of one service within M seconds) the runner gives up: `exhausted`
-names the service and `stop_event` is set. `stop()` asks every service to
+names the service and `stop_event` is set; an error listed in `fatal` (a
+configuration problem, such as another executor holding the lock) gives up
+at once (`fatal_error`). `stop()` asks every service to
 stop and waits for every thread. Called by `homelab up` (reconciler/cli/up.py)
 and `homelab run` (reconciler/cli/run.py); tested with small real services in
 tests/cli/test_service_runner.py.
@@ -92,6 +94,7 @@ class ServiceRunner:
         report: Reporter = _silent,
         backoff: Backoff | None = None,
         bound: Bound | None = None,
+        fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         names = [s.name for s in services]
         if len(set(names)) != len(names):
@@ -102,6 +105,8 @@ class ServiceRunner:
         self._backoff = backoff or Backoff()
         self.bound = bound or Bound()
         self.exhausted: str | None = None  # why the runner gave up, once it did
+        self.fatal = fatal  # errors no restart can fix (a configuration problem): give up at once
+        self.fatal_error: str | None = None
         self._lock = threading.Lock()
         self._status = {s.name: ServiceStatus(s.name) for s in services}
         self._runs: dict[str, threading.Event] = {}  # each service's current stop event
@@ -141,6 +146,9 @@ class ServiceRunner:
             own.set()  # stop was asked between two runs
         try:
             service.run(own)
+        except self.fatal as exc:
+            self._give_up_at_once(service.name, exc)
+            return None
         except Exception as exc:
             error, reason = f"{type(exc).__name__}: {exc}", type(exc).__name__
         else:
@@ -158,6 +166,8 @@ class ServiceRunner:
             began = time.monotonic()
             failed = self._run_once(service)
             if failed is None:
+                if self.fatal_error is not None and self._status[service.name].state == "failed":
+                    return
                 break
             error, reason = failed
             if self._give_up(service.name, error, reason):
@@ -207,6 +217,23 @@ class ServiceRunner:
         self.stop_event.set()
         self._stop_runs()
         return True
+
+    def _give_up_at_once(self, name: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            if self.fatal_error is None:
+                self.fatal_error = f"{name}: {exc}"
+        self._set(
+            name,
+            f"failed: {error}; not restarted (a restart cannot fix it)",
+            state="failed",
+            failures=self._status[name].failures + 1,
+            last_error=error,
+            reason=type(exc).__name__,
+            next_start_in=None,
+        )
+        self.stop_event.set()
+        self._stop_runs()
 
     def _stop_runs(self) -> None:
         with self._lock:

@@ -6,7 +6,9 @@ it starts a `ServiceRunner` whose reporter is a `ServiceRecorder` (health
 documents under ROOT/state/services/, `service.*` events), turns SIGTERM and
 SIGINT into a stop, and ends the process with a status a service manager
 can act on: 0 when asked to stop while every service was running, 1 when
-asked to stop while one was failing, `EXIT_EXHAUSTED` (3) when a service
+asked to stop while one was failing or when one raised `ConfigError` (not
+retried: another executor holds the lock, a flag is unusable),
+`EXIT_EXHAUSTED` (3) when a service
 failed more often than the bound allows (N failures within M seconds,
 `--max-failures` / `--failure-window`, or HOMELAB_MAX_FAILURES /
 HOMELAB_FAILURE_WINDOW). A failure never ends the process with 0.
@@ -76,13 +78,15 @@ def supervise(
     bound: Bound,
     *,
     started: Callable[[ServiceRunner], None] | None = None,
+    label: str = "",
 ) -> None:
     """Run `services` until stopped; raise SystemExit with a non-zero status after a failure."""
     recorder = ServiceRecorder(root)
-    runner = ServiceRunner(services, report=recorder.report, bound=bound)
+    runner = ServiceRunner(services, report=recorder.report, bound=bound, fatal=(ConfigError,))
 
     def _stop(signum: int, frame: FrameType | None) -> None:
-        click.echo(f"Stopping ({signal.Signals(signum).name})…", err=True)
+        how = signal.Signals(signum).name
+        click.echo(f"{label}: stopping ({how})" if label else f"Stopping ({how})…", err=True)
         runner.stop_event.set()
 
     signal.signal(signal.SIGINT, _stop)
@@ -100,6 +104,9 @@ def supervise(
     if hung:
         click.echo(f"Did not stop in time: {', '.join(hung)}", err=True)
     click.echo("Stopped.")
+    if runner.fatal_error is not None:
+        click.echo(f"Error: {runner.fatal_error}", err=True)
+        raise SystemExit(EXIT_FAILING)
     if runner.exhausted is not None:
         click.echo(f"Error: {runner.exhausted}", err=True)
         raise SystemExit(EXIT_EXHAUSTED)
