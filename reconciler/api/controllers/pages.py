@@ -25,7 +25,7 @@ from reconciler.api.auth import SESSION_COOKIE, SESSION_SECONDS, Operator
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
 from reconciler.api.eventfeed import EventQuery
-from reconciler.errors import QueueConflict
+from reconciler.errors import QueueConflict, StorageError
 
 Req = Request[Any, Any, Any]
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
@@ -185,7 +185,7 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
         context(request).decisions.decide(action_id, approve, who, str(form.get("reason") or ""))
     except QueueConflict as exc:
         return _back(request, back, f"Not changed: {exc}")
-    except InvalidInput as exc:
+    except (InvalidInput, StorageError) as exc:
         return _back(request, back, str(exc))
     verb = "Approved" if approve else "Rejected"
     return _back(request, back, f"{verb} {action_id[:12]}")
