@@ -7,6 +7,8 @@ through the real `homelab actions approve` exits 1 with the same message,
 and in both cases the action stays pending with no `action.approved` event
 and no history entry. Once the filler is removed both decisions succeed
 and the audit trail (event with actor and address, history entry) is whole.
+With a real executor running beside the full disk, the refused approval
+never runs; approved after freeing, it runs once and ends done.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import errno
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from tests.api.conftest import TOKEN, Server, UILab
 from tests.cli.test_up import HOMELAB
 from tests.cli.test_up_supervision import lab_port
 from tests.conftest import GitRepo
+from tests.executor.lab import Lab
 
 
 @pytest.fixture
@@ -175,3 +179,44 @@ def test_a_move_cut_after_its_event_is_finished_by_the_next_reader(
     assert states(root, db.id) == ["pending"] and not staged.exists()
     assert other.exists()
     assert lab.queue.finish_interrupted() == []
+
+
+@pytest.mark.docker
+def test_the_executor_runs_nothing_refused_and_runs_it_once_approved_after_freeing(
+    small_disk: Path, docker_host: str, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `homelab run executor` beside the full disk: the refused approval never runs."""
+    lab = Lab(small_disk, docker_host, docker_client)
+    monkeypatch.setenv("HOMELAB_MAX_FAILURES", "1000")  # the executor may fail while it is full
+    try:
+        name = lab.container("web")
+        lab.commit()
+        [action] = lab.propose(approve=False)
+        lab.events.close()
+        executor = lab.spawn_executor()
+        try:
+            filler = fill(small_disk)
+            refused = cli_approve(lab.root, action.id)
+            assert refused.returncode == 1 and "nothing was moved" in refused.stderr, refused
+            time.sleep(2)  # long enough for the executor to pick up anything approved
+            assert states(lab.root, action.id) == ["pending"]
+            assert lab.containers(name) == []
+            filler.unlink()
+            assert cli_approve(lab.root, action.id).returncode == 0
+            try:
+                final = lab.wait_final(action.id)
+            except AssertionError:
+                final = "timeout"
+        finally:
+            executor.terminate()
+            _out, err = executor.communicate(timeout=30)
+        assert final == "done", err.decode()
+        moves = [(h.state, h.actor) for h in lab.action(action.id).moves]
+        assert ("approved", "bob") in moves and moves[-1][0] == "done", moves
+        approvals = events_of(lab.root, "action.approved")
+        assert [(e["data"]["action"], e["data"]["actor"]) for e in approvals] == [
+            (action.id, "bob")
+        ]
+        assert len(lab.containers(name)) == 1
+    finally:
+        lab.cleanup()
