@@ -155,6 +155,8 @@ class ServiceRunner:
             if self.stop_event.is_set():
                 return None
             error, reason = "run() returned before stop was requested", "ReturnedEarly"
+        finally:
+            own.set()  # ends helper threads of the finished run that wait on it
         if self.stop_event.is_set():
             self._set(service.name, f"failed while stopping: {error}", last_error=error)
             return None
