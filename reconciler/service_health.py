@@ -7,7 +7,8 @@ document crash-safely on every change of state and as a heartbeat every
 Compose stack never overwrite each other's. The document holds `state`
 (starting | running | backoff | failed | stopped), restart and failure
 counts, the last error, and a `ServiceFailed` condition shaped like a
-resource condition. `judge` turns a document into (healthy, one line) for the
+resource condition. A service restarted after a failure counts as healthy
+only once it has run `SETTLE_SECONDS`. `judge` turns a document into (healthy, one line) for the
 UI's `/readyz` and `/summary` (reconciler/api/controllers/ops.py,
 reconciler/api/services.py, through reconciler/api/views.py) and for
 `homelab health`, the containers' healthcheck (reconciler/cli/health.py).
@@ -26,6 +27,7 @@ from reconciler.runtime_root import RuntimeRoot
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER_SECONDS = 45.0  # a running service whose heartbeat is older: its process is gone
+SETTLE_SECONDS = 10.0  # a service restarted after a failure is healthy once it ran this long
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 FAILING_STATES = ("backoff", "failed")
 
@@ -111,6 +113,11 @@ def judge(
         if age is None or age > stale_after:
             shown = "ever" if age is None else f"{age:.0f}s"
             return False, f"no heartbeat for {shown} (is the process that runs it gone?)"
+        ran = _age(doc.get("startedAt"), now)
+        if isinstance(failures, int) and failures > 0 and (ran is None or ran < SETTLE_SECONDS):
+            # Restarted after a failure: healthy only once it stays up, so a probe
+            # landing between two quick failures does not see a flapping service as fine.
+            return False, f"restarting: {reason} ({failures} failures in a row; up {ran or 0:.0f}s)"
         return True, str(state)
     if state == "stopped":
         return True, "stopped"

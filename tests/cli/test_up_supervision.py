@@ -96,12 +96,18 @@ def test_a_failing_observer_leaves_the_others_running_and_is_reported(
     # The supervisor keeps planning: the example's actions are proposed.
     eventually(lambda: get_json(f"{base}/summary")["actions"]["pending"] >= 1, "a proposal")
 
-    doc = json.loads((root / "state" / "services" / "observer.json").read_text())
-    failed = [c for c in doc["conditions"] if c["type"] == "ServiceFailed"]
-    assert failed and failed[0]["status"] == "True"
+    def condition_failed() -> bool:
+        doc = json.loads((root / "state" / "services" / "observer.json").read_text())
+        failed = [c for c in doc["conditions"] if c["type"] == "ServiceFailed"]
+        seen["condition"] = failed[0]
+        return bool(doc["state"] == "backoff" and failed[0]["status"] == "True")
+
+    # The condition says what is true now: False for the instant of each restart.
+    eventually(condition_failed, "ServiceFailed=True in state/services/observer.json", 30)
+    assert seen["condition"]["reason"] in {"NotADirectoryError", "FileExistsError"}
     event = service_events(root, "service.failed")[0]
     assert event["data"]["service"] == "observer"
-    assert "world/File" in event["data"]["error"] or "File" in event["data"]["error"]
+    assert f"{root}/world/File" in event["data"]["error"], event
 
     # Repaired by hand: the observer starts again and the failure clears.
     (root / "world" / "File").unlink()
