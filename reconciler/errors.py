@@ -9,6 +9,7 @@ Retry policy lives apart from the loops: drivers raise `TemporaryError` or
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -90,3 +91,29 @@ class QueueConflict(HomelabError):
 
 class PathOutsideRoot(PermanentError):
     """A path built from input would leave its allowed root."""
+
+
+class StorageError(HomelabError, OSError):
+    """A write to the runtime root failed (disk full, read-only, I/O error).
+
+    Also an `OSError`, so code that tolerates a failed write keeps doing so.
+    `errno` is the system's; the message names the path, the problem and
+    what became of the operation (the queue says "nothing was moved").
+    """
+
+    def __init__(self, what: str, path: object, cause: OSError, outcome: str) -> None:
+        problem = cause.strerror or str(cause)
+        hint = ""
+        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "; the disk holding the runtime root is full: free space, then retry"
+        elif cause.errno == errno.EROFS:
+            hint = "; the runtime root is on a read-only filesystem"
+        message = f"cannot {what}: {problem} writing {path}{hint} ({outcome})"
+        HomelabError.__init__(self, message)
+        self.errno = cause.errno
+        self.strerror = message
+        self.filename = str(path)
+        self.what, self.outcome = what, outcome
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

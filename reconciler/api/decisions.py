@@ -2,7 +2,9 @@
 
 An approval or rejection is one `ActionQueue.move` out of `pending` with the
 operator's name as actor and their address recorded in the event, so two
-operators clicking at once get one success and one `QueueConflict`. Ingested
+operators clicking at once get one success and one `QueueConflict`. The
+move writes its event before the rename; when the disk is full it raises
+`StorageError` with nothing moved (the controllers answer 507). Ingested
 events go through `reconciler.events.ingest` (type pattern, known kind, DNS
 name, size; the project's own namespaces such as `observed.*`, `node.*`,
 `resource.*` and `action.*` refused) under the producer `ingest-<agent>`. An
@@ -50,7 +52,11 @@ class Decisions:
     def decide(
         self, action_id: str, approve: bool, operator: Operator, reason: str | None
     ) -> s.DecisionResult:
-        """Approve or reject a pending action; raises QueueConflict when it is not pending."""
+        """Approve or reject a pending action.
+
+        QueueConflict when it is not pending; StorageError when the decision
+        cannot be recorded (then nothing moved).
+        """
         reason = (reason or "").strip() or None
         if not approve and reason is None:
             raise InvalidInput("reason: a rejection needs a reason (what is wrong with it)")

@@ -37,6 +37,18 @@ class ObserverInfo(Struct):
     updatedAt: str | None
 
 
+class ServiceInfo(Struct):
+    """One service's health (`state/services/<name>.json`): the error's type, not its text."""
+
+    state: str
+    healthy: bool
+    check: str
+    reason: str | None
+    failures: int
+    restarts: int
+    updatedAt: str | None
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -47,6 +59,7 @@ class Summary(Struct):
     lastResyncAt: str | None
     lastResyncAgeSeconds: float | None
     supervisorUpdatedAt: str | None
+    services: dict[str, ServiceInfo] = {}
 
 
 class Condition(Struct):

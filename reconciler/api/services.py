@@ -24,6 +24,7 @@ from reconciler.queue.action import Action
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES
+from reconciler.service_health import judge
 from reconciler.world import observed_spec
 from reconciler.world.doc import Condition, WorldStatus
 
@@ -148,7 +149,26 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         lastResyncAt=resync,
         lastResyncAgeSeconds=round(now - resync_ts, 3) if resync_ts else None,
         supervisorUpdatedAt=_opt(sup.get("updatedAt")),
+        services=service_infos(views, now),
     )
+
+
+def service_infos(views: RuntimeViews, now: float) -> dict[str, s.ServiceInfo]:
+    """Each service's health document judged at `now` (a stale heartbeat is unhealthy)."""
+    out = {}
+    for name, doc in views.services.items():
+        healthy, check = judge(doc, now)
+        failures, restarts = doc.get("failures"), doc.get("restarts")
+        out[name] = s.ServiceInfo(
+            state=str(doc.get("state")),
+            healthy=healthy,
+            check=check,
+            reason=_opt(doc.get("reason")),
+            failures=failures if isinstance(failures, int) else 0,
+            restarts=restarts if isinstance(restarts, int) else 0,
+            updatedAt=_opt(doc.get("updatedAt")),
+        )
+    return out
 
 
 def summary_json(views: RuntimeViews) -> bytes:

@@ -1,7 +1,9 @@
 """In-memory views of the runtime root, refreshed when files change.
 
 `RuntimeViews` holds the world documents, every queued action, the
-supervisor and observer status files and a tail of the event log. A
+supervisor and observer status files, the services' health documents
+(`state/services/<name>.json`, reconciler/service_health.py) and a tail of
+the event log. A
 watchfiles thread (`watch`) refreshes only the parts whose files changed
 and wakes the live-update streams; request handlers never walk the tree.
 Derived tables (resource rows, counts) are computed once per version.
@@ -25,6 +27,7 @@ from reconciler.api.eventfeed import EventFeed
 from reconciler.queue.action import Action, InvalidAction, action_from_json
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
+from reconciler.service_health import read_statuses
 from reconciler.world import WorldReader
 from reconciler.world.doc import WorldDoc
 
@@ -50,6 +53,7 @@ class RuntimeViews:
         self.queue: dict[str, dict[str, Action]] = {s: {} for s in QUEUE_STATES}
         self.supervisor: dict[str, Any] = {}
         self.observer: dict[str, Any] = {}
+        self.services: dict[str, dict[str, Any]] = {}
         self.checkpoint_mtime: float | None = None
         self.version = 0
         self.derived: dict[str, Any] = {}
@@ -129,13 +133,15 @@ class RuntimeViews:
     def _refresh_state(self) -> bool:
         supervisor = _read_doc(self.root.state / "supervisor_status.json")
         observer = _read_doc(self.root.state / "observer_status.json")
+        services = read_statuses(self.root)
         try:
             mtime: float | None = self.root.checkpoint.stat().st_mtime
         except FileNotFoundError:
             mtime = None
-        if (supervisor, observer, mtime) == (self.supervisor, self.observer, self.checkpoint_mtime):
+        new = (supervisor, observer, services, mtime)
+        if new == (self.supervisor, self.observer, self.services, self.checkpoint_mtime):
             return False
-        self.supervisor, self.observer, self.checkpoint_mtime = supervisor, observer, mtime
+        self.supervisor, self.observer, self.services, self.checkpoint_mtime = new
         return True
 
     # ---- reading ----------------------------------------------------------

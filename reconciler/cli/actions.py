@@ -24,7 +24,7 @@ import orjson
 
 from reconciler.cli.common import get_root, root_option, use_colour
 from reconciler.diff import render_change
-from reconciler.errors import ConfigError, QueueConflict
+from reconciler.errors import ConfigError, QueueConflict, StorageError
 from reconciler.events.log import EventLog, reserved_actor
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import action_to_dict
@@ -57,8 +57,12 @@ def producer_for(operator: str) -> str:
 @contextmanager
 def operator_log(root: RuntimeRoot, producer: str) -> Iterator[EventLog]:
     """The producer's event log, held only for one transition at a time."""
-    root.state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root.state / f"{producer}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    lock = root.state / f"{producer}.lock"
+    try:
+        root.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"lock {lock.name}", lock, exc, "nothing was moved") from exc
     events = EventLog(root, producer)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

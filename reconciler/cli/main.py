@@ -25,6 +25,7 @@ COMMANDS = {
     "actions": "reconciler.cli.actions:actions",
     "up": "reconciler.cli.up:up",
     "tokens": "reconciler.cli.tokens:tokens",
+    "health": "reconciler.cli.health:health",
 }
 
 

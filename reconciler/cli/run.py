@@ -1,21 +1,25 @@
 """`homelab run <service>`: one service in the foreground, as in compose.yaml.
 
 Each service module defines its subcommand on the `run` group (listed in
-`SERVICES`, imported only when used) and calls `run_service`, which turns
-SIGTERM/SIGINT into the service's stop event so `docker stop` and Ctrl-C end
-it cleanly.
+`SERVICES`, imported only when used) and calls `run_service`, which runs it
+under the same supervision as `homelab up` (reconciler/cli/supervise.py):
+restarted with backoff on a failure, its health in
+`ROOT/state/services/<name>.json` (what the container's healthcheck, `homelab
+health <service>`, reads), SIGTERM/SIGINT end it cleanly, and past the
+failure bound (HOMELAB_MAX_FAILURES within HOMELAB_FAILURE_WINDOW seconds)
+the process exits 3 so the container is restarted.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 from typing import Protocol
 
 import click
 
 from reconciler.cli.common import LazyGroup
+from reconciler.cli.supervise import bound_from_env, supervise
+from reconciler.runtime_root import RuntimeRoot
 
 
 class Service(Protocol):
@@ -42,14 +46,6 @@ def run() -> None:
     """
 
 
-def run_service(service: Service) -> None:
-    """Run `service` until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        click.echo(f"{service.name}: stopping ({signal.Signals(signum).name})", err=True)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    service.run(stop)
+def run_service(service: Service, root: RuntimeRoot) -> None:
+    """Run `service` until SIGTERM or SIGINT, supervised; SystemExit non-zero after a failure."""
+    supervise([service], root, bound_from_env(), label=service.name)

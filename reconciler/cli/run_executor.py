@@ -62,4 +62,4 @@ def executor(
         settings=settings,
         retry=RetryPolicy(retry_attempts, retry_initial, retry_max),
     )
-    run_service(service)
+    run_service(service, service.root)

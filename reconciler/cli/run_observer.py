@@ -51,4 +51,5 @@ def observer(root: str | None, repo: str | None, resync: float, docker: bool) ->
     runtime = get_root(root)
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = Path(repo).expanduser().absolute() if repo else None
-    run_service(ObserverService(runtime, repo_path, ObserverSettings(resync=resync, docker=docker)))
+    settings = ObserverSettings(resync=resync, docker=docker)
+    run_service(ObserverService(runtime, repo_path, settings), runtime)

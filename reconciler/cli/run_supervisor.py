@@ -70,4 +70,4 @@ def supervisor(
     )
     service = Supervisor(get_repo(repo), get_root(root), ref, settings)
     click.echo(f"supervisor: watching {service.repo} -> {service.root.path}", err=True)
-    run_service(service)
+    run_service(service, service.root)

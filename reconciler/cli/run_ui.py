@@ -91,4 +91,4 @@ def run_ui(
         base_path=base,
     )
     raise_descriptor_limit()  # the connection cap is sized from the limit (api/limits.py)
-    run_service(UIService(settings))
+    run_service(UIService(settings), settings.root)

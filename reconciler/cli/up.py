@@ -1,11 +1,15 @@
 """`homelab up`: the whole product in one process, for a first look or a small homelab.
 
 Runs the four services (observer, supervisor, executor, UI) in threads through
-`reconciler.cli.service_runner.ServiceRunner`, so one failing loop is restarted with
-backoff and reported, never taking the others down; Ctrl-C or SIGTERM stops
-them all. Without `--repo` it creates and commits an example repository under
-the runtime root (reconciler/cli/example.py). It prints the UI address, the
-login token (only on the start that creates it; later starts say where it is
+`reconciler.cli.supervise.supervise`, so one failing loop is restarted with
+backoff and reported (log, `state/services/<name>.json`, a `service.failed`
+event, the UI's `/readyz` and `/summary`), never taking the others down;
+Ctrl-C or SIGTERM stops them all. It exits 0 only when stopped while every
+service ran, 1 when stopped while one was failing and 3 when one failed
+more often than `--max-failures` within `--failure-window`. Without
+`--repo` it creates and commits an example repository under the runtime
+root (reconciler/cli/example.py). It prints the UI address, the login
+token (only on the start that creates it; later starts say where it is
 kept) and how to change the desired state. A service whose code is not
 installed is named as missing, never pretended. The soft descriptor limit is
 raised to the hard one and the UI's connections capped below it
@@ -18,19 +22,18 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from reconciler.cli.common import get_repo, get_root, root_option
 from reconciler.cli.example import DEFAULT_DOCKER_HOST, create_example_repo
-from reconciler.cli.service_runner import Service, ServiceRunner, ServiceStatus
+from reconciler.cli.service_runner import Bound, Service, ServiceRunner
+from reconciler.cli.supervise import bound_options, supervise
 from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
 
@@ -110,11 +113,6 @@ def docker_reachable(host: str) -> str | None:
     return None
 
 
-def _report(status: ServiceStatus, message: str) -> None:
-    level = logging.WARNING if status.state == "backoff" else logging.INFO
-    logging.getLogger("homelab.up").log(level, "%s: %s", status.name, message)
-
-
 def _wait_for_ui(url: str, stop: threading.Event, timeout: float = 20.0) -> bool:
     """True once GET {url}healthz answers 200 (or False after `timeout` or on stop)."""
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -156,7 +154,15 @@ def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> 
 @root_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-def up(repo: str | None, root: str | None, host: str, port: int) -> None:
+@bound_options
+def up(
+    repo: str | None,
+    root: str | None,
+    host: str,
+    port: int,
+    max_failures: int,
+    failure_window: float,
+) -> None:
     """Run observer, supervisor, executor and UI in one process (Ctrl-C stops).
 
     \b
@@ -181,49 +187,34 @@ def up(repo: str | None, root: str | None, host: str, port: int) -> None:
         click.echo(f"Not installed yet: the {name} service ({reason})", err=True)
     if not services:
         raise ConfigError("no service is installed; nothing to run")
+    token, created = None, False
     if "ui" not in missing:
         from reconciler.api.limits import (
             RESERVED_DESCRIPTORS,
             connection_cap,
             raise_descriptor_limit,
         )
+        from reconciler.api.sessions import load_or_create_token
 
         soft, _ = raise_descriptor_limit()
         click.echo(
             f"Descriptors: {soft}; the UI holds at most {connection_cap()} connections, "
             f"{RESERVED_DESCRIPTORS} stay for the other services"
         )
-    runner = ServiceRunner(services, report=_report)
-    _run(runner, cfg, ui_running="ui" not in missing)
-
-
-def _run(runner: ServiceRunner, cfg: UpConfig, *, ui_running: bool) -> None:
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        click.echo(f"Stopping ({signal.Signals(signum).name})…", err=True)
-        runner.stop_event.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    token, created = None, False
-    if ui_running:
-        from reconciler.api.sessions import load_or_create_token
-
         token, created = load_or_create_token(cfg.root)
-    runner.start()
-    click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
-    if token is not None:
-        url = f"http://{cfg.host}:{cfg.port}/"
-        if _wait_for_ui(url, runner.stop_event):
-            click.echo(f"UI: {url}")
-        else:
-            click.echo(f"UI: {url} (not answering yet; see the messages above)")
-        where = cfg.root.state / "ui_token"
-        if created:  # shown once: terminals and their logs keep what they print
-            click.echo(f"Login token: {token}  (shown once; kept in {where})")
-        else:
-            click.echo(f"Login token: in {where} (printed only when created)")
-    runner.wait()
-    hung = runner.stop(timeout=15)
-    if hung:
-        click.echo(f"Did not stop in time: {', '.join(hung)}", err=True)
-    click.echo("Stopped.")
+
+    def _started(runner: ServiceRunner) -> None:
+        click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
+        if token is not None:
+            url = f"http://{cfg.host}:{cfg.port}/"
+            if _wait_for_ui(url, runner.stop_event):
+                click.echo(f"UI: {url}")
+            else:
+                click.echo(f"UI: {url} (not answering yet; see the messages above)")
+            where = cfg.root.state / "ui_token"
+            if created:  # shown once: terminals and their logs keep what they print
+                click.echo(f"Login token: {token}  (shown once; kept in {where})")
+            else:
+                click.echo(f"Login token: in {where} (printed only when created)")
+
+    supervise(services, cfg.root, Bound(max_failures, failure_window), started=_started)

@@ -3,9 +3,12 @@
 Each process appends under its own producer name to
 `ROOT/events/YYYY-MM-DD/<producer>.jsonl`, one JSON object a line: `id`
 (sortable: nanosecond time, producer, sequence), `ts`, `source`, `type`,
-`ref: {kind, name}`, `data`. Every line is flushed as written; events that
-record decisions or actions (`action.*`) and any caller asking `sync=True`
-are fsynced before `append` returns. An exclusive lock on the open file
+`ref: {kind, name}`, `data`. Every line is written whole with one
+`write` as it is appended; events that record decisions or actions
+(`action.*`) and any caller asking `sync=True` are fsynced before `append`
+returns. When the write or the fsync fails (a full disk) the file is cut
+back to where the line began and `StorageError` is raised: a refused event
+leaves no torn line and is not in the log. An exclusive lock on the open file
 keeps a second writer with the same producer name out. Called by the
 collectors, the supervisor, the queue, the executor and the API.
 `reserved_actor` says whether a person's name would pass for one of the
@@ -26,7 +29,7 @@ from typing import IO, Any, TypedDict
 import orjson
 
 from reconciler.atomic_files import try_lock
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, StorageError
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
@@ -158,12 +161,30 @@ class EventLog:
                 "ref": {"kind": ref[0], "name": ref[1]} if ref else None,
                 "data": data or {},
             }
-            fh = self._open(event["ts"][:10])
-            fh.write(orjson.dumps(event) + b"\n")
-            fh.flush()
-            if sync or (sync is None and type.startswith("action.")):
-                os.fsync(fh.fileno())
+            try:
+                fh = self._open(event["ts"][:10])
+            except OSError as exc:
+                where = self.root.events / event["ts"][:10] / f"{self.producer}.jsonl"
+                raise StorageError(f"record event {type}", where, exc, "not recorded") from exc
+            self._write_line(fh, orjson.dumps(event) + b"\n", type, sync)
         return event
+
+    def _write_line(self, fh: IO[bytes], line: bytes, type: str, sync: bool | None) -> None:
+        """Append `line` whole (and fsync it when asked), or cut the file back and raise."""
+        fd = fh.fileno()
+        start = os.fstat(fd).st_size  # O_APPEND and our flock: the line goes exactly here
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync or (sync is None and type.startswith("action.")):
+                os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:  # pragma: no cover - the torn line is then quarantined by readers
+                self.close()
+            raise StorageError(f"record event {type}", fh.name, exc, "not recorded") from exc
 
     def close(self) -> None:
         if self._fh is not None:

@@ -5,7 +5,9 @@ stable inode); who holds it is written next to it, through the crash-safe
 helper, as `ROOT/state/executor.holder.json` (`pid`, `host`, `startedAt`).
 The kernel drops the lock when the process dies, even on kill -9, so a stale
 holder file never blocks a restart. A second executor gets a `ConfigError`
-naming the holder. Called by `reconciler.executor.service`.
+naming the holder. When the holder file cannot be written (a full disk) the
+lock is let go again before the error rises, so the supervised restart can
+take it. Called by `reconciler.executor.service`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ class ExecutorLock:
             ) from None
         self._fh = fh
         me = {"pid": os.getpid(), "host": socket.gethostname(), "startedAt": now_iso()}
-        atomic_write_json(self.holder_path, me)
+        try:
+            atomic_write_json(self.holder_path, me)
+        except BaseException:
+            # A full disk: let go, or this process's next attempt finds itself holding it.
+            self.release()
+            raise
         return me
 
     def release(self) -> None:

@@ -1,8 +1,9 @@
 """The executor service: watches `queue/approved/` and runs what appears there.
 
 `Executor.run(stop)` takes the exclusive lock (a second executor on the same
-root exits with a message naming the holder), resolves actions left in
-`running/` by a crash (`ActionRunner.recover`), then waits on file-system
+root exits with a message naming the holder), finishes queue moves a crash
+interrupted after their event was recorded (`ActionQueue.finish_interrupted`),
+resolves actions left in `running/` by a crash (`ActionRunner.recover`), then waits on file-system
 notifications for `queue/approved/` (watchfiles: an approval starts within
 well under half a second, with no busy polling; a slow tick every few
 seconds re-scans for anything missed and for a maintenance window that
@@ -15,6 +16,7 @@ every maintenance window of `homelab.yaml` is closed they wait, visibly: one
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 
 TICK_MS = 5000
+log = logging.getLogger("reconciler.executor")
 
 
 def default_drivers() -> dict[str, Driver]:
@@ -93,6 +96,8 @@ class Executor:
                 stop=stop,
             )
             self._write_status("recovering", None, [])
+            for action_id, state in queue.finish_interrupted():
+                log.info("executor: finished an interrupted move of %s to %s", action_id, state)
             for action in queue.actions("running"):
                 if stop.is_set():
                     return

@@ -86,14 +86,17 @@ class ObserverService:
         self.builder.lock()
         self._log = EventLog(self.root, "observer")
         self._files = FileCollector(self._emit)
-        watcher = threading.Thread(target=self._watch, args=(stop,), name="observer-watch")
+        # The watcher gets an event of its own: `stop` belongs to whoever runs us
+        # (in `homelab up` setting it once stopped every service in the process).
+        halt = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(halt,), name="observer-watch")
         try:
             log.info("observer: %s", self.builder.open())
             gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
             watcher.start()
             self._loop(stop)
         finally:
-            stop.set()
+            halt.set()
             for running in self._collectors.values():
                 running.stop.set()
             for running in self._collectors.values():

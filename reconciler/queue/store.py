@@ -2,21 +2,34 @@
 
 States: pending -> approved -> running -> done | failed, or pending ->
 rejected | superseded (approved/running -> superseded for stale plans).
-A transition is one `os.rename`; only one caller can win it, and a loser
-gets `QueueConflict` naming the state the action is in now. Each successful
-transition appends an `action.<state>` event naming the actor. Writes go
-through the crash-safe helper. Called by the supervisor, the CLI, the
-executor and the API.
+Every transition holds the queue's flock (`queue/.move.lock`, across
+processes) and runs in this order, so the audit trail is written before the
+change: (1) the new document (history entry, outcome, address) is staged
+beside the old one (`.ID.json.*.staged`) and fsynced, (2) the `action.<state>` event naming the
+actor is appended and fsynced, (3) the staged document replaces the old
+one and (4) is renamed into the new state's folder. A failed write in (1)
+or (2) (a full disk) raises `StorageError` with nothing moved and no event
+in the log; a caller that finds the action gone gets `QueueConflict`
+naming its state now. A crash after (3) leaves a document whose last
+history entry names a state it has not reached; its event is durable, so
+`finish_interrupted` completes the rename (docs/internals.md, "Queue
+moves"). Called by the supervisor, the CLI, the executor and the API.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from reconciler.atomic_files import atomic_write_json, fsync_dir
-from reconciler.errors import QueueConflict
+from reconciler.errors import QueueConflict, StorageError
 from reconciler.events.log import EventLog
 from reconciler.queue.action import (
     Action,
@@ -29,6 +42,7 @@ from reconciler.queue.action import (
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
 
 LIVE_STATES = ("pending", "approved", "running")
+STAGED = ".staged"  # suffix of a move's staged document (atomic_write's temporaries end .tmp)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending": ("approved", "rejected", "superseded"),
     "approved": ("running", "superseded", "rejected"),
@@ -108,7 +122,46 @@ class ActionQueue:
 
     def update(self, state: str, action: Action) -> None:
         """Rewrite an action in place (e.g. add its outcome before it moves on)."""
-        atomic_write_json(self.path(state, action.id), action_to_dict(action))
+        path = self.path(state, action.id)
+        try:
+            atomic_write_json(path, action_to_dict(action))
+        except OSError as exc:
+            raise StorageError(f"write action {action.id}", path, exc, "not changed") from exc
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the queue's move lock (one transition at a time, across processes)."""
+        path = self.root.queue / ".move.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError("lock the queue", path, exc, "nothing was moved") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _stage(self, state: str, action: Action) -> Path:
+        """The new document, fsynced under a hidden name beside the old one."""
+        folder = self.root.queue_dir(state)
+        data = orjson.dumps(
+            action_to_dict(action), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{action.id}.json.", suffix=STAGED, dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise StorageError(
+                f"record the move of action {action.id}", folder, exc, "nothing was moved"
+            ) from exc
+        return Path(tmp)
 
     def move(
         self,
@@ -121,31 +174,80 @@ class ActionQueue:
         outcome: dict[str, Any] | None = None,
         address: str | None = None,
     ) -> Action:
-        """Atomically move an action from `src` to `dst`; QueueConflict if it is not in `src`.
+        """Move an action from `src` to `dst`, its event first; QueueConflict if not in `src`.
 
         The move is recorded in the action's history (with the `outcome` of a
-        finished action and the `address` of the person who decided).
+        finished action and the `address` of the person who decided) and as an
+        `action.<dst>` event, both durable before the rename. StorageError
+        when they cannot be written: then nothing moved.
         """
         if dst not in TRANSITIONS.get(src, ()):
             raise ValueError(f"no transition {src} -> {dst}")
         source, target = self.path(src, action_id), self.path(dst, action_id)
-        try:
-            os.rename(source, target)
-        except FileNotFoundError:
-            raise QueueConflict(action_id, self.find(action_id)) from None
-        fsync_dir(target.parent)
-        action = action_from_json(target.read_bytes())
-        changes: dict[str, Any] = {
-            "history": (*action.moves, HistoryEntry(dst, now_iso(), actor, reason))
-        }
-        if outcome is not None:
-            changes["outcome"] = outcome
-        if address is not None:
-            changes["address"] = address
-        action = action.evolve(**changes)
-        self.update(dst, action)
-        self._event(dst, action, actor, reason, outcome=outcome, address=address)
+        with self._locked():
+            try:
+                action = action_from_json(source.read_bytes())
+            except FileNotFoundError:
+                raise QueueConflict(action_id, self.find(action_id)) from None
+            changes: dict[str, Any] = {
+                "history": (*action.moves, HistoryEntry(dst, now_iso(), actor, reason))
+            }
+            if outcome is not None:
+                changes["outcome"] = outcome
+            if address is not None:
+                changes["address"] = address
+            action = action.evolve(**changes)
+            staged = self._stage(src, action)
+            try:
+                self._event(dst, action, actor, reason, outcome=outcome, address=address)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(staged)
+                raise
+            self._commit(staged, source, target)
         return action
+
+    def _commit(self, staged: Path, source: Path, target: Path) -> None:
+        """Steps (3) and (4): no new blocks are needed, so only an I/O error stops them."""
+        try:
+            os.replace(staged, source)
+            os.rename(source, target)
+            fsync_dir(target.parent)
+            fsync_dir(source.parent)
+        except OSError as exc:
+            raise StorageError(
+                f"move action {source.stem} to {target.parent.name}",
+                target,
+                exc,
+                "its event is recorded; `homelab actions list` shows where it is, "
+                "and the next queue reader finishes an interrupted move",
+            ) from exc
+
+    def finish_interrupted(self) -> list[tuple[str, str]]:
+        """Complete moves a crash cut between (3) and (4); drop staged copies. Returns (id, state).
+
+        A document whose last history entry names a state it may move to
+        from the folder it is in was written after its event was durable, so
+        the decision stands and the rename is done now. A staged copy
+        (hidden `.ID.json.*.staged`) left without its replace belongs to a move
+        whose event may or may not exist; the action stays where it is.
+        """
+        finished = []
+        with self._locked():
+            for src in LIVE_STATES:
+                folder = self.root.queue_dir(src)
+                for name in os.listdir(folder):
+                    if name.startswith(".") and name.endswith(STAGED):  # made under this lock
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(folder / name)
+                for action in self.actions(src):
+                    moves = action.moves
+                    dst = moves[-1].state if moves else src
+                    if dst != src and dst in TRANSITIONS[src]:
+                        os.rename(self.path(src, action.id), self.path(dst, action.id))
+                        fsync_dir(self.root.queue_dir(dst))
+                        finished.append((action.id, dst))
+        return finished
 
     def _event(
         self,

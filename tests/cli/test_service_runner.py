@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from reconciler.cli.service_runner import Backoff, ServiceRunner
+from reconciler.cli.service_runner import Backoff, Bound, ServiceRunner
 
 FAST = Backoff(initial=0.01, cap=0.04, healthy_after=3600)
 
@@ -78,7 +78,8 @@ def test_failing_service_is_restarted_with_backoff_and_reported() -> None:
 
 def test_one_failing_loop_never_stops_the_others() -> None:
     broken, steady = Flaky("broken", failures=10**9), Steady("steady")
-    runner = ServiceRunner([broken, steady], backoff=FAST)
+    # Far from the failure bound (past it the runner stops everything, on purpose).
+    runner = ServiceRunner([broken, steady], backoff=FAST, bound=Bound(10**6, 600))
     runner.start()
     assert steady.running.wait(10)
     while broken.calls < 5:
@@ -143,3 +144,43 @@ def test_healthy_run_resets_the_backoff() -> None:
 def test_duplicate_service_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
         ServiceRunner([Steady("a"), Steady("a")])
+
+
+class SetsItsStop:
+    """Sets the stop event it was given (as the observer once did), then fails once."""
+
+    def __init__(self) -> None:
+        self.name = "setter"
+        self.calls = 0
+        self.running = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            stop.set()
+            raise RuntimeError("world/File is not a folder")
+        self.running.set()
+        stop.wait()
+
+
+def test_a_service_setting_its_stop_event_stops_only_itself() -> None:
+    setter, steady = SetsItsStop(), Steady("steady")
+    runner = ServiceRunner([setter, steady], backoff=FAST)
+    runner.start()
+    assert setter.running.wait(5), runner.status()
+    assert not runner.stop_event.is_set()
+    assert runner.status()["steady"].state == "running"
+    assert runner.status()["setter"].restarts == 1
+    runner.stop()
+
+
+def test_failures_past_the_bound_give_up_and_name_the_service() -> None:
+    flaky, steady = Flaky("flaky", failures=100), Steady("steady")
+    runner = ServiceRunner([flaky, steady], backoff=FAST, bound=Bound(3, 60))
+    runner.start()
+    assert runner.stop_event.wait(5)
+    runner.wait()
+    assert runner.exhausted == "flaky failed 3 times in 60s (last: RuntimeError: boom 3); giving up"
+    assert runner.failing()["flaky"].state == "failed"
+    assert runner.stop() == []
+    assert steady.stopped.is_set()

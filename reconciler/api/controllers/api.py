@@ -22,7 +22,7 @@ from reconciler.api import services
 from reconciler.api.context import context, csrf_guard, operator, principal
 from reconciler.api.decisions import Forbidden, InvalidInput
 from reconciler.api.eventfeed import EventQuery
-from reconciler.errors import QueueConflict
+from reconciler.errors import QueueConflict, StorageError
 
 Req = Request[Any, Any, Any]
 Q = Annotated[str | None, QueryParameter(max_length=200)]
@@ -36,6 +36,7 @@ DECIDE = {
     **NOT_FOUND,
     400: ResponseSpec(s.Problem, description="Invalid input"),
     409: ResponseSpec(s.Conflict, description="The action is no longer pending"),
+    507: ResponseSpec(s.Problem, description="The runtime root's disk is full; nothing moved"),
 }
 
 
@@ -92,6 +93,8 @@ def decide(request: Req, action_id: str, approve: bool, reason: str | None) -> R
         return Response(body, status_code=409)
     except InvalidInput as exc:
         return Response(s.Problem(400, str(exc)), status_code=400)
+    except StorageError as exc:  # a full disk: 507 Insufficient Storage, nothing was moved
+        return Response(s.Problem(507, str(exc)), status_code=507)
     return Response(result, status_code=200)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -54,7 +55,11 @@ def readiness(views: RuntimeViews) -> tuple[bool, dict[str, str]]:
         os.access(views.root.queue_dir(st), os.W_OK | os.X_OK) for st in ("pending", "approved")
     )
     checks["queue"] = "writable" if writable else "queue folders not writable"
-    return caught_up is True and writable, checks
+    services_ok = True
+    for name, info in services.service_infos(views, time.time()).items():
+        checks[f"service:{name}"] = info.check
+        services_ok &= info.healthy
+    return caught_up is True and writable and services_ok, checks
 
 
 @get(
@@ -63,7 +68,7 @@ def readiness(views: RuntimeViews) -> tuple[bool, dict[str, str]]:
     responses={503: ResponseSpec(s.Health, description="Not ready; `checks` says why")},
 )
 def readyz(request: Req) -> Response[s.Health]:
-    """Ready when the observer has caught up and the queue is writable."""
+    """Ready when the observer has caught up, the queue is writable and no service is failing."""
     ok, checks = readiness(context(request).views)
     body = s.Health(status="ready" if ok else "not ready", checks=checks)
     return Response(body, status_code=200 if ok else 503)

@@ -27,7 +27,7 @@ from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.sessions import LOGIN_WINDOW_SECONDS, SESSION_COOKIE, SESSION_SECONDS
-from reconciler.errors import QueueConflict
+from reconciler.errors import QueueConflict, StorageError
 from reconciler.events.log import reserved_actor
 
 Req = Request[Any, Any, Any]
@@ -212,7 +212,7 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
         context(request).decisions.decide(action_id, approve, who, str(form.get("reason") or ""))
     except QueueConflict as exc:
         return _back(request, back, f"Not changed: {exc}")
-    except InvalidInput as exc:
+    except (InvalidInput, StorageError) as exc:
         return _back(request, back, str(exc))
     verb = "Approved" if approve else "Rejected"
     return _back(request, back, f"{verb} {action_id[:12]}")

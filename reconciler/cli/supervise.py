@@ -1,0 +1,116 @@
+"""Runs services under the runner until a signal or the failure bound; picks the exit status.
+
+`supervise` is the foreground of `homelab up` (all four services,
+reconciler/cli/up.py) and `homelab run <service>` (one, reconciler/cli/run.py):
+it starts a `ServiceRunner` whose reporter is a `ServiceRecorder` (health
+documents under ROOT/state/services/, `service.*` events), turns SIGTERM and
+SIGINT into a stop, and ends the process with a status a service manager
+can act on: 0 when asked to stop while every service was running, 1 when
+asked to stop while one was failing or when one raised `ConfigError` (not
+retried: another executor holds the lock, a flag is unusable),
+`EXIT_EXHAUSTED` (3) when a service
+failed more often than the bound allows (N failures within M seconds,
+`--max-failures` / `--failure-window`, or HOMELAB_MAX_FAILURES /
+HOMELAB_FAILURE_WINDOW). A failure never ends the process with 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.cli.service_report import ServiceRecorder
+from reconciler.cli.service_runner import Bound, Service, ServiceRunner
+from reconciler.errors import ConfigError
+from reconciler.runtime_root import RuntimeRoot
+
+EXIT_FAILING = 1
+EXIT_EXHAUSTED = 3
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bound_options(command: F) -> F:
+    """`--max-failures` and `--failure-window`, the bound past which the process gives up."""
+    command = click.option(
+        "--failure-window",
+        type=click.FloatRange(1.0),
+        default=600.0,
+        show_default=True,
+        envvar="HOMELAB_FAILURE_WINDOW",
+        metavar="SECONDS",
+        help="Window in which --max-failures failures of one service make the process exit.",
+    )(command)
+    return click.option(
+        "--max-failures",
+        type=click.IntRange(1),
+        default=5,
+        show_default=True,
+        envvar="HOMELAB_MAX_FAILURES",
+        help="Failures of one service within --failure-window after which the process "
+        f"exits with status {EXIT_EXHAUSTED} (a service manager can then restart it).",
+    )(command)
+
+
+def bound_from_env() -> Bound:
+    """The bound for `homelab run`, from HOMELAB_MAX_FAILURES / HOMELAB_FAILURE_WINDOW."""
+    raw_max = os.environ.get("HOMELAB_MAX_FAILURES") or "5"
+    raw_window = os.environ.get("HOMELAB_FAILURE_WINDOW") or "600"
+    try:
+        bound = Bound(int(raw_max), float(raw_window))
+    except ValueError:
+        raise ConfigError(
+            f"HOMELAB_MAX_FAILURES={raw_max!r} / HOMELAB_FAILURE_WINDOW={raw_window!r}: "
+            "give a whole number of failures and a number of seconds"
+        ) from None
+    if bound.max_failures < 1 or bound.window <= 0:
+        raise ConfigError("HOMELAB_MAX_FAILURES must be at least 1 and HOMELAB_FAILURE_WINDOW > 0")
+    return bound
+
+
+def supervise(
+    services: Sequence[Service],
+    root: RuntimeRoot,
+    bound: Bound,
+    *,
+    started: Callable[[ServiceRunner], None] | None = None,
+    label: str = "",
+) -> None:
+    """Run `services` until stopped; raise SystemExit with a non-zero status after a failure."""
+    recorder = ServiceRecorder(root)
+    runner = ServiceRunner(services, report=recorder.report, bound=bound, fatal=(ConfigError,))
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        how = signal.Signals(signum).name
+        click.echo(f"{label}: stopping ({how})" if label else f"Stopping ({how})…", err=True)
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    recorder.start()
+    try:
+        runner.start()
+        if started is not None:
+            started(runner)
+        runner.wait()
+        failing = runner.failing()
+        hung = runner.stop(timeout=15)
+    finally:
+        recorder.close()
+    if hung:
+        click.echo(f"Did not stop in time: {', '.join(hung)}", err=True)
+    click.echo("Stopped.")
+    if runner.fatal_error is not None:
+        click.echo(f"Error: {runner.fatal_error}", err=True)
+        raise SystemExit(EXIT_FAILING)
+    if runner.exhausted is not None:
+        click.echo(f"Error: {runner.exhausted}", err=True)
+        raise SystemExit(EXIT_EXHAUSTED)
+    if failing:
+        which = "; ".join(f"{n} failing ({st.last_error})" for n, st in failing.items())
+        click.echo(f"Error: stopped while {which}", err=True)
+        raise SystemExit(EXIT_FAILING)
