@@ -16,6 +16,7 @@ import pytest
 from reconciler.planning import compute_plan
 from reconciler.sources.git import GitSource
 from tests.conftest import GitRepo
+from tests.planning.test_guardrails import plan_errors
 
 
 def stack(name: str, files: list[str]) -> str:
@@ -62,15 +63,6 @@ CASES = [
 ]
 
 
-def plan(repo: GitRepo, allow: list[str] | None = None) -> tuple[list[str], set[object]]:
-    if allow is not None:
-        config = {"apiVersion": "homelab.reconciler/v1alpha1", "kind": "RepositoryConfig"}
-        repo.write("homelab.yaml", orjson.dumps({**config, "allowDangerous": allow}).decode())
-    repo.commit()
-    result = compute_plan(GitSource(repo.path), None)
-    return [str(e) for e in result.errors], {c.ref for c in result.plan.changes}
-
-
 @pytest.mark.parametrize(("case", "lines", "rule", "field"), CASES, ids=[c[0] for c in CASES])
 def test_a_refused_compose_option_is_a_located_error_in_the_compose_file(
     git_repo: GitRepo, case: str, lines: str, rule: str, field: str
@@ -79,7 +71,7 @@ def test_a_refused_compose_option_is_a_located_error_in_the_compose_file(
     git_repo.write("compose/web.yaml", compose(lines))
     git_repo.write("manifests/other.yaml", stack("other", ["compose/other.yaml"]))
     git_repo.write("compose/other.yaml", compose("volumes: ['data:/data', './conf:/conf:ro']"))
-    errors, changes = plan(git_repo)
+    errors, changes = plan_errors(git_repo)
     [error] = [e for e in errors if f"[{rule}]" in e]
     assert all("compose/web.yaml" in e for e in errors), errors
     where, _, message = error.partition(f": {field}: ")
@@ -90,7 +82,7 @@ def test_a_refused_compose_option_is_a_located_error_in_the_compose_file(
     assert f"[{rule}]" in message and "allowDangerous: [web]" in message, error
     assert ("ComposeStack", "web") not in changes and ("ComposeStack", "other") in changes
 
-    errors, changes = plan(git_repo, allow=["web"])
+    errors, changes = plan_errors(git_repo, allow=["web"])
     assert errors == [] and ("ComposeStack", "web") in changes
 
 
@@ -103,7 +95,7 @@ def test_ordinary_services_pass(git_repo: GitRepo) -> None:
     )
     git_repo.write("manifests/stack.yaml", stack("web", ["compose/web.yaml"]))
     git_repo.write("compose/web.yaml", compose(lines))
-    errors, changes = plan(git_repo)
+    errors, changes = plan_errors(git_repo)
     assert errors == [] and ("ComposeStack", "web") in changes
 
 
