@@ -118,6 +118,22 @@ def _run_healthchecked(client: Any, root: RuntimeRoot, name: str, spec: dict[str
     )
 
 
+@pytest.fixture
+def healthy(
+    observer: _Observer, runtime_root: RuntimeRoot, docker_client: Any
+) -> Iterator[tuple[str, Any]]:
+    """A managed container with a 1 s healthcheck, seen Healthy; removed afterwards."""
+    name = f"quiet-{uuid.uuid4().hex[:8]}"
+    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
+    container = _run_healthchecked(docker_client, runtime_root, name, spec)
+    try:
+        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
+        yield name, container
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
 def _repeats(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Events whose data equals the one written before them for the same resource."""
     return [b for a, b in itertools.pairwise(events) if a["data"] == b["data"]]
@@ -125,72 +141,51 @@ def _repeats(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @pytest.mark.docker
 def test_a_fast_healthcheck_writes_no_repeated_observation(
-    observer: _Observer, runtime_root: RuntimeRoot, docker_client: Any
+    observer: _Observer, runtime_root: RuntimeRoot, healthy: tuple[str, Any]
 ) -> None:
-    name = f"quiet-{uuid.uuid4().hex[:8]}"
-    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
-    container = _run_healthchecked(docker_client, runtime_root, name, spec)
-    try:
-        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
-        healthy_at = len(_events(runtime_root, "observed.resource", name))
-        time.sleep(2.5)  # the next full listing sees the engine's new container count
-        nodes = len(_events(runtime_root, "node.status"))
-        time.sleep(10)  # ~10 healthchecks (30 exec events) and 5 full listings
-        written = _events(runtime_root, "observed.resource", name)
-        assert _repeats(written) == []
-        assert len(written) == healthy_at, [e["data"]["health"] for e in written]
-        # created/started (Starting), then Healthy: a transition is one event each
-        assert [e["data"]["health"] for e in written][-1] == "Healthy"
-        assert len(written) <= 3
-        listings = _events(runtime_root, "observed.listing")
-        assert len([e for e in listings if e["data"]["kind"] == "Container"]) <= 2
-        assert len(_events(runtime_root, "node.status")) == nodes
-    finally:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
+    name, _ = healthy
+    healthy_at = len(_events(runtime_root, "observed.resource", name))
+    time.sleep(2.5)  # the next full listing sees the engine's new container count
+    nodes = len(_events(runtime_root, "node.status"))
+    time.sleep(10)  # ~10 healthchecks (30 exec events) and 5 full listings
+    written = _events(runtime_root, "observed.resource", name)
+    assert _repeats(written) == []
+    assert len(written) == healthy_at, [e["data"]["health"] for e in written]
+    # created/started (Starting), then Healthy: a transition is one event each
+    assert [e["data"]["health"] for e in written][-1] == "Healthy"
+    assert len(written) <= 3
+    listings = _events(runtime_root, "observed.listing")
+    assert len([e for e in listings if e["data"]["kind"] == "Container"]) <= 2
+    assert len(_events(runtime_root, "node.status")) == nodes
 
 
 @pytest.mark.docker
 def test_a_restarted_collector_does_not_rewrite_an_unchanged_observation(
-    observer: _Observer, runtime_root: RuntimeRoot, docker_client: Any
+    observer: _Observer, runtime_root: RuntimeRoot, healthy: tuple[str, Any]
 ) -> None:
-    name = f"quiet-{uuid.uuid4().hex[:8]}"
-    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
-    container = _run_healthchecked(docker_client, runtime_root, name, spec)
-    try:
-        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
-        time.sleep(3)  # a full listing passes, everything folded
-        observer.stop()
-        before = len(_events(runtime_root, "observed.resource", name))
-        nodes_before = len(_events(runtime_root, "node.status"))
-        observer.start()
-        _wait(observer.listed_since_start, 15)
-        time.sleep(5)  # more full listings and healthchecks
-        assert len(_events(runtime_root, "observed.resource", name)) == before
-        assert len(_events(runtime_root, "node.status")) == nodes_before
-        assert _status(runtime_root, name)["health"] == "Healthy"
-    finally:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
+    name, _ = healthy
+    time.sleep(3)  # a full listing passes, everything folded
+    observer.stop()
+    before = len(_events(runtime_root, "observed.resource", name))
+    nodes_before = len(_events(runtime_root, "node.status"))
+    observer.start()
+    _wait(observer.listed_since_start, 15)
+    time.sleep(5)  # more full listings and healthchecks
+    assert len(_events(runtime_root, "observed.resource", name)) == before
+    assert len(_events(runtime_root, "node.status")) == nodes_before
+    assert _status(runtime_root, name)["health"] == "Healthy"
 
 
 @pytest.mark.docker
 def test_a_container_stopped_by_hand_is_still_seen_at_once(
-    observer: _Observer, runtime_root: RuntimeRoot, docker_client: Any
+    observer: _Observer, runtime_root: RuntimeRoot, healthy: tuple[str, Any]
 ) -> None:
-    name = f"quiet-{uuid.uuid4().hex[:8]}"
-    spec = {"node": "local", "image": BUSYBOX, "command": ["sleep", "300"]}
-    container = _run_healthchecked(docker_client, runtime_root, name, spec)
-    try:
-        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
-        before = len(_events(runtime_root, "observed.resource", name))
-        container.stop(timeout=0)
-        took = _wait(lambda: _status(runtime_root, name).get("health") == "Stopped", 5)
-        assert took < 3.0, f"stop seen after {took:.2f} s"
-        written = _events(runtime_root, "observed.resource", name)[before:]
-        assert [e["data"]["health"] for e in written] == ["Stopped"]  # die and stop: one write
-        container.start()
-        _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
-    finally:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
+    name, container = healthy
+    before = len(_events(runtime_root, "observed.resource", name))
+    container.stop(timeout=0)
+    took = _wait(lambda: _status(runtime_root, name).get("health") == "Stopped", 5)
+    assert took < 3.0, f"stop seen after {took:.2f} s"
+    written = _events(runtime_root, "observed.resource", name)[before:]
+    assert [e["data"]["health"] for e in written] == ["Stopped"]  # die and stop: one write
+    container.start()
+    _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 15)
