@@ -224,6 +224,10 @@ class ContainerSpec(StrictModel):
     pidMode: Literal["host"] | None = None
     capAdd: list[str] = Field(default_factory=list)
     capDrop: list[str] = Field(default_factory=list)
+    state: Literal["running", "stopped"] = Field(
+        default="running",
+        description="Whether the container should run; stopped/paused by hand is drift.",
+    )
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="after")
