@@ -187,6 +187,13 @@ class WorldState:
             labels = data.get("labels")
             if isinstance(labels, dict):
                 doc["metadata"]["labels"] = labels
+            # Facts that are not part of the comparable spec (the image id a container
+            # runs, a stack's services, a file's size and text): shown, never diffed.
+            runtime = data.get("runtime")
+            if isinstance(runtime, dict):
+                status["runtime"] = runtime
+            else:
+                status.pop("runtime", None)
         conditions = data.get("conditions")
         if isinstance(conditions, list):  # anything else carries no condition
             for raw in conditions:
@@ -206,6 +213,7 @@ class WorldState:
             status["observed"] = None
             status["basis"] = ""
             status["health"] = "Missing"
+            status.pop("runtime", None)
             status["observedAt"] = ts
 
     def _listing(self, ev: LogEvent) -> None:

@@ -60,6 +60,7 @@ class WorldStatus(msgspec.Struct, frozen=True, rename="camel"):
     node: str | msgspec.UnsetType | None = UNSET
     event_ids: dict[str, Any] | msgspec.UnsetType = UNSET
     info: dict[str, Any] | msgspec.UnsetType = UNSET
+    runtime: dict[str, Any] | msgspec.UnsetType = UNSET
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

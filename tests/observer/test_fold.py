@@ -281,3 +281,16 @@ def test_no_event_payload_can_crash_the_fold(
         state.apply(_ev(n, etype, name, data, kind))
     for doc in state.take_dirty().values():
         orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def test_runtime_facts_are_kept_beside_the_spec_and_dropped_when_missing() -> None:
+    w = WorldState()
+    spec = {"image": "x:1"}
+    w.apply(_ev(1, "observed.resource", "a", {"spec": spec, "runtime": {"imageId": "sha256:ab"}}))
+    status = w.docs[("Container", "a")]["status"]
+    assert status["runtime"] == {"imageId": "sha256:ab"}
+    w.apply(_ev(2, "observed.resource", "a", {"spec": spec, "runtime": "not an object"}))
+    assert "runtime" not in status
+    w.apply(_ev(3, "observed.resource", "a", {"spec": spec, "runtime": {"imageId": "sha256:cd"}}))
+    w.apply(_ev(4, "observed.missing", "a", {"reason": "gone"}))
+    assert "runtime" not in status and status["exists"] is False
