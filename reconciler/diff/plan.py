@@ -1,11 +1,17 @@
 """The planner: one change per drifted resource, as an RFC 6902 JSON Patch.
 
 Equality is checked before diffing (a plain `==` costs microseconds, a patch
-hundreds), `ignoreDifferences` pointers are removed from both sides first,
-and a patch touching a field the kind cannot change in place makes the
-change a replacement. Deletes are proposed only for managed resources gone
-from git, never for resources whose manifests are invalid, and never when
-the desired state is incomplete. Pure; used by `homelab plan` and the
+hundreds) and `ignoreDifferences` pointers are removed from both sides
+first. The top-level fields a patch touches choose the operation: only the
+run `state` -> `start` (desired running) or `stop` (desired stopped); only
+fields the kind changes in place (`IN_PLACE`, plus possibly `state`) ->
+`update`; anything else -> `replace`, with the forcing fields listed. A
+desired resource whose world document exists but is not managed (a
+container someone started by hand under the resource's name) is an `adopt`:
+its patch is what approving it changes (empty: taken over as it runs).
+Deletes are proposed only for managed resources gone from git, never for
+unmanaged ones, never for resources whose manifests are invalid, and never
+when the desired state is incomplete. Pure; used by `homelab plan` and the
 supervisor.
 """
 
@@ -21,8 +27,19 @@ import jsonpointer
 
 from reconciler.resources.key import ResourceKey
 
-Operation = Literal["create", "update", "replace", "delete"]
-OPERATION_ORDER = {"create": 0, "update": 1, "replace": 2, "delete": 3}
+Operation = Literal["create", "adopt", "start", "update", "replace", "stop", "delete"]
+# Plan order: bring things in (create, adopt), change running ones (the cheap
+# in-place moves before replacements), then take things away (stop, delete).
+OPERATION_ORDER = {
+    "create": 0,
+    "adopt": 1,
+    "start": 2,
+    "update": 3,
+    "replace": 4,
+    "stop": 5,
+    "delete": 6,
+}
+STATE = "state"  # the run state (Container: running | stopped; observed also paused)
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
+        """Changes per operation: every operation, in plan order, zeros included."""
+        out = dict.fromkeys(OPERATION_ORDER, 0)
         for change in self.changes:
             out[change.operation] += 1
         return out
@@ -82,8 +100,14 @@ def diff_resource(
     *,
     in_place: frozenset[str] = frozenset(),
     ignore: list[str] | None = None,
+    adopt: bool = False,
 ) -> Change | None:
-    """The change that turns `observed` into `desired`, or None when in sync."""
+    """The change that turns `observed` into `desired`, or None when in sync.
+
+    `adopt`: `observed` is an existing resource the project does not manage
+    yet; the change is an `adopt` even when nothing differs, and `forces`
+    lists the fields that differ (approving it then replaces the resource).
+    """
     if desired is None and observed is None:
         return None
     if observed is None:
@@ -95,11 +119,23 @@ def diff_resource(
         return Change(kind, name, "delete", patch, None, observed)
     want, have = _without(desired, ignore or []), _without(observed, ignore or [])
     if want == have:
-        return None
+        return Change(kind, name, "adopt", [], desired, observed) if adopt else None
     patch = jsonpatch.make_patch(have, want).patch
-    forces = sorted({op["path"].split("/")[1] for op in patch} - in_place)
-    operation: Operation = "replace" if forces else "update"
+    fields = {op["path"].split("/")[1] for op in patch}
+    if adopt:
+        return Change(kind, name, "adopt", patch, desired, observed, tuple(sorted(fields)))
+    forces = sorted(fields - in_place - {STATE})
+    operation = _operation(fields, forces, want)
     return Change(kind, name, operation, patch, desired, observed, tuple(forces))
+
+
+def _operation(fields: set[str], forces: list[str], want: dict[str, Any]) -> Operation:
+    """What a managed resource's drift asks for, from the top-level fields it touches."""
+    if forces:
+        return "replace"
+    if fields == {STATE}:
+        return "stop" if want.get(STATE) == "stopped" else "start"
+    return "update"
 
 
 def make_plan(
@@ -108,6 +144,7 @@ def make_plan(
     observed: Mapping[ResourceKey, dict[str, Any] | None],
     *,
     in_place: Mapping[str, frozenset[str]],
+    unmanaged: Mapping[ResourceKey, dict[str, Any]] | None = None,
     ignore: Mapping[ResourceKey, list[str]] | None = None,
     protected: set[ResourceKey] | None = None,
     allow_deletes: bool = True,
@@ -116,11 +153,15 @@ def make_plan(
 ) -> Plan:
     """Diff every resource. `observed` holds managed world resources (None = missing).
 
-    `unchanged` names resources the caller already knows to be in sync (equal
-    spec hashes); they are not compared again.
+    `unmanaged` holds the observed specs of existing resources the project
+    does not manage: a desired one among them is adopted; one not desired is
+    none of the plan's business (never deleted). `unchanged` names resources
+    the caller already knows to be in sync (equal spec hashes); they are not
+    compared again.
     """
     plan = Plan(commit)
     ignore = ignore or {}
+    unmanaged = unmanaged or {}
     protected = protected or set()
     skip = unchanged or set()
     for ref in sorted(desired.keys() | observed.keys()):
@@ -132,13 +173,16 @@ def make_plan(
             if observed.get(ref) is not None:
                 plan.notes.append(f"{kind}/{name}: delete withheld (desired state incomplete)")
             continue
+        have = observed.get(ref)
+        adopt = have is None and want is not None and ref in unmanaged
         change = diff_resource(
             kind,
             name,
             want,
-            observed.get(ref),
+            unmanaged[ref] if adopt else have,
             in_place=in_place.get(kind, frozenset()),
             ignore=ignore.get(ref),
+            adopt=adopt,
         )
         if change is not None:
             plan.changes.append(change)

@@ -1,10 +1,13 @@
 """Terraform-style rendering of a plan: text for people, JSON for machines.
 
-`+` create, `~` update in place (each changed field, old -> new), `-/+`
-replace (and the field that forces it), `-` delete, then the summary line
-`Plan: N to create, N to update, N to replace, N to delete.` Colours only
-when the caller asks (the CLI does on a terminal). Pure; used by the CLI,
-the supervisor's action summaries and the UI.
+`+` create, `<=` adopt (a resource that exists unmanaged: taken over as it
+runs, or replaced when its fields differ), `>` start, `~` update in place
+(each changed field, old -> new), `-/+` replace (and the field that forces
+it), `[]` stop, `-` delete, then the summary line `Plan: N to create, N to
+update, N to replace, N to delete.`, followed by `, N to adopt` (start,
+stop, ...) only for the other operations the plan has. Colours only when
+the caller asks (the CLI does on a terminal). Pure; used by the CLI, the
+supervisor's action summaries and the UI.
 """
 
 from __future__ import annotations
@@ -16,14 +19,35 @@ import orjson
 
 from reconciler.diff.plan import Change, Plan
 
-_SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
-_COLOUR = {"create": "32", "update": "33", "replace": "35", "delete": "31"}
+_SYMBOL = {
+    "create": "+",
+    "adopt": "<=",
+    "start": ">",
+    "update": "~",
+    "replace": "-/+",
+    "stop": "[]",
+    "delete": "-",
+}
+_COLOUR = {
+    "create": "32",
+    "adopt": "36",
+    "start": "32",
+    "update": "33",
+    "replace": "35",
+    "stop": "33",
+    "delete": "31",
+}
 _VERB = {
     "create": "will be created",
+    "adopt": "will be adopted",
+    "start": "will be started",
     "update": "will be updated in place",
     "replace": "must be replaced",
+    "stop": "will be stopped",
     "delete": "will be deleted",
 }
+# Always in the summary line, even at zero (scripts read it); the others only when present.
+_SUMMARY_ALWAYS = ("create", "update", "replace", "delete")
 
 
 def _paint(text: str, code: str, colour: bool) -> str:
@@ -65,6 +89,8 @@ def _field_lines(change: Change, colour: bool) -> list[str]:
         name = _field(op["path"])
         top = op["path"].split("/")[1]
         forces = "  # forces replacement" if top in change.forces else ""
+        if change.operation == "adopt":
+            forces = ""  # every differing field does; the heading says so once
         if op["op"] == "add":
             text, code = f"      + {name}: {_show(op['value'])}{forces}", "32"
         elif op["op"] == "remove":
@@ -81,18 +107,24 @@ def render_change(change: Change, *, colour: bool = False) -> str:
     """One resource's block of the plan."""
     symbol = _SYMBOL[change.operation]
     head = f"  # {change.kind}/{change.name} {_VERB[change.operation]}"
-    if change.forces:
+    if change.operation == "adopt":
+        head += (
+            f" ({', '.join(change.forces)} differ: approving replaces it)"
+            if change.forces
+            else " (it matches the manifest: taken over as it runs)"
+        )
+    elif change.forces:
         head += f" ({', '.join(change.forces)} cannot change in place)"
     title = _paint(f"{symbol:>3} {change.kind}/{change.name}", _COLOUR[change.operation], colour)
     return "\n".join([head, title, *_field_lines(change, colour)])
 
 
 def summary_line(plan: Plan) -> str:
-    c = plan.counts()
-    return (
-        f"Plan: {c['create']} to create, {c['update']} to update, "
-        f"{c['replace']} to replace, {c['delete']} to delete."
-    )
+    """`Plan: N to create, N to update, N to replace, N to delete[, N to adopt ...].`"""
+    counts = plan.counts()
+    parts = [f"{counts[op]} to {op}" for op in _SUMMARY_ALWAYS]
+    parts += [f"{n} to {op}" for op, n in counts.items() if n and op not in _SUMMARY_ALWAYS]
+    return f"Plan: {', '.join(parts)}."
 
 
 def render_text(plan: Plan, *, colour: bool = False) -> str:

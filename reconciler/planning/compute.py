@@ -2,7 +2,9 @@
 
 `compute_plan` is the shell around the pure planner (`reconciler.diff`): it
 loads the commit through the git source, takes the checked comparable specs
-from `reconciler.planning.desired` and reads managed world documents.
+from `reconciler.planning.desired` and reads the world: managed documents
+(`managed_observed`) and, apart from them, existing unmanaged ones
+(`unmanaged_observed`), which the planner may only adopt, never delete.
 `homelab plan` and the supervisor both call it, so what the CLI prints is
 what the supervisor proposes.
 """
@@ -45,6 +47,18 @@ def managed_observed(
         ref: doc.observed_spec
         for ref, doc in world.items()
         if doc.status.managed and ref.kind in KINDS
+    }
+
+
+def unmanaged_observed(world: dict[ResourceKey, WorldDoc]) -> dict[ResourceKey, dict[str, Any]]:
+    """Observed specs of existing resources this project does not manage (adoption candidates)."""
+    return {
+        ref: doc.status.observed
+        for ref, doc in world.items()
+        if not doc.status.managed
+        and doc.status.exists
+        and doc.status.observed is not None
+        and ref.kind in KINDS
     }
 
 
@@ -110,6 +124,7 @@ def _plan_state(
         desired,
         managed_observed(world),
         in_place=IN_PLACE,
+        unmanaged=unmanaged_observed(world),
         ignore=ignore,
         protected=invalid,
         allow_deletes=allow_deletes and state.complete,

@@ -66,3 +66,47 @@ def test_json_patch_round_trips(
     (change,) = doc["changes"]
     result = jsonpatch.apply_patch(copy.deepcopy(change["observed"]), change["patch"])
     assert result == desired
+
+
+def test_the_run_state_and_adoption_have_their_own_operations_symbols_and_colours() -> None:
+    running = {"image": "local/busybox:1", "restartPolicy": "always", "state": "running"}
+    desired = {
+        ("Container", "up"): running,
+        ("Container", "down"): {**running, "state": "stopped"},
+        ("Container", "mine"): running,
+        ("Container", "theirs"): running,
+    }
+    observed = {
+        ("Container", "up"): {**running, "state": "paused"},
+        ("Container", "down"): running,
+        ("Container", "gone"): running,
+    }
+    unmanaged = {("Container", "mine"): running, ("Container", "stray"): running}
+    plan = plan_of(desired, observed, unmanaged=unmanaged)
+    ops = [(c.operation, c.name) for c in plan.changes]
+    # An unmanaged resource nobody desires is not the plan's business: no delete.
+    assert ops == [
+        ("create", "theirs"),
+        ("adopt", "mine"),
+        ("start", "up"),
+        ("stop", "down"),
+        ("delete", "gone"),
+    ]
+    coloured = render_text(plan, colour=True)
+    assert "\x1b[36m <= Container/mine\x1b[0m" in coloured
+    assert "\x1b[32m  > Container/up\x1b[0m" in coloured
+    assert "\x1b[33m [] Container/down\x1b[0m" in coloured
+    doc = plan_to_json(plan)
+    assert doc["summary"] == {
+        "create": 1,
+        "adopt": 1,
+        "start": 1,
+        "update": 0,
+        "replace": 0,
+        "stop": 1,
+        "delete": 1,
+    }
+    assert render_text(plan).endswith(
+        "Plan: 1 to create, 0 to update, 0 to replace, 1 to delete, 1 to adopt, 1 to start, "
+        "1 to stop."
+    )

@@ -61,18 +61,21 @@ def install_secrets(case: Path, root: RuntimeRoot) -> list[bytes]:
     return values
 
 
-def observe(root: RuntimeRoot, observed: dict[str, dict[str, Any] | None]) -> None:
-    """World documents as the observer writes them for managed resources.
+def observe(
+    root: RuntimeRoot, observed: dict[str, dict[str, Any] | None], *, managed: bool = True
+) -> None:
+    """World documents as the observer writes them.
 
     `Kind/name: spec` is a resource that exists with that observed spec; `Kind/name: null`
-    one the project manages that is gone (removed by hand).
+    one the project manages that is gone (removed by hand). `managed=False` writes them as
+    the observer writes a resource that exists under the name but is not the project's.
     """
     for key, spec in observed.items():
         kind, name = key.split("/")
         doc = new_world_doc(kind, name)
         doc["status"].update(
             exists=spec is not None,
-            managed=True,
+            managed=managed,
             observed=spec,
             observedAt="2026-12-01T00:00:00.000000Z",
             basis=spec_hash(spec) if spec is not None else "",
@@ -98,6 +101,8 @@ def test_plan_case(name: str, git_repo: GitRepo, runtime_root: RuntimeRoot) -> N
     commit = commit_case(case, git_repo)
     secrets = install_secrets(case, runtime_root)
     observe(runtime_root, orjson.loads((case / "observed.json").read_bytes()))
+    if (case / "unmanaged.json").is_file():
+        observe(runtime_root, orjson.loads((case / "unmanaged.json").read_bytes()), managed=False)
 
     result = compute_plan(GitSource(git_repo.path), runtime_root)
 
