@@ -1,8 +1,9 @@
 """Jinja filters of the pages: coloured plan diffs, YAML and JSON views.
 
 `diff_lines` classifies each line of a `homelab plan` block (the output of
-`reconciler.diff.render_change`) by its sign so the page colours it like the
-terminal does; text stays text and Jinja escapes it. Installed by
+`reconciler.diff.render_change`) by its sign (the operation symbols of the
+titles, `+`/`-`/`~` of the field lines, `#` of the headings) so the page
+colours it like the terminal does; text stays text and Jinja escapes it. Installed by
 `reconciler.api.app` on the template environment.
 """
 
@@ -14,7 +15,16 @@ import jinja2
 import orjson
 import yaml
 
-_SIGNS = (("-/+", "replace"), ("+", "add"), ("-", "remove"), ("~", "change"), ("#", "note"))
+_SIGNS = (
+    ("-/+", "replace"),
+    ("<=", "adopt"),
+    ("[]", "stop"),
+    (">", "start"),
+    ("+", "add"),
+    ("-", "remove"),
+    ("~", "change"),
+    ("#", "note"),
+)
 
 
 def diff_lines(text: str) -> list[tuple[str, str]]:

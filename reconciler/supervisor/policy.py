@@ -1,14 +1,15 @@
 """Approval and prune policy: pure decisions the supervisor takes per change.
 
 Approval is manual by default. A resource opts into auto-approval with
-`spec.policy.autoApprove: true` in its manifest; that covers create, update
-and replace. A delete (prune) has no manifest left to carry a policy, so it
-is auto-approved only when the repository's `homelab.yaml` says
-`autoApprovePrune: true`. A re-proposal of a change that failed is never
-auto-approved, so a broken change cannot loop unattended. Deletes are
-proposed at all only from a fully observed world (`deletes_gate`): the
-observer caught up and every node's collector finished a full listing since
-it started. Pure; called by `reconciler.supervisor.service`.
+`spec.policy.autoApprove: true` in its manifest; that covers every operation
+on a desired resource: create, adopt, start, update, replace and stop (an
+adopt with differences replaces, which autoApprove covers too). A delete
+(prune) has no manifest left to carry a policy, so it is auto-approved only
+when the repository's `homelab.yaml` says `autoApprovePrune: true`. A
+re-proposal of a change that failed is never auto-approved, so a broken
+change cannot loop unattended. Deletes are proposed at all only from a fully
+observed world (`deletes_gate`): the observer caught up and every node's
+collector finished a full listing since it started. Pure; called by `reconciler.supervisor.service`.
 """
 
 from __future__ import annotations

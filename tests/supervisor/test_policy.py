@@ -24,6 +24,12 @@ MANUAL: dict[str, Any] = {"spec": {}}
         ("delete", None, False, False, False),
         ("delete", None, True, False, True),
         ("create", MANUAL, True, False, False),  # prune permission is not create permission
+        ("start", AUTO, False, False, True),
+        ("stop", AUTO, False, False, True),
+        ("adopt", AUTO, False, False, True),
+        ("adopt", MANUAL, False, False, False),
+        ("stop", MANUAL, True, False, False),  # a stop is not a prune
+        ("start", AUTO, False, True, False),
     ],
 )
 def test_auto_approval_matrix(

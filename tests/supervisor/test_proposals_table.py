@@ -104,6 +104,8 @@ SPECS = {
         "v1": {"node": "local", "image": "local/busybox:1", "restartPolicy": "always"},
         "v2": {"node": "local", "image": "local/busybox:2", "restartPolicy": "always"},
         "v9": {"node": "local", "image": "local/busybox:9", "restartPolicy": "always"},
+        "on": {"node": "local", "image": "local/busybox:1", "state": "running"},
+        "off": {"node": "local", "image": "local/busybox:1", "state": "stopped"},
     },
     "File": {
         "v1": {"node": "local", "path": "/srv/homelab/f", "mode": "0644", "sha256": "sha256:aa"},
@@ -144,7 +146,9 @@ class Row:
     flap: str | None = None  # "same": marked for this desired spec; "changed": for an older one
     settled: bool = True  # the world was observed after the last action finished
     remembered: tuple[str, ...] = ()  # conditions reported True before (restored by the service)
+    unmanaged: bool = False  # the observed resource exists but is not managed (adoption)
     # -- expected
+    operation: str | None = None  # the planned operation, when the row is about it
     status: str = "Pending"
     action: str | None = "plan:0"
     after: tuple[tuple[str, str], ...] = (("plan:0", "pending"),)  # the whole queue after
@@ -247,6 +251,24 @@ ROWS = {
         reason="delete withheld",
     ),
     "closed-gate-does-not-hold-back-creates": Row(observed=None, gate_open=False),
+    # -- the run state and adoption: autoApprove covers them, prune permission does not
+    "start-waits-for-a-person-by-default": Row(desired="on", observed="off", operation="start"),
+    "start-with-auto-approve-is-approved": Row(
+        desired="on", observed="off", auto=True, operation="start", after=(("plan:0", "approved"),)
+    ),
+    "stop-with-auto-approve-is-approved": Row(
+        desired="off", observed="on", auto=True, operation="stop", after=(("plan:0", "approved"),)
+    ),
+    "adopt-waits-for-a-person-by-default": Row(desired="v1", unmanaged=True, operation="adopt"),
+    "adopt-with-auto-approve-is-approved": Row(
+        desired="v1", unmanaged=True, auto=True, operation="adopt", after=(("plan:0", "approved"),)
+    ),
+    "prune-permission-does-not-approve-an-adopt": Row(
+        unmanaged=True, prune=True, operation="adopt"
+    ),
+    "adopt-is-proposed-while-the-world-is-not-fully-observed": Row(
+        unmanaged=True, gate_open=False, operation="adopt"
+    ),
     # -- nothing to change
     "in-sync-resource-supersedes-its-stale-actions": Row(
         desired="v1",
@@ -369,11 +391,13 @@ class Desk:
         self.desired = specs[row.desired] if row.desired else None
         self.observed = specs[row.observed] if row.observed else None
         self.basis = spec_hash(self.observed) if self.observed is not None else ""
+        seen = {self.ref: self.observed} if self.observed is not None else {}
         self.plan = make_plan(
             COMMIT,
             {self.ref: self.desired} if self.desired and not row.invalid else {},
-            {self.ref: self.observed} if self.observed is not None else {},
+            {} if row.unmanaged else seen,
             in_place=IN_PLACE,
+            unmanaged=seen if row.unmanaged else {},
             protected={self.ref} if row.invalid else set(),
         )
         self.change = self.plan.changes[0] if self.plan.changes else None
@@ -414,7 +438,7 @@ class Desk:
         doc = new_world_doc(*self.ref)
         doc["status"].update(
             exists=self.observed is not None,
-            managed=True,
+            managed=not self.row.unmanaged,
             observed=self.observed,
             basis=self.basis,
             observedAt=now_iso() if self.row.settled else "2020-01-01T00:00:00.000000Z",
@@ -487,6 +511,8 @@ def test_proposal_decision(row: Row, tmp_path: Path) -> None:
         desk.events.close()
 
     assert status.status == row.status
+    if row.operation is not None:
+        assert desk.change is not None and desk.change.operation == row.operation
     assert status.action == (desk.label_id(row.action) if row.action else None)
     if row.error is None:
         assert status.errors == []
