@@ -2,16 +2,26 @@
 
 Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
 `ssh://user@host:port` through paramiko; one cached client per URL) and
-converges the container named `homelab-<name>`: create (image per
-`imagePullPolicy`, create, start, wait for the healthcheck), recreate on any
-spec change (stop with a grace period, remove, create, start; `update`
-recreates too, because the spec label must describe the container), or
-remove on delete. Every managed container carries the labels fixed in
+converges the container named `homelab-<name>`: `create` (image per
+`imagePullPolicy`, create, start unless `state: stopped`, wait for the
+healthcheck), `replace` (stop with a grace period, remove, create), `delete`
+(remove); and in place, keeping the container: `start` (start, or unpause
+a paused one), `stop` (stop with the grace period), `update` (the engine's
+update call for the restart policy, then the run state). Every path ends by
+bringing restart policy and run state to the desired ones (`_converge`).
+`adopt` takes over a container someone started under the name: with no
+difference it is recorded in the adoption registry
+(`reconciler.drivers.adopted`) as it runs, without a restart; with one it is
+replaced. A new container clears the name's registry record, a delete too.
+Every container the driver creates carries the labels fixed in
 docs/internals.md, including the action id and the spec hash, which is how a
-restarted executor sees that an action was already applied. Env values from
-secrets (`valueFrom: {secret: NAME}`, ROOT/secrets/NAME with one trailing
-newline stripped) go only into the container; the spec label holds their
-fingerprint. Called by the executor through the `Driver` interface.
+restarted executor sees that an action was already applied; the in-place
+operations are idempotent by themselves (starting a running container is a
+no-op). `check` compares the container with the plan's `basis` through
+`_observed_spec`. Env values from secrets (`valueFrom: {secret: NAME}`,
+ROOT/secrets/NAME with one trailing newline stripped) go only into the
+container; the spec label holds their fingerprint. Called by the executor
+through the `Driver` interface.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import docker.errors
 import orjson
 import requests.exceptions
 
+from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.drivers.hostpaths import container_findings_on
 from reconciler.errors import PermanentError, TemporaryError
@@ -34,6 +45,7 @@ from reconciler.resources.normalize import spec_hash
 PREFIX = "homelab.reconciler"
 MANAGED_BY = "homelab-reconciler"
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError, EOFError)
+IN_PLACE_OPERATIONS = ("start", "stop", "update")
 
 
 def container_name(name: str) -> str:
@@ -129,6 +141,45 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def run_state(attrs: dict[str, Any]) -> str:
+    """`running`, `paused` or `stopped`, as the observed spec's `state` says it."""
+    state = attrs.get("State") or {}
+    if state.get("Paused"):
+        return "paused"
+    return "running" if state.get("Running") else "stopped"
+
+
+def restart_policy_of(attrs: dict[str, Any]) -> str:
+    policy = ((attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name")
+    return str(policy or "no")
+
+
+def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
+    """The comparable spec of a freshly inspected container (what `action.basis` hashes).
+
+    Minimal until the observation module lands: the last-applied spec (the
+    spec label, else the adoption record of this container id, else node and
+    image) with the run state and restart policy the engine reports.
+    """
+    # switched to container_observe after merge
+    attrs = container.attrs or {}
+    config = attrs.get("Config") or {}
+    spec: Any = None
+    raw = (config.get("Labels") or {}).get(f"{PREFIX}/spec")
+    if raw is not None:
+        try:
+            spec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            spec = None
+    if not isinstance(spec, dict):
+        record = read_adopted(ctx.root, "Container").get(ctx.name) or {}
+        if record.get("containerId") == attrs.get("Id") and isinstance(record.get("spec"), dict):
+            spec = record["spec"]
+        else:
+            spec = {"node": ctx.node.name, "image": config.get("Image") or ""}
+    return {**spec, "restartPolicy": restart_policy_of(attrs), "state": run_state(attrs)}
+
+
 def health_of(attrs: dict[str, Any]) -> str:
     state = attrs.get("State") or {}
     if not state.get("Running"):
@@ -203,7 +254,15 @@ class DockerDriver:
             return None
         if found is None:
             return f"container {container_name(ctx.name)} no longer exists"
-        if not ours and labels.get(f"{PREFIX}/spec-hash") != ctx.action.basis:
+        if ours:
+            return None
+        seen = spec_hash(_observed_spec(ctx, found)) == ctx.action.basis
+        if ctx.operation in (*IN_PLACE_OPERATIONS, "adopt"):
+            # Acting on the container as it is: it must still be what the plan saw.
+            ok = seen
+        else:  # a replace or delete removes it anyway; its label may still vouch for it
+            ok = seen or labels.get(f"{PREFIX}/spec-hash") == ctx.action.basis
+        if not ok:
             return f"container {container_name(ctx.name)} changed since the plan was made"
         return None
 
@@ -214,25 +273,83 @@ class DockerDriver:
         found = container_findings_on(ctx.node.docker_host, desired)
         if found and not ctx.allow_dangerous:
             raise PermanentError(refusal(ctx.name, found))
-        want = spec_hash(desired)
         existing = self._existing(ctx)
         steps: list[str] = []
-        if existing is not None:
-            if existing.labels.get(f"{PREFIX}/spec-hash") == want:
-                return self._finish(ctx, existing, steps or ["already at the desired spec"], False)
+        if ctx.operation in IN_PLACE_OPERATIONS:
+            if existing is None:
+                raise PermanentError(
+                    f"Container/{ctx.name}: container {container_name(ctx.name)} no longer "
+                    f"exists; nothing to {ctx.operation}"
+                )
+            self._keep_record(ctx, existing)
+            return self._converge(ctx, existing, steps)
+        if ctx.operation == "adopt" and not ctx.action.patch:
+            return self._adopt(ctx, existing)
+        if existing is not None:  # create after a crash, replace, adopt with differences
+            if existing.labels.get(f"{PREFIX}/spec-hash") == spec_hash(desired):
+                steps.append("already at the desired spec")
+                return self._converge(ctx, existing, steps)
             self._remove(ctx, existing, steps)
         self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
         kwargs = create_kwargs(ctx, desired)
         client = self.client(ctx)
         container = self._call(ctx, "create", client.containers.create, **kwargs)
+        remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
         steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
-        return self._finish(ctx, container, steps, True)
+        return self._converge(ctx, container, steps, changed=True)
 
-    def _finish(
-        self, ctx: ApplyContext, container: Any, steps: list[str], changed: bool
+    def _adopt(self, ctx: ApplyContext, container: Any | None) -> ApplyResult:
+        """Take over the running container as it is: recorded, never restarted."""
+        if container is None:
+            raise PermanentError(
+                f"Container/{ctx.name}: container {container_name(ctx.name)} to adopt no "
+                "longer exists"
+            )
+        self._record(ctx, container)
+        steps = [f"adopted {container_name(ctx.name)} ({container.short_id}) as it runs"]
+        return self._converge(ctx, container, steps, changed=True)
+
+    def _record(self, ctx: ApplyContext, container: Any) -> None:
+        record = {
+            "containerId": container.id,
+            "node": ctx.node.name,
+            "spec": ctx.desired,
+            "action": ctx.action.id,
+        }
+        write_adopted(ctx.root, "Container", ctx.name, record)
+
+    def _keep_record(self, ctx: ApplyContext, container: Any) -> None:
+        """An adopted container changed in place: its record holds the new last-applied spec."""
+        record = read_adopted(ctx.root, "Container").get(ctx.name)
+        if record is not None and record.get("containerId") == container.id:
+            self._record(ctx, container)
+
+    def _converge(
+        self, ctx: ApplyContext, container: Any, steps: list[str], *, changed: bool = False
     ) -> ApplyResult:
+        """Bring restart policy and run state to the desired ones, in place."""
+        desired = ctx.desired
         self._call(ctx, "inspect", container.reload)
-        if not (container.attrs.get("State") or {}).get("Running"):
+        want, have = (
+            desired.get("restartPolicy", "unless-stopped"),
+            restart_policy_of(container.attrs),
+        )
+        if want != have:
+            self._call(ctx, "update", container.update, restart_policy={"Name": want})
+            steps.append(f"restart policy {have} -> {want}")
+            changed = True
+        state = run_state(container.attrs)
+        if desired.get("state", "running") == "stopped":
+            if state != "stopped":
+                self._call(ctx, "stop", container.stop, timeout=ctx.settings.stop_grace)
+                steps.append("stopped")
+                changed = True
+            return ApplyResult(changed, "; ".join(steps), "Stopped", {"containerId": container.id})
+        if state == "paused":
+            self._call(ctx, "unpause", container.unpause)
+            steps.append("unpaused")
+            changed = True
+        elif state == "stopped":
             self._call(ctx, "start", container.start)
             steps.append("started")
             changed = True
@@ -251,10 +368,12 @@ class DockerDriver:
 
     def _delete(self, ctx: ApplyContext) -> ApplyResult:
         existing = self._existing(ctx)
+        steps: list[str] = []
+        if existing is not None:
+            self._remove(ctx, existing, steps)
+        remove_adopted(ctx.root, "Container", ctx.name)  # after the container: a crash keeps it
         if existing is None:
             return ApplyResult(False, f"{container_name(ctx.name)} already absent", "Stopped")
-        steps: list[str] = []
-        self._remove(ctx, existing, steps)
         return ApplyResult(True, "; ".join(steps), "Stopped")
 
     def _ensure_image(self, ctx: ApplyContext, image: str, policy: str) -> None:
