@@ -121,11 +121,16 @@ def test_start_brings_a_stopped_or_paused_container_back_with_the_same_id(
     assert again.changed is False and [c.id for c in lab.containers(name)] == [first]
 
 
-def test_stop_stops_the_container_and_keeps_it(lab: Lab, driver: DockerDriver) -> None:
-    name = lab.name("stop")
+@pytest.mark.parametrize("how", ["running", "paused"])
+def test_stop_stops_a_running_or_paused_container_and_keeps_it(
+    lab: Lab, driver: DockerDriver, how: str
+) -> None:
+    name = lab.name(f"stop-{how}")
     first = created(lab, driver, name, spec())
+    if how == "paused":
+        lab.client.containers.get(first).pause()
     desired = spec(state="stopped")
-    ctx = context(lab, name, "stop", desired, basis=spec_hash(spec()))
+    ctx = context(lab, name, "stop", desired, basis=spec_hash(spec(state=how)))
 
     assert driver.check(ctx) is None
     result = driver.apply(ctx)
