@@ -330,10 +330,8 @@ class DockerDriver:
         """Bring restart policy and run state to the desired ones, in place."""
         desired = ctx.desired
         self._call(ctx, "inspect", container.reload)
-        want, have = (
-            desired.get("restartPolicy", "unless-stopped"),
-            restart_policy_of(container.attrs),
-        )
+        want = desired.get("restartPolicy", "unless-stopped")
+        have = restart_policy_of(container.attrs)
         if want != have:
             self._call(ctx, "update", container.update, restart_policy={"Name": want})
             steps.append(f"restart policy {have} -> {want}")
