@@ -2,7 +2,8 @@
 
 `compute_plan` is the shell around the pure planner (`reconciler.diff`): it
 loads the commit through the git source, takes the checked comparable specs
-from `reconciler.planning.desired` and reads managed world documents.
+from `reconciler.planning.desired` and reads managed world documents; a
+changed file's content gets its line diff (`reconciler.planning.text_diffs`).
 `homelab plan` and the supervisor both call it, so what the CLI prints is
 what the supervisor proposes.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
 from reconciler.planning.desired import desired_specs, memoized_hash
+from reconciler.planning.text_diffs import attach_text_diffs
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
@@ -115,4 +117,5 @@ def _plan_state(
         allow_deletes=allow_deletes and state.complete,
         unchanged=_unchanged(source, desired, world, ignore),
     )
+    attach_text_diffs(plan, state, source, world)
     return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)
