@@ -2,7 +2,8 @@
 
 `diff_lines` classifies each line of a `homelab plan` block (the output of
 `reconciler.diff.render_change`) by its sign so the page colours it like the
-terminal does; text stays text and Jinja escapes it. Installed by
+terminal does (a changed file's line diff included: `+`/`-` lines, `@@`
+hunk headers); text stays text and Jinja escapes it. Installed by
 `reconciler.api.app` on the template environment.
 """
 
@@ -15,12 +16,20 @@ import orjson
 import yaml
 
 _SIGNS = (("-/+", "replace"), ("+", "add"), ("-", "remove"), ("~", "change"), ("#", "note"))
+# A line diff sits 8 spaces deep, under its fingerprint; its first column is the sign.
+_TEXT_DIFF = "        "
+_TEXT_SIGNS = {"+": "add", "-": "remove", "@": "hunk"}
 
 
 def diff_lines(text: str) -> list[tuple[str, str]]:
     """(css class, line) pairs for a rendered change block."""
     out = []
     for line in text.splitlines():
+        if line.startswith(_TEXT_DIFF):  # a context line "- a" is not a removal
+            out.append(
+                (_TEXT_SIGNS.get(line[len(_TEXT_DIFF) : len(_TEXT_DIFF) + 1], "plain"), line)
+            )
+            continue
         stripped = line.lstrip()
         cls = next((c for sign, c in _SIGNS if stripped.startswith(sign)), "plain")
         out.append((cls, line))
