@@ -40,8 +40,9 @@ def _lines(raw: list[str]) -> list[str]:
             out.append(line)
             continue
         body = line[:-1] if line.endswith("\n") else line
-        if len(body) > MAX_LINE_CHARS:
-            body = body[:MAX_LINE_CHARS] + f"... ({len(body) - MAX_LINE_CHARS} more characters)"
+        limit = MAX_LINE_CHARS + 1  # the sign column, then the text
+        if len(body) > limit:
+            body = body[:limit] + f"... ({len(body) - limit} more characters)"
         out.append(_visible(body))
         if not line.endswith("\n"):
             out.append(_NO_EOL)

@@ -27,6 +27,7 @@ from reconciler.diff import render_text
 from reconciler.observer.service import ObserverService, ObserverSettings
 from reconciler.planning import PlanResult
 from reconciler.world import world_path
+from tests.api.conftest import serve
 from tests.drivers.test_file_driver import file_yaml
 from tests.executor.lab import Lab
 
@@ -196,7 +197,9 @@ def test_an_unknown_owner_name_fails_with_a_clear_error(observed: Lab) -> None:
     assert not target.exists()  # resolved before anything was written
 
 
-def test_a_secret_backed_files_text_is_never_in_events_world_plan_or_queue(observed: Lab) -> None:
+def test_a_secret_backed_files_text_is_never_in_events_world_plan_queue_or_ui(
+    observed: Lab,
+) -> None:
     lab = observed
     (lab.root.secrets / "api-token").write_bytes(b"s3cr3t-from-the-vault\n")
     target = lab.files / "token"
@@ -211,13 +214,20 @@ def test_a_secret_backed_files_text_is_never_in_events_world_plan_or_queue(obser
     [change] = result.plan.changes
     assert change.text_diffs == {} and "--- observed" not in shown
     [action] = lab.propose(fold=False)
+    pages = _ui_pages(lab, [f"/actions/{action.id}", "/resources/File/token", "/events"])
     assert lab.run_now([action]) == ["done"]
     _observed_as(lab, "token", sha256=_fingerprint(target))
-    everything = shown.encode() + b"".join(
-        p.read_bytes()
-        for folder in (lab.root.events, lab.root.world, lab.root.queue)
-        for p in folder.rglob("*")
-        if p.is_file()
+    pages += _ui_pages(lab, [f"/api/actions/{action.id}", "/api/events?limit=500"])
+    assert all(b"File/token" in page or b'"token"' in page for page in pages)
+    everything = (
+        shown.encode()
+        + b"".join(pages)
+        + b"".join(
+            p.read_bytes()
+            for folder in (lab.root.events, lab.root.world, lab.root.queue)
+            for p in folder.rglob("*")
+            if p.is_file()
+        )
     )
     assert b"s3cr3t" not in everything
 
@@ -268,6 +278,22 @@ def test_a_source_files_diff_is_against_the_repository_file_at_the_commit(observ
     assert action.change().text_diffs == result.plan.changes[0].text_diffs
     assert lab.run_now([action]) == ["done"]
     assert target.read_text() == "<h1>v2</h1>\n"
+
+
+def _ui_pages(lab: Lab, urls: list[str]) -> list[bytes]:
+    """The UI's pages (as the operator's browser gets them) over the lab's root."""
+    srv = serve(lab.root)
+    try:
+        with srv.client() as client:
+            headers = {"Accept": "text/html"}
+            out = []
+            for url in urls:
+                response = client.get(url, headers=headers)
+                assert response.status_code == 200, (url, response.status_code)
+                out.append(response.content)
+            return out
+    finally:
+        srv.close()
 
 
 def _fingerprint(path: Path) -> str:
