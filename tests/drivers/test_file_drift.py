@@ -28,6 +28,7 @@ from reconciler.observer.service import ObserverService, ObserverSettings
 from reconciler.planning import PlanResult
 from reconciler.world import world_path
 from tests.api.conftest import serve
+from tests.cli.test_validate_plan import homelab
 from tests.drivers.test_file_driver import file_yaml
 from tests.executor.lab import Lab
 
@@ -145,6 +146,12 @@ def test_chmod_edit_and_chown_by_hand_are_updates_and_applying_fixes_them(observ
     )
     assert diff in shown
     assert shown.index("~ sha256: ") < shown.index("--- observed")
+    cli = homelab("plan", "--repo", str(lab.repo.path), "--root", str(lab.root.path))
+    assert cli.returncode == 0, cli.stderr
+    assert diff in cli.stdout  # what the operator's `homelab plan` prints
+    as_json = homelab("plan", "--json", "--repo", str(lab.repo.path), "--root", str(lab.root.path))
+    [planned] = orjson.loads(as_json.stdout)["changes"]
+    assert planned["contentDiff"]["/sha256"].splitlines()[3:5] == ["-listen 8080", "+listen 80"]
 
     os.chown(target, UNUSED_UID, UNUSED_GID)
     _observed_as(lab, "conf", owner=str(UNUSED_UID), group=str(UNUSED_GID))
