@@ -22,6 +22,7 @@ Called by the executor through the `Driver` interface.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.atomic_files import atomic_write_bytes, fsync_dir
@@ -126,7 +127,7 @@ class FileDriver:
         assert st is not None
         fixed = []
         if (st.st_mode & 0o7777) != mode:
-            os.chmod(target, mode, follow_symlinks=False)
+            self._on_file(target, lambda fd: os.fchmod(fd, mode))
             fixed.append(f"mode {desired['mode']}")
         if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
             self._chown(target, uid, gid)
@@ -143,17 +144,26 @@ class FileDriver:
         gid = -1 if group is None else resolve("group", str(group), what=what)
         return uid, gid
 
-    @staticmethod
-    def _chown(target: Path, uid: int, gid: int) -> None:
+    def _chown(self, target: Path, uid: int, gid: int) -> None:
         if uid == -1 and gid == -1:
             return
         try:
-            os.chown(target, uid, gid, follow_symlinks=False)
+            self._on_file(target, lambda fd: os.fchown(fd, uid, gid))
         except PermissionError as exc:
             raise PermanentError(
                 f"cannot give {target} to {uid}:{gid}: {exc.strerror} "
                 "(changing a file's owner needs root or CAP_CHOWN)"
             ) from None
+
+    @staticmethod
+    def _on_file(target: Path, change: Callable[[int], None]) -> None:
+        """Run `change` on the file itself: opened without following a symlink put there."""
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            change(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         return None

@@ -190,6 +190,25 @@ def test_ownership_alone_is_fixed_in_place_without_rewriting(observed: Lab) -> N
     assert "set owner -:0" in lab.action(action.id).outcome["output"]
 
 
+def test_a_mode_changed_by_hand_is_fixed_in_place(observed: Lab) -> None:
+    lab = observed
+    target = lab.files / "motd"
+    lab.write("manifests/motd.yaml", file_yaml("motd", path=str(target), content="hi\n"))
+    lab.commit("motd")
+    _apply(lab)
+    _observed_as(lab, "motd", mode="0644")
+    inode = target.stat().st_ino
+    target.chmod(0o666)
+    _observed_as(lab, "motd", mode="0666")
+    [action] = lab.propose(fold=False)
+    assert action.patch == [{"op": "replace", "path": "/mode", "value": "0644"}]
+    assert lab.run_now([action]) == ["done"]
+    assert (stat.S_IMODE(target.stat().st_mode), target.stat().st_ino) == (0o644, inode)
+    assert lab.action(action.id).outcome["output"] == f"set mode 0644 on {target}"
+    _observed_as(lab, "motd", mode="0644")
+    assert _plan(lab)[0].plan.empty
+
+
 def test_an_unknown_owner_name_fails_with_a_clear_error(observed: Lab) -> None:
     lab = observed
     target = lab.files / "x"
