@@ -105,7 +105,7 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             self.desired,
             self.observed,
             tuple(self.forces_replacement),
-            self.content_diff if self.content_diff is not UNSET else {},
+            text_diffs=self.content_diff if self.content_diff is not UNSET else {},
         )
 
 
