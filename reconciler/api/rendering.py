@@ -2,8 +2,9 @@
 
 `diff_lines` classifies each line of a `homelab plan` block (the output of
 `reconciler.diff.render_change`) by its sign (the operation symbols of the
-titles, `+`/`-`/`~` of the field lines, `#` of the headings) so the page
-colours it like the terminal does; text stays text and Jinja escapes it. Installed by
+titles, `+`/`-`/`~` of the field lines, `#` of the headings; a changed file's
+line diff included: `+`/`-` lines, `@@` hunk headers) so the page colours it
+like the terminal does; text stays text and Jinja escapes it. Installed by
 `reconciler.api.app` on the template environment.
 """
 
@@ -25,12 +26,20 @@ _SIGNS = (
     ("~", "change"),
     ("#", "note"),
 )
+# A line diff sits 8 spaces deep, under its fingerprint; its first column is the sign.
+_TEXT_DIFF = "        "
+_TEXT_SIGNS = {"+": "add", "-": "remove", "@": "hunk"}
 
 
 def diff_lines(text: str) -> list[tuple[str, str]]:
     """(css class, line) pairs for a rendered change block."""
     out = []
     for line in text.splitlines():
+        if line.startswith(_TEXT_DIFF):  # a context line "- a" is not a removal
+            out.append(
+                (_TEXT_SIGNS.get(line[len(_TEXT_DIFF) : len(_TEXT_DIFF) + 1], "plain"), line)
+            )
+            continue
         stripped = line.lstrip()
         cls = next((c for sign, c in _SIGNS if stripped.startswith(sign)), "plain")
         out.append((cls, line))

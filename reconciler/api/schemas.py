@@ -132,6 +132,8 @@ class ActionDetail(Struct):
     basis: str
     outcome: dict[str, Any] | None
     events: list[EventOut]
+    # Line diffs of changed file contents, by the pointer of their fingerprint.
+    contentDiff: dict[str, str] = {}
 
 
 class ResourceDetail(Struct):

@@ -4,12 +4,15 @@ Pure reads over `RuntimeViews` (no file access here): the resource table
 joins world documents, the supervisor's per-resource status and the live
 queue; details add the desired spec (from the resource's latest action or
 the supervisor status), the observed spec and the diff rendered exactly as
-`homelab plan` renders it. Results are the API schemas; controllers and
-pages both call these functions.
+`homelab plan` renders it (with a changed file's line diff, which only the
+planner can compute, taken from the action that planned that change).
+Results are the API schemas; controllers and pages both call these
+functions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime
 from typing import Any
@@ -255,11 +258,25 @@ def action_detail(views: RuntimeViews, action_id: str) -> s.ActionDetail | None:
         basis=action.basis,
         outcome=action.outcome,
         events=[event_out(e) for e in related],
+        contentDiff=dict(action.change().text_diffs),
     )
 
 
 def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
+
+
+def _with_text_diffs(change: Change, actions: list[Action]) -> Change:
+    """The change with the line diffs of an action that planned exactly it (same two specs).
+
+    The UI reads no git: a line diff is known only from the planner, and it is
+    shown only when it explains exactly the desired and observed specs compared.
+    """
+    for action in actions:
+        same = action.desired == change.desired and action.observed == change.observed
+        if same and action.content_diff:
+            return dataclasses.replace(change, text_diffs=action.change().text_diffs)
+    return change
 
 
 def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDetail | None:
@@ -278,6 +295,8 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
         change: Change | None = live[0][1].change()
     else:
         change = diff_resource(kind, name, desired, observed) if desired is not None else None
+        if change is not None:
+            change = _with_text_diffs(change, [d for _, d in history])
     if change is not None:
         patch, diff = change.patch, render_change(change)
     if live and live[0][1].summary:

@@ -51,6 +51,9 @@ class Change:
     desired: dict[str, Any] | None
     observed: dict[str, Any] | None
     forces: tuple[str, ...] = ()
+    # Line diffs of changed file contents, keyed by the JSON pointer of the
+    # fingerprint they explain (reconciler.diff.text); shown, not part of the change.
+    text_diffs: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def ref(self) -> ResourceKey:

@@ -2,12 +2,14 @@
 
 `+` create, `<=` adopt (a resource that exists unmanaged: taken over as it
 runs, or replaced when its fields differ), `>` start, `~` update in place
-(each changed field, old -> new), `-/+` replace (and the field that forces
-it), `[]` stop, `-` delete, then the summary line `Plan: N to create, N to
-update, N to replace, N to delete.`, followed by `, N to adopt` (start,
-stop, ...) only for the other operations the plan has. Colours only when
-the caller asks (the CLI does on a terminal). Pure; used by the CLI, the
-supervisor's action summaries and the UI.
+(each changed field, old -> new; a changed file's content also as a unified
+line diff under its fingerprint, when the planner found both texts), `-/+`
+replace (and the field that forces it), `[]` stop, `-` delete, then the
+summary line `Plan: N to create, N to update, N to replace, N to delete.`,
+followed by `, N to adopt` (start, stop, ...) only for the other operations
+the plan has. Colours only when the caller asks (the CLI does on a
+terminal). Pure; used by the CLI, the supervisor's action summaries and the
+UI.
 """
 
 from __future__ import annotations
@@ -100,7 +102,18 @@ def _field_lines(change: Change, colour: bool) -> list[str]:
             old = _lookup(change.observed, op["path"])
             text, code = f"      ~ {name}: {_show(old)} -> {_show(op.get('value'))}{forces}", "33"
         lines.append(_paint(text, code, colour))
+        lines.extend(_text_diff(change.text_diffs.get(op["path"], ""), colour))
     return lines
+
+
+def _text_diff(diff: str, colour: bool) -> list[str]:
+    """A content's line diff, indented under its fingerprint's line."""
+    out = []
+    for line in diff.splitlines():
+        code = "32" if line.startswith("+") else "31" if line.startswith("-") else "36"
+        plain = line.startswith(" ") or line.startswith("\\")
+        out.append(f"        {line}" if plain else _paint(f"        {line}", code, colour))
+    return out
 
 
 def render_change(change: Change, *, colour: bool = False) -> str:
@@ -147,6 +160,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "desired": change.desired,
         "observed": change.observed,
         "forcesReplacement": list(change.forces),
+        **({"contentDiff": dict(change.text_diffs)} if change.text_diffs else {}),
     }
 
 

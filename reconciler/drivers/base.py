@@ -32,7 +32,9 @@ talks to the thing it manages, and follows these rules:
 * **Results.** `apply` returns an `ApplyResult`: whether anything changed,
   a short human-readable `output` (recorded in `action.*` events) and the
   `health` the observer vocabulary uses (`Healthy`, `Unhealthy`, `Starting`,
-  `Stopped`, `Unknown`).
+  `Stopped`, `Unknown`), and optionally the `runtime` facts the executor
+  reports beside the spec (they must be what the kind's collector would
+  report, or the world flips between the two).
 
 Drivers never import the supervisor, the executor or the git source; the
 executor passes what they need in an `ApplyContext`. Called by
@@ -140,12 +142,17 @@ class DriverSettings:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What an `apply` did: changed anything?, human output, health afterwards."""
+    """What an `apply` did: changed anything?, human output, health afterwards.
+
+    `runtime`: the resource's runtime facts as its collector reports them
+    (beside the spec in the world document), or None when the driver has none.
+    """
 
     changed: bool
     output: str
     health: str = "Healthy"
     details: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] | None = None
 
 
 class Driver(Protocol):

@@ -8,9 +8,10 @@ holds goes to `superseded/` with a "stale plan" reason and is never run.
 Otherwise it records `action.started`, runs the kind's driver under the one
 tenacity retry policy of the project (exponential backoff with jitter,
 bounded attempts, `TemporaryError` only, an `action.retrying` event before
-each sleep), emits `observed.resource` / `observed.missing` so the world
-closes the loop at once, then `action.succeeded` and a move to `done/`; or
-`failed/` with the error, output and duration. `recover(action)` is the same
+each sleep), emits `observed.resource` (with the driver's `runtime` facts,
+when it has them) / `observed.missing` so the world closes the loop at
+once, then `action.succeeded` and a move to `done/`; or `failed/` with the
+error, output and duration. `recover(action)` is the same
 for an action found in `running/` at start-up: the world check is skipped
 (the world may show our own half-done work) and the idempotent driver
 finishes or adopts what was done. Called by `reconciler.executor.service`.
@@ -168,6 +169,8 @@ class ActionRunner:
             self.events.append("observed.missing", ref, {"reason": f"deleted by {action.id}"})
             return
         data = {"spec": action.desired, "health": result.health, "node": ctx.node.name}
+        if result.runtime is not None:  # the facts the collector reports beside the spec
+            data["runtime"] = result.runtime
         self.events.append("observed.resource", ref, {**data, "managed": True}, sync=True)
 
     @staticmethod

@@ -4,7 +4,8 @@
 loads the commit through the git source, takes the checked comparable specs
 from `reconciler.planning.desired` and reads the world: managed documents
 (`managed_observed`) and, apart from them, existing unmanaged ones
-(`unmanaged_observed`), which the planner may only adopt, never delete.
+(`unmanaged_observed`), which the planner may only adopt, never delete. A
+changed file's content gets its line diff (`reconciler.planning.text_diffs`).
 `homelab plan` and the supervisor both call it, so what the CLI prints is
 what the supervisor proposes.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
 from reconciler.planning.desired import desired_specs, memoized_hash
+from reconciler.planning.text_diffs import attach_text_diffs
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
@@ -130,4 +132,5 @@ def _plan_state(
         allow_deletes=allow_deletes and state.complete,
         unchanged=_unchanged(source, desired, world, ignore),
     )
+    attach_text_diffs(plan, state, source, world)
     return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)

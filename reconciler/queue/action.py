@@ -74,6 +74,9 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     outcome: dict[str, Any] | None = None
     history: tuple[HistoryEntry, ...] | msgspec.UnsetType = UNSET
     address: str | msgspec.UnsetType | None = UNSET
+    # Line diffs of changed file contents (`Change.text_diffs`): shown, never part
+    # of the id, and absent from the file when there are none.
+    content_diff: dict[str, str] | msgspec.UnsetType = UNSET
 
     @property
     def key(self) -> ResourceKey:
@@ -102,6 +105,7 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             self.desired,
             self.observed,
             tuple(self.forces_replacement),
+            text_diffs=self.content_diff if self.content_diff is not UNSET else {},
         )
 
 
@@ -156,4 +160,5 @@ def new_action(
         auto_approve=auto_approve,
         created_at=now_iso(),
         outcome=None,
+        content_diff=dict(change.text_diffs) if change.text_diffs else UNSET,
     )

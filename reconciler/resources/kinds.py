@@ -112,6 +112,43 @@ FileMode = Annotated[
 ]
 
 
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
+_MAX_ID = 4294967294  # (uid_t)-1 means "unchanged" to chown(2)
+
+
+def _account(value: Any) -> Any:
+    """Accept a user/group name or a numeric id (1000 or "1000"); ids are kept as text."""
+    text = value if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    if text is not None:
+        text = text.strip()
+        if text.isdigit() and text.isascii():
+            if int(text) > _MAX_ID:
+                raise ValueError(f"id {text} is out of range (0..{_MAX_ID})")
+            return str(int(text))
+        if _ACCOUNT_NAME.match(text):
+            return text
+    raise ValueError(
+        f"expected a user or group name (like www-data) or a numeric id (like 1000), got {value!r}"
+    )
+
+
+Account = Annotated[
+    str,
+    BeforeValidator(_account),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+                {"type": "string", "pattern": r"^(\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$"},
+            ],
+            "description": "A name (www-data) or a numeric id (1000).",
+        }
+    ),
+]
+
+
 class Policy(StrictModel):
     """How the supervisor treats this resource (never part of the diff)."""
 
@@ -261,6 +298,8 @@ class FileSpec(StrictModel):
     source: RepoPath | None = Field(default=None, description="A file in this repository.")
     secret: DnsLabel | None = Field(default=None, description="A file under ROOT/secrets/.")
     mode: FileMode = "0644"
+    owner: Account | None = Field(default=None, description="Owning user; unset: not managed.")
+    group: Account | None = Field(default=None, description="Owning group; unset: not managed.")
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="after")
@@ -332,7 +371,9 @@ class Container(Resource):
 class File(Resource):
     kind: Literal["File"] = "File"
     spec: FileSpec
-    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"mode", "sha256", "source", "secret"})
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset(
+        {"mode", "owner", "group", "sha256", "source", "secret"}
+    )
 
 
 class ComposeStack(Resource):

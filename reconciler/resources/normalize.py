@@ -71,7 +71,13 @@ def _file(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[st
         digest = found
     else:
         digest = _secret(resolver, spec["secret"])
-    return {"node": spec["node"], "path": spec["path"], "mode": spec["mode"], "sha256": digest}
+    out = {"node": spec["node"], "path": spec["path"], "mode": spec["mode"], "sha256": digest}
+    # Ownership is compared only when the manifest asks for it, so a File that
+    # does not say keeps the spec (and the hash) it always had.
+    for key in ("owner", "group"):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    return out
 
 
 def _compose(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:

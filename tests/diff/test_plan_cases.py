@@ -62,13 +62,19 @@ def install_secrets(case: Path, root: RuntimeRoot) -> list[bytes]:
 
 
 def observe(
-    root: RuntimeRoot, observed: dict[str, dict[str, Any] | None], *, managed: bool = True
+    root: RuntimeRoot,
+    observed: dict[str, dict[str, Any] | None],
+    runtime: dict[str, dict[str, Any]] | None = None,
+    *,
+    managed: bool = True,
 ) -> None:
     """World documents as the observer writes them.
 
     `Kind/name: spec` is a resource that exists with that observed spec; `Kind/name: null`
-    one the project manages that is gone (removed by hand). `managed=False` writes them as
-    the observer writes a resource that exists under the name but is not the project's.
+    one the project manages that is gone (removed by hand). `runtime` holds the facts the
+    collectors report beside the spec (`status.runtime`: a file's text, a stack's files).
+    `managed=False` writes them as the observer writes a resource that exists under the
+    name but is not the project's.
     """
     for key, spec in observed.items():
         kind, name = key.split("/")
@@ -81,6 +87,8 @@ def observe(
             basis=spec_hash(spec) if spec is not None else "",
             health="Healthy" if spec is not None else "Missing",
         )
+        if spec is not None and key in (runtime or {}):
+            doc["status"]["runtime"] = (runtime or {})[key]
         atomic_write_json(world_path(root, kind, name), doc)
 
 
@@ -100,7 +108,9 @@ def test_plan_case(name: str, git_repo: GitRepo, runtime_root: RuntimeRoot) -> N
     case = CASES / name
     commit = commit_case(case, git_repo)
     secrets = install_secrets(case, runtime_root)
-    observe(runtime_root, orjson.loads((case / "observed.json").read_bytes()))
+    runtime_file = case / "runtime.json"
+    runtime = orjson.loads(runtime_file.read_bytes()) if runtime_file.is_file() else None
+    observe(runtime_root, orjson.loads((case / "observed.json").read_bytes()), runtime)
     if (case / "unmanaged.json").is_file():
         observe(runtime_root, orjson.loads((case / "unmanaged.json").read_bytes()), managed=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -123,3 +124,24 @@ def test_an_action_file_of_the_untyped_format_reads_and_writes_back_byte_identic
     root = RuntimeRoot(tmp_path / "root").ensure()
     ActionQueue(root).update("done", action)
     assert (root.queue_dir("done") / f"{action.id}.json").read_bytes() == golden.read_bytes()
+
+
+def test_a_line_diff_rides_along_outside_the_id_and_survives_the_queue(tmp_path: Path) -> None:
+    observed = {"node": "local", "path": "/srv/homelab/f", "mode": "0644", "sha256": "sha256:a"}
+    desired = {**observed, "sha256": "sha256:b"}
+    change = diff_resource("File", "f", desired, observed, in_place=frozenset({"sha256"}))
+    assert change is not None
+    shown = dataclasses.replace(change, text_diffs={"/sha256": "--- observed\n+++ desired"})
+    plain, with_diff = (
+        new_action(c, commit="c" * 40, basis="x", manifest=None) for c in (change, shown)
+    )
+    assert plain.id == with_diff.id  # the content-addressed id ignores the line diff
+    assert "--- observed" in with_diff.summary and "--- observed" not in plain.summary
+    for name, action in (("plain", plain), ("shown", with_diff)):
+        root = RuntimeRoot(tmp_path / name).ensure()
+        assert ActionQueue(root).propose(action)
+        on_disk = (root.queue_dir("pending") / f"{action.id}.json").read_bytes()
+        assert (b"contentDiff" in on_disk) is (action is with_diff)  # absent when none
+        found = ActionQueue(root).get(action.id)
+        assert found is not None and found[1].change().text_diffs == action.change().text_diffs
+    assert with_diff.change().text_diffs == {"/sha256": "--- observed\n+++ desired"}

@@ -128,6 +128,51 @@ def test_file_needs_exactly_one_content_source() -> None:
         File.model_validate({**base, "spec": {"path": "srv/f", "content": "a"}})
 
 
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [
+        ("1000", "1000"),
+        ("'01000'", "1000"),
+        ("0", "0"),
+        ("www-data", "www-data"),
+        ("_svc$", "_svc$"),
+    ],
+)
+def test_file_owner_and_group_are_a_name_or_an_id_kept_as_text(written: str, kept: str) -> None:
+    text = f"""\
+apiVersion: homelab.reconciler/v1alpha1
+kind: File
+metadata: {{name: f}}
+spec: {{path: /srv/homelab/f, content: x, owner: {written}, group: {written}}}
+"""
+    result = parse_file("f.yaml", text.encode())
+    assert result.errors == []
+    spec = result.manifests[0].doc["spec"]
+    assert (spec["owner"], spec["group"]) == (kept, kept)
+
+
+def test_bad_file_owner_and_group_are_located_errors() -> None:
+    text = b"""\
+apiVersion: homelab.reconciler/v1alpha1
+kind: File
+metadata: {name: f}
+spec:
+  path: /srv/homelab/f
+  content: x
+  owner: -1
+  group: "two words"
+"""
+    errors = [str(e) for e in parse_file("f.yaml", text).errors]
+    assert errors == [
+        "f.yaml:7:10: spec.owner: expected a user or group name (like www-data) "
+        "or a numeric id (like 1000), got -1",
+        "f.yaml:8:10: spec.group: expected a user or group name (like www-data) "
+        "or a numeric id (like 1000), got 'two words'",
+    ]
+    big = text.replace(b"owner: -1", b"owner: 4294967295")
+    assert "id 4294967295 is out of range" in str(parse_file("f.yaml", big).errors[0])
+
+
 def test_node_docker_host_schemes() -> None:
     base = {"apiVersion": "homelab.reconciler/v1alpha1", "kind": "Node", "metadata": {"name": "n"}}
     for host in ("unix:///var/run/docker.sock", "ssh://root@nas:22", "tcp://10.0.0.2:2376"):

@@ -4,8 +4,10 @@
 `GitSource`) or, without a repository, returns the implicit node `local` at
 $DOCKER_HOST (or the default socket). `probe_node` turns an engine's
 ping/info into the `node.status` event data: `ready`, a `reason`, a
-`message` and a short `info`. Called by the observer service and the Docker
-collector.
+`message` and a short `info`. The File manifests at the tip become
+`DesiredFile`s: the paths the File collector checks, with the owner/group
+notation to report and whether a file's text may be shown (not for secrets).
+Called by the observer service and the Docker collector.
 """
 
 from __future__ import annotations
@@ -33,9 +35,36 @@ class NodeTarget:
 
 @dataclass(frozen=True)
 class DesiredFile:
+    """A File the collector checks: where, which owner/group notation, may its text show.
+
+    `owner`/`group` are the manifest's values (None: not managed, not
+    observed). `show_content` is True only for a manifest giving `content` or
+    `source`: a secret-backed file, or one known only from the world, never
+    has its text read into an observation.
+    """
+
     name: str
     node: str
     path: str
+    owner: str | None = None
+    group: str | None = None
+    show_content: bool = False
+
+    @classmethod
+    def from_spec(cls, name: str, spec: dict[str, Any]) -> DesiredFile:
+        """From a File manifest's normalized spec."""
+        return cls(
+            name,
+            str(spec.get("node") or "local"),
+            str(spec["path"]),
+            _text(spec.get("owner")),
+            _text(spec.get("group")),
+            spec.get("secret") is None,
+        )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def implicit_local() -> NodeTarget:
@@ -54,7 +83,7 @@ def node_targets(repo: Path | None) -> tuple[dict[str, NodeTarget], list[Desired
         if kind == "Node":
             nodes[name] = NodeTarget(name, str(spec.get("dockerHost") or DEFAULT_HOST))
         elif kind == "File":
-            files.append(DesiredFile(name, str(spec.get("node") or "local"), str(spec["path"])))
+            files.append(DesiredFile.from_spec(name, spec))
     if "local" not in nodes:
         nodes["local"] = implicit_local()
     return nodes, files
