@@ -1,7 +1,7 @@
 """Nodes: which Docker engines to watch, and what an engine's ping/info says.
 
 `node_targets` reads the Node manifests at the repository tip (through
-`GitSource`) or, without a repository, returns the implicit node `local` at
+`GitSource`; `targets_from_state` those of a commit already loaded) or, without a repository, returns the implicit node `local` at
 $DOCKER_HOST (or the default socket). `probe_node` turns an engine's
 ping/info into the `node.status` event data: `ready`, a `reason`, a
 `message` and a short `info`. Called by the observer service and the Docker
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.sources.git import GitSource
+from reconciler.sources.git import DesiredState, GitSource
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -46,7 +46,11 @@ def node_targets(repo: Path | None) -> tuple[dict[str, NodeTarget], list[Desired
     """Nodes to watch and the desired File paths, from the repository tip."""
     if repo is None:
         return {"local": implicit_local()}, []
-    state = GitSource(repo).load()
+    return targets_from_state(GitSource(repo).load())
+
+
+def targets_from_state(state: DesiredState) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
+    """Nodes to watch and the desired File paths of one loaded commit."""
     nodes: dict[str, NodeTarget] = {}
     files: list[DesiredFile] = []
     for (kind, name), manifest in state.manifests.items():
