@@ -1,11 +1,11 @@
 """Nodes: which Docker engines to watch, and what an engine's ping/info says.
 
 `node_targets` reads the Node manifests at the repository tip (through
-`GitSource`; `targets_from_state` those of a commit already loaded) or, without a repository, returns the implicit node `local` at
-$DOCKER_HOST (or the default socket). `probe_node` turns an engine's
-ping/info into the `node.status` event data: `ready`, a `reason`, a
-`message` and a short `info`. Called by the observer service and the Docker
-collector.
+`GitSource`; `targets_from_state` those of a commit already loaded) or,
+without a repository, returns the implicit node `local` at $DOCKER_HOST (or
+the default socket). `probe_node` turns an engine's ping/info into the
+`node.status` event data: `ready`, a `reason`, a `message` and a short
+`info`. Called by the observer service and the Docker collector.
 """
 
 from __future__ import annotations
