@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.atomic_files import atomic_write_json, fsync_dir, sync_filesystem
+from reconciler.atomic_files import atomic_write_json, fsync_dir, fsync_many
 from reconciler.errors import QueueConflict, StorageError
 from reconciler.events.log import EventLog
 from reconciler.queue.action import (
@@ -125,28 +125,30 @@ class ActionQueue:
 
         One `propose` pays three flushes (document, folder, event); a pass that
         proposes hundreds (a homelab changed by hand) would spend seconds on
-        them, so a batch pays one filesystem sync, one folder fsync and one
-        log fsync, under the move lock. Its crash guarantees are those of
-        `propose`: (1) every document is written under a hidden staged name
-        and the filesystem synced, so no pending document can appear torn or
-        empty after a crash; (2) they are renamed into `pending/` and the
-        folder fsynced; (3) their `action.pending` events are appended and
-        fsynced once. A crash before (2) ends leaves staged copies, which
+        them, so a batch pays one parallel fsync of its documents
+        (`fsync_many`), one folder fsync and one log fsync, under the move
+        lock. Its crash guarantees are those of `propose`: (1) every document
+        is written under a hidden staged name and fsynced, so no pending
+        document can appear torn or empty after a crash; (2) they are renamed
+        into `pending/` and the folder fsynced; (3) their `action.pending`
+        events are appended and fsynced once. A crash before (2) ends leaves staged copies, which
         `finish_interrupted` drops: nothing was proposed, and the next pass
         proposes the same content-derived ids again. A crash in (3) leaves
         proposed actions whose events may be missing, as a crash between a
         single `propose`'s document and its event does.
         """
-        new = [a for a in dict((a.id, a) for a in actions).values() if self.find(a.id) is None]
-        if not new:
-            return []
         folder = self.root.queue_dir("pending")
         with self._locked():
+            # Every move holds this lock, so one listing of the folders is exact here.
+            known = self.snapshot()
+            new = [a for a in dict((a.id, a) for a in actions).values() if a.id not in known]
+            if not new:
+                return []
             staged = []
             try:
                 for action in new:
                     staged.append(self._stage("pending", action, durable=False))
-                sync_filesystem(folder)
+                fsync_many(staged)
                 for path, action in zip(staged, new, strict=True):
                     os.rename(path, self.path("pending", action.id))
                 fsync_dir(folder)

@@ -30,9 +30,9 @@ STOPPED_CONTAINER_OPERATION: str | None = None
 
 
 def homelab(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    where = ["--repo", str(lab.repo.path), "--root", str(lab.root.path)]
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args]
-        + ["--repo", str(lab.repo.path), "--root", str(lab.root.path)],
+        [sys.executable, "-m", "reconciler", *args, *where],
         capture_output=True,
         text=True,
         cwd=TOP,
@@ -110,9 +110,9 @@ def test_refresh_sees_a_file_edited_and_a_container_stopped_by_hand(lab: Lab) ->
     paths = {op["path"] for op in changes[("File", "motd")]["patch"]}
     assert paths == {"/mode", "/sha256"}
     want = "sha256:" + hashlib.sha256(b"hello\n").hexdigest()
-    assert [op["value"] for op in changes[("File", "motd")]["patch"] if op["path"] == "/sha256"] == [
-        want
-    ]
+    assert [
+        op["value"] for op in changes[("File", "motd")]["patch"] if op["path"] == "/sha256"
+    ] == [want]
     container_change = changes.get(("Container", web))
     operation = None if container_change is None else container_change["operation"]
     assert operation == STOPPED_CONTAINER_OPERATION

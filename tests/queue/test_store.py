@@ -156,7 +156,7 @@ actions = []
 for i in range(20):
     change = diff_resource("Container", f"web-{i}", {"image": "x", "node": "local"}, None)
     actions.append(new_action(change, commit="c" * 40, basis="", manifest=None))
-store.sync_filesystem = lambda folder: os._exit(9)  # the power goes out here
+store.fsync_many = lambda paths: os._exit(9)  # the power goes out here
 ActionQueue(root, EventLog(root, "supervisor")).propose_many(actions)
 """
 

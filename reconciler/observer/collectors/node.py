@@ -42,11 +42,17 @@ def implicit_local() -> NodeTarget:
     return NodeTarget("local", os.environ.get("DOCKER_HOST") or DEFAULT_HOST)
 
 
-def node_targets(repo: Path | None) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
-    """Nodes to watch and the desired File paths, from the repository tip."""
+def node_targets(
+    repo: Path | None, source: GitSource | None = None
+) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
+    """Nodes to watch and the desired File paths, from the repository tip.
+
+    A caller that asks again and again passes its own `source` (with a blob
+    cache), so only manifests that changed since are parsed again.
+    """
     if repo is None:
         return {"local": implicit_local()}, []
-    return targets_from_state(GitSource(repo).load())
+    return targets_from_state((source or GitSource(repo)).load())
 
 
 def targets_from_state(state: DesiredState) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
