@@ -17,9 +17,13 @@ each run measures:
   pyinfra   optional (`--pyinfra PATH`, a pyinfra executable in its own venv):
             `pyinfra @local deploy.py --dry` with one `files.put` (with mode) per
             file on the same 1,000 files
-Several runs each (`--runs`, default 5): median and range, the machine drifts.
-Run: DOCKER_HOST=unix:///tmp/homelab-dev/docker.sock .venv/bin/python
-hack/bench/refresh_files.py [--runs 5] [--profile up|refresh] [--pyinfra PATH]
+Several runs each (`--runs`, default 5): median and range, the machine drifts;
+`--compare TREE` (another checkout, e.g. `git archive` of main) runs its
+`homelab up` alternating with this tree's, run by run. Every process may
+cache bytecode, as an installed copy does. Run:
+DOCKER_HOST=unix:///tmp/homelab-dev/docker.sock .venv/bin/python
+hack/bench/refresh_files.py [--runs 5] [--only up] [--compare TREE]
+[--profile up|refresh] [--pyinfra PATH]
 """
 
 from __future__ import annotations
@@ -34,17 +38,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-HOMELAB = str(Path(sys.executable).parent / "homelab")
+CHECKOUT = Path(__file__).resolve().parents[2]
 COUNT = 1000
 # Measured processes may cache their bytecode, as every installed copy does (pip
 # compiles it); a shell with PYTHONDONTWRITEBYTECODE would recompile each import.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def homelab(tree: Path = CHECKOUT) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run `homelab` from the source tree `tree`."""
+    return [sys.executable, "-m", "reconciler"], {**ENV, "PYTHONPATH": str(tree)}
+
+
 BODY = "# generated for the refresh benchmark, file {i}\n" + "key_{i} = value\n" * 16
 
 
@@ -106,11 +118,12 @@ def generate(base: Path, docker_host: str) -> tuple[Path, Path, Path]:
     builder.rebuild()
     builder.unlock()
     # The supervisor of an applied homelab has filled the manifest cache.
+    cmd, env = homelab()
     subprocess.run(
-        [HOMELAB, "plan", "--repo", str(repo), "--root", str(root.path)],
+        [*cmd, "plan", "--repo", str(repo), "--root", str(root.path)],
         check=True,
         capture_output=True,
-        env=ENV,
+        env=env,
     )
     return repo, root.path, srv
 
@@ -137,11 +150,12 @@ def summary(values: list[float]) -> str:
 
 
 def run_refresh(repo: Path, root: Path, profile: Path | None) -> tuple[float, str]:
-    cmd = [HOMELAB, "plan", "--refresh", "--repo", str(repo), "--root", str(root)]
+    prefix, env = homelab()
+    cmd = [*prefix, "plan", "--refresh", "--repo", str(repo), "--root", str(root)]
     if profile is not None:
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[1:]]
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     took = time.perf_counter() - t0
     return took, out.stdout.strip().splitlines()[-1] if out.stdout else out.stderr
 
@@ -165,14 +179,20 @@ def pending(root: Path) -> list[Path]:
 
 
 def run_up(
-    repo: Path, root: Path, want: set[str], profile: Path | None, timeout: float = 120
+    repo: Path,
+    root: Path,
+    want: set[str],
+    profile: Path | None,
+    tree: Path = CHECKOUT,
+    timeout: float = 120,
 ) -> tuple[float, str]:
-    cmd = [HOMELAB, "up", "--repo", str(repo), "--root", str(root), "--port", str(free_port())]
+    prefix, env = homelab(tree)
+    cmd = [*prefix, "up", "--repo", str(repo), "--root", str(root), "--port", str(free_port())]
     if profile is not None:
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[1:]]
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
     logfile = (root.parent / f"{root.name}.log").open("wb")
     wall0, t0 = time.time(), time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=ENV)
+    proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env)
     took, verdict = float("nan"), "timed out"
     try:
         while time.perf_counter() - t0 < timeout:
@@ -199,11 +219,11 @@ def run_up(
             proc.kill()
             proc.wait()
         logfile.close()
-    TIMELINES.append(timeline(root.parent / f"{root.name}.log", wall0))
+    TIMELINES.setdefault(tree, []).append(timeline(root.parent / f"{root.name}.log", wall0))
     return took, verdict
 
 
-TIMELINES: list[dict[str, float]] = []
+TIMELINES: dict[Path, list[dict[str, float]]] = {}
 MILESTONES = {
     "services started": "homelab.services: ui: started",
     "observer resumed": "observer: resumed",
@@ -256,12 +276,47 @@ def run_pyinfra(pyinfra: str, base: Path, srv: Path) -> tuple[float, str]:
     return took, f"exit {out.returncode}: " + " | ".join(t.strip() for t in tail)
 
 
+def bench_up(
+    repo: Path,
+    want: set[str],
+    fresh_root: Callable[[int], Path],
+    trees: list[Path],
+    runs: int,
+    profile: bool,
+    base: Path,
+) -> None:
+    """`homelab up` to 500 pending, the trees alternating run by run (the machine drifts)."""
+    times: dict[Path, list[float]] = {t: [] for t in trees}
+    verdicts: dict[Path, list[str]] = {t: [] for t in trees}
+    for tree in trees:
+        run_up(repo, fresh_root(199), want, None, tree)  # warm-up: bytecode, page cache
+        TIMELINES[tree] = []
+    for run in range(runs):
+        for k, tree in enumerate(trees):
+            prof = base / "up.prof" if profile and run == 0 and k == 0 else None
+            took, verdict = run_up(repo, fresh_root(100 + run), want, prof, tree)
+            times[tree].append(took)
+            verdicts[tree].append(verdict)
+    for tree in trees:
+        label = "this tree" if tree == CHECKOUT else str(tree)
+        print(f"  up -> 500 pending updates ({label}): {summary(times[tree])}  (target < 3 s)")
+        for verdict in sorted(set(verdicts[tree])):
+            print(f"    {verdicts[tree].count(verdict)}x {verdict}")
+        for milestone in (*MILESTONES, "last proposal"):
+            values = [t[milestone] for t in TIMELINES[tree] if milestone in t]
+            if values:
+                print(f"    {milestone:>22}: median {statistics.median(values):.2f} s after start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=("refresh", "up", "pyinfra"), default=None)
     parser.add_argument("--profile", choices=("refresh", "up"), default=None)
     parser.add_argument("--pyinfra", default=None, help="a pyinfra executable (own venv)")
+    parser.add_argument(
+        "--compare", default=None, help="another source tree: its `up` alternates with ours"
+    )
     args = parser.parse_args()
     docker_host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     base = Path(tempfile.mkdtemp(prefix="refresh-bench-"))
@@ -272,7 +327,8 @@ def main() -> None:
         os.sync()
         print(
             f"{COUNT} File resources, {len(want)} changed by hand "
-            f"(setup {time.perf_counter() - t0:.1f} s)"
+            f"(setup {time.perf_counter() - t0:.1f} s; load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs)"
         )
 
         def fresh_root(run: int) -> Path:
@@ -281,11 +337,12 @@ def main() -> None:
             shutil.copytree(template, root, symlinks=True)
             # A copy has new inodes, which the observer's checkpoint rightly takes
             # for rewritten logs: rebuild it (untimed), as the applied root had it.
+            cmd, env = homelab()
             subprocess.run(
-                [HOMELAB, "world", "rebuild", "--root", str(root)],
+                [*cmd, "world", "rebuild", "--root", str(root)],
                 check=True,
                 capture_output=True,
-                env=ENV,
+                env=env,
             )
             os.sync()
             return root
@@ -301,21 +358,8 @@ def main() -> None:
             if args.profile == "refresh":
                 print(f"  profile: {base / 'refresh.prof'} (kept)")
         if args.only in (None, "up"):
-            run_up(repo, fresh_root(199), want, None)  # warm-up: bytecode, page cache
-            times, verdicts = [], []
-            for run in range(args.runs):
-                prof = base / "up.prof" if args.profile == "up" and run == 0 else None
-                took, verdict = run_up(repo, fresh_root(100 + run), want, prof)
-                times.append(took)
-                verdicts.append(verdict)
-            print(f"  up -> 500 pending updates: {summary(times)}  (target < 3 s)")
-            for verdict in sorted(set(verdicts)):
-                print(f"    {verdicts.count(verdict)}x {verdict}")
-            timed = TIMELINES[1:]  # without the warm-up
-            for label in (*MILESTONES, "last proposal"):
-                values = [t[label] for t in timed if label in t]
-                if values:
-                    print(f"    {label:>22}: median {statistics.median(values):.2f} s after start")
+            trees = [CHECKOUT] + ([Path(args.compare)] if args.compare else [])
+            bench_up(repo, want, fresh_root, trees, args.runs, args.profile == "up", base)
         if args.pyinfra and args.only in (None, "pyinfra"):
             times, last = [], ""
             for _ in range(max(1, min(args.runs, 3))):
