@@ -268,12 +268,12 @@ def run_pyinfra(pyinfra: str, base: Path, srv: Path) -> tuple[float, str]:
     deploy = base / "deploy.py"
     deploy.write_text(PYINFRA_DEPLOY.format(items=items))
     t0 = time.perf_counter()
-    out = subprocess.run(
-        [pyinfra, "-y", "@local", str(deploy), "--dry"], capture_output=True, text=True
-    )
+    out = subprocess.run([pyinfra, "@local", str(deploy), "--dry"], capture_output=True, text=True)
     took = time.perf_counter() - t0
-    tail = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()][-3:]
-    return took, f"exit {out.returncode}: " + " | ".join(t.strip() for t in tail)
+    lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if "Detected changes" in line), len(lines))
+    block = [line for line in lines[start : start + 8] if "@local" in line or "change" in line]
+    return took, f"exit {out.returncode}: " + " | ".join(block or lines[-3:])
 
 
 def bench_up(

@@ -151,9 +151,8 @@ def _read_node(
     return NodeRefresh(target.name, ready, message, time.perf_counter() - t0)
 
 
-def _drift(before: dict[str, Any] | None, after: dict[str, Any]) -> str | None:
-    old = (before or {}).get("status") or {}
-    new = after["status"]
+def _drift(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What changed between two statuses of one document, in words (None: nothing shown)."""
     if bool(old.get("exists")) != bool(new["exists"]):
         return "now present" if new["exists"] else "now missing"
     if not new["exists"]:
@@ -229,8 +228,7 @@ def refresh_world(
     for ref in sorted(changed):
         if ref.kind == "Node":
             continue
-        old = before_status.get(ref)
-        what = _drift(None if old is None else {"status": old}, changed[ref])
+        what = _drift(before_status.get(ref, {}), changed[ref]["status"])
         if what is not None:
             drift.append(Drift(ref, what))
     typed = {ref: world_doc_from_dict(doc) for ref, doc in world.docs.items()}

@@ -147,7 +147,8 @@ class ActionQueue:
             staged = []
             try:
                 for action in new:
-                    staged.append(self._stage("pending", action, durable=False))
+                    # 0600 as `propose` writes them: the runtime tree is private.
+                    staged.append(self._stage("pending", action, durable=False, mode=0o600))
                 fsync_many(staged)
                 for path, action in zip(staged, new, strict=True):
                     os.rename(path, self.path("pending", action.id))
@@ -189,7 +190,9 @@ class ActionQueue:
         finally:
             os.close(fd)
 
-    def _stage(self, state: str, action: Action, *, durable: bool = True) -> Path:
+    def _stage(
+        self, state: str, action: Action, *, durable: bool = True, mode: int = 0o644
+    ) -> Path:
         """The new document, fsynced (unless the caller syncs) under a hidden name."""
         folder = self.root.queue_dir(state)
         data = orjson.dumps(
@@ -202,7 +205,7 @@ class ActionQueue:
                 if durable:
                     fh.flush()
                     os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, mode)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -138,7 +138,9 @@ def test_a_batch_proposes_each_new_action_once_with_its_event(runtime_root: Runt
     assert [a.id for a in queue.actions("pending")] == queue.ids("pending")  # all readable
     pending = [e["data"]["action"] for e in _events(runtime_root, "action.pending")]
     assert sorted(pending) == sorted([old.id, *(a.id for a in batch)])
-    assert not [n for n in os.listdir(runtime_root.queue_dir("pending")) if n.startswith(".")]
+    folder = runtime_root.queue_dir("pending")
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]
+    assert {os.stat(folder / n).st_mode & 0o777 for n in os.listdir(folder)} == {0o600}
     assert queue.propose_many(batch) == []
 
 
