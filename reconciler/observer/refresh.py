@@ -139,7 +139,10 @@ def _read_node(
         client = docker.DockerClient(base_url=target.docker_host, timeout=timeout)
         status = probe_node(client)
         emit("node.status", ResourceKey("Node", target.name), status)
-        DockerCollector(target, root, emit).full_listing(client)
+        # A root without an instance id never created a container (the id is made
+        # on first use, and a refresh writes nothing): there is nothing to list.
+        if (root.state / "instance_id").exists():
+            DockerCollector(target, root, emit).full_listing(client)
         ready, message = True, str(status["message"])
     except Exception as exc:  # engine down, ssh refused, bad host string: a line, not a crash
         status = unreachable(exc)

@@ -148,3 +148,6 @@ def test_unreachable_node_is_a_clear_line_and_its_resources_are_not_refreshed(
     nodes = {n["name"]: n for n in doc["refresh"]["nodes"]}
     assert nodes["far"]["ready"] is False and nodes["local"]["ready"] is True
     assert doc["refresh"]["notRefreshed"][0]["name"] == name
+    # Nothing was ever applied from this root: a refresh does not even give it an id.
+    assert not (lab.root.state / "instance_id").exists()
+    assert not list(lab.root.events.glob("*/*.jsonl"))
