@@ -2,9 +2,9 @@
 
 A write goes to a temporary file in the same folder, is fsynced, renamed over
 the target and the folder is fsynced, so a reader (or a process restarted
-after kill -9) sees either the old or the new content, never a torn file.
-Called by the observer (world documents, checkpoint), the queue, the file
-driver and the CLI.
+after kill -9) sees either the old or the new content, never a torn file;
+`fsync_many` makes a batch of files durable at once. Called by the observer
+(world documents, checkpoint), the queue, the file driver and the CLI.
 """
 
 from __future__ import annotations
@@ -16,10 +16,38 @@ import errno
 import fcntl
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
+FSYNC_THREADS = 16
+
+
+def fsync_many(paths: list[Path]) -> None:
+    """fsync many files at once: data and inode of each durable when this returns.
+
+    One fsync after another pays one journal commit each (about 2 ms here,
+    1.2 s for 500 files); fsyncs issued together are joined into a few
+    commits by the filesystem (ext4's jbd2), 60-80 ms for the same 500. A
+    `syncfs` would be as quick on an idle machine but flushes every other
+    writer's dirty data too, which on a busy disk took a second.
+    """
+
+    def one(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    if len(paths) <= 2:
+        for path in paths:
+            one(path)
+        return
+    with ThreadPoolExecutor(min(FSYNC_THREADS, len(paths))) as pool:
+        list(pool.map(one, paths))  # list(): the first failure is raised here
 
 
 def fsync_dir(folder: Path) -> None:

@@ -1,6 +1,15 @@
-"""`homelab plan`: the terraform-style diff of git against the world."""
+"""`homelab plan`: the terraform-style diff of git against the world.
+
+With `--refresh` every node is read once first (`reconciler.observer.refresh`)
+and the plan is made against that fresh, in-memory world; the event log and
+the world documents are left untouched.
+"""
 
 from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -14,9 +23,68 @@ from reconciler.cli.common import (
     use_colour,
 )
 from reconciler.diff import plan_to_json, render_text
-from reconciler.planning import compute_plan
+from reconciler.planning import PlanResult, compute_plan
+from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
-from reconciler.sources.git import GitSource
+from reconciler.sources.git import DesiredState, GitSource
+
+if TYPE_CHECKING:
+    from reconciler.observer.refresh import RefreshResult
+
+
+def _progress(step: str) -> None:
+    click.echo(f"\r\033[KRefreshing {step}...", err=True, nl=False)
+
+
+def _refresh(
+    runtime: RuntimeRoot, state: DesiredState, *, show_progress: bool
+) -> tuple[RefreshResult, float]:
+    """The refreshed world, and how long reading it took."""
+    from reconciler.observer.refresh import refresh_world  # imports the Docker SDK
+
+    t0 = time.perf_counter()
+    try:
+        refreshed = refresh_world(runtime, state, progress=_progress if show_progress else None)
+    finally:
+        if show_progress:
+            click.echo("\r\033[K", err=True, nl=False)
+    return refreshed, time.perf_counter() - t0
+
+
+def _refresh_report(refreshed: RefreshResult, seconds: float) -> list[str]:
+    """What the refresh saw, printed above the plan."""
+    ready = sum(1 for n in refreshed.nodes if n.ready)
+    lines = [
+        f"Refreshed {ready} of {len(refreshed.nodes)} node(s) in {seconds:.2f} s: "
+        f"{len(refreshed.drift)} observation(s) changed since the world was last written."
+    ]
+    if refreshed.drift:
+        lines.append("Changed outside of homelab (or not yet observed):")
+        lines.extend(f"  {d.ref.kind}/{d.ref.name}: {d.what}" for d in refreshed.drift)
+    lines.append("")
+    return lines
+
+
+def _refresh_json(refreshed: RefreshResult, seconds: float) -> dict[str, Any]:
+    return {
+        "seconds": round(seconds, 3),
+        "nodes": [
+            {"name": n.name, "ready": n.ready, "message": n.message, "seconds": round(n.seconds, 3)}
+            for n in refreshed.nodes
+        ],
+        "drift": [
+            {"kind": d.ref.kind, "name": d.ref.name, "what": d.what} for d in refreshed.drift
+        ],
+        "notRefreshed": [
+            {"kind": ref.kind, "name": ref.name, "reason": why}
+            for ref, why in refreshed.not_refreshed.items()
+        ],
+    }
+
+
+def _note_not_refreshed(result: PlanResult, refreshed: RefreshResult) -> None:
+    for ref, why in refreshed.not_refreshed.items():
+        result.plan.notes.append(f"{ref.kind}/{ref.name}: not refreshed ({why})")
 
 
 @click.command()
@@ -32,6 +100,11 @@ from reconciler.sources.git import GitSource
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Read every node (engines, files) once before planning; writes nothing.",
+)
 def plan(
     repo: str | None,
     root: str | None,
@@ -39,27 +112,53 @@ def plan(
     path: str | None,
     as_json: bool,
     detailed_exitcode: bool,
+    refresh: bool,
 ) -> None:
     """Show what would change: + create, ~ update, -/+ replace, - delete.
 
     Desired state comes from a commit; observed state from DIR/world/. An
-    empty or missing world means everything is to be created.
+    empty or missing world means everything is to be created. With
+    --refresh the nodes of the commit are read first (no service needs to
+    run) and the plan is made against what they hold now; a node that
+    cannot be reached is reported, its resources are marked "not
+    refreshed" (planned from their last observation) and the exit status
+    is 1, as for manifest errors.
 
     \b
     Example:
       homelab plan --repo ~/homelab --root /opt/homelab --detailed-exitcode
+      homelab plan --refresh
     """
     repo_path = get_repo(repo)
     runtime = get_root(root)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
-    result = compute_plan(source, runtime, ref)
+    refreshed: RefreshResult | None = None
+    seconds = 0.0
+    if refresh:
+        state = source.load(ref)
+        tty = sys.stderr.isatty() and not as_json
+        refreshed, seconds = _refresh(runtime, state, show_progress=tty)
+        result = compute_plan(source, runtime, state=state, world=refreshed.world)
+        _note_not_refreshed(result, refreshed)
+        for node in refreshed.unreachable:
+            click.echo(
+                f"error: node {node.name} could not be read ({node.message}); "
+                "its resources are not refreshed",
+                err=True,
+            )
+    else:
+        result = compute_plan(source, runtime, ref)
     for error in result.errors:
         click.echo(str(error), err=True)
     if as_json:
         doc = plan_to_json(result.plan)
         doc["errors"] = [e.to_json() for e in result.errors]
+        if refreshed is not None:
+            doc["refresh"] = _refresh_json(refreshed, seconds)
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
+        if refreshed is not None:
+            click.echo("\n".join(_refresh_report(refreshed, seconds)))
         click.echo(render_text(result.plan, colour=use_colour()))
         if result.errors:
             click.echo(
@@ -67,7 +166,7 @@ def plan(
                 "those resources are left out of the plan.",
                 err=True,
             )
-    if result.errors:
+    if result.errors or (refreshed is not None and refreshed.unreachable):
         raise SystemExit(1)
     if detailed_exitcode and not result.plan.empty:
         raise SystemExit(2)

@@ -3,17 +3,17 @@
 Each process appends under its own producer name to
 `ROOT/events/YYYY-MM-DD/<producer>.jsonl`, one JSON object a line: `id`
 (sortable: nanosecond time, producer, sequence), `ts`, `source`, `type`,
-`ref: {kind, name}`, `data`. Every line is written whole with one
-`write` as it is appended; events that record decisions or actions
-(`action.*`) and any caller asking `sync=True` are fsynced before `append`
-returns. When the write or the fsync fails (a full disk) the file is cut
-back to where the line began and `StorageError` is raised: a refused event
-leaves no torn line and is not in the log. An exclusive lock on the open file
-keeps a second writer with the same producer name out. Called by the
-collectors, the supervisor, the queue, the executor and the API.
-`reserved_actor` says whether a person's name would pass for one of the
-services (or another producer) in the audit trail; the UI and the CLI refuse
-such operator names.
+`ref: {kind, name}`, `data`. Every line is written whole with one `write` as
+it is appended; events that record decisions or actions (`action.*`) and any
+caller asking `sync=True` are fsynced before `append` returns; a batch
+appends with `sync=False` and calls `sync` once. When the write or the fsync
+fails (a full disk) the file is cut back to where the line began and
+`StorageError` is raised: a refused event leaves no torn line and is not in
+the log. An exclusive lock on the open file keeps a second writer with the
+same producer name out. Called by the collectors, the supervisor, the queue,
+the executor and the API. `reserved_actor` says whether a person's name
+would pass for one of the services (or another producer) in the audit trail;
+the UI and the CLI refuse such operator names.
 """
 
 from __future__ import annotations
@@ -185,6 +185,16 @@ class EventLog:
             except OSError:  # pragma: no cover - the torn line is then quarantined by readers
                 self.close()
             raise StorageError(f"record event {type}", fh.name, exc, "not recorded") from exc
+
+    def sync(self) -> None:
+        """fsync what was appended with `sync=False` (a batch pays one flush, not one each)."""
+        with self._lock:
+            if self._fh is None:
+                return
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                raise StorageError("sync events", self._fh.name, exc, "maybe not recorded") from exc
 
     def close(self) -> None:
         if self._fh is not None:

@@ -31,6 +31,8 @@ from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_ta
 from reconciler.observer.world_builder import WorldBuilder
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.git import GitSource
 
 log = logging.getLogger("reconciler.observer")
 LISTED_KINDS = ("Container", "ComposeStack")
@@ -76,6 +78,9 @@ class ObserverService:
         self._desired_files: list[DesiredFile] = []
         self._files: FileCollector | None = None
         self._log: EventLog | None = None
+        # The manifests cache the supervisor keeps warm: the first Node list (on the
+        # way to the first file check) costs a cache read, not a parse of every file.
+        self._source = GitSource(repo, None, BlobCache(root.cache)) if repo else None
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -170,7 +175,7 @@ class ObserverService:
 
     def _refresh_nodes(self) -> None:
         try:
-            targets, files = node_targets(self.repo)
+            targets, files = node_targets(self.repo, self._source)
         except Exception as exc:  # a bad commit must not stop observation
             log.warning("observer: cannot read Node manifests (%s); keeping the old list", exc)
             return

@@ -72,12 +72,17 @@ def compute_plan(
     world_reader: WorldReader | None = None,
     allow_deletes: bool = True,
     state: DesiredState | None = None,
+    world: dict[ResourceKey, WorldDoc] | None = None,
 ) -> PlanResult:
-    """Plan `ref` (or the already loaded `state`, which the supervisor passes)."""
+    """Plan `ref` (or the already loaded `state`, which the supervisor passes).
+
+    `world` is an observed state built by the caller (`homelab plan --refresh`
+    passes one refreshed in memory); without it the world is read under `root`.
+    """
     with gc_paused():
         if state is None:
             state = source.load(ref)
-        return _plan_state(source, root, state, world_reader, allow_deletes)
+        return _plan_state(source, root, state, world_reader, allow_deletes, world)
 
 
 def _unchanged(
@@ -111,10 +116,11 @@ def _plan_state(
     state: DesiredState,
     world_reader: WorldReader | None,
     allow_deletes: bool,
+    given: dict[ResourceKey, WorldDoc] | None,
 ) -> PlanResult:
     desired, errors, invalid = desired_specs(source, state, root)
-    world: dict[ResourceKey, WorldDoc] = {}
-    if root is not None:
+    world: dict[ResourceKey, WorldDoc] = {} if given is None else given
+    if given is None and root is not None:
         world = (world_reader or WorldReader(root)).read()
     ignore: dict[ResourceKey, list[str]] = {}
     for r, m in state.manifests.items():

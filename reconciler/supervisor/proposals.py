@@ -3,9 +3,11 @@
 `Proposer.apply` takes one planning pass (`PlanResult`), the world and the
 prune gate, and makes the queue match it: for each drifted resource it keeps
 the live action that already describes the change, or supersedes the live
-ones that no longer match (with the reason) and proposes the new one, then
-auto-approves it when policy allows. Resources in sync, invalid or flapping
-get no action, and their stale pending/approved ones are superseded.
+ones that no longer match (with the reason) and proposes the new one (a
+pass's new actions go to the queue in one durable batch,
+`ActionQueue.propose_many`), then auto-approves it when policy allows.
+Resources in sync, invalid or flapping get no action, and their stale
+pending/approved ones are superseded.
 Running actions are never touched: the resource waits until they finish.
 
 Action ids come from content (`reconciler.queue.action`), walked through
@@ -26,7 +28,7 @@ from reconciler.diff import Change
 from reconciler.errors import QueueConflict
 from reconciler.events.log import EventLog
 from reconciler.planning import PlanResult
-from reconciler.queue import ActionQueue, action_id, new_action
+from reconciler.queue import Action, ActionQueue, action_id, new_action
 from reconciler.queue.action import InvalidAction, generation_id
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
@@ -127,6 +129,7 @@ class Proposer:
         self.conditions: dict[tuple[ResourceKey, str], bool] = {}
         self.queue_states: dict[str, str] = {}
         self._refs: dict[str, ResourceKey] = {}  # live action id -> resource (never changes)
+        self._batch: list[tuple[ResourceKey, Action, bool]] = []  # (ref, action, auto-approve)
 
     # -- queue view -------------------------------------------------------------
     def _live(self, states: dict[str, str]) -> dict[ResourceKey, list[tuple[str, str]]]:
@@ -200,11 +203,33 @@ class Proposer:
         refs = set(result.desired) | result.invalid | set(changes) | set(live)
         marks = self.flap.marks()
         out: dict[ResourceKey, RefStatus] = {}
+        self._batch = []
         for ref in sorted(refs):
             out[ref] = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
             if ref not in result.invalid:
                 self.condition(ref, "InvalidManifest", False, "Valid", "manifest is valid")
+        self._flush()
         return out
+
+    def _flush(self) -> None:
+        """Propose the pass's new actions in one durable batch, then auto-approve."""
+        batch, self._batch = self._batch, []
+        added = {a.id for a in self.queue.propose_many([a for _r, a, _auto in batch], self.actor)}
+        for ref, action, auto in batch:
+            if action.id in added:
+                self._refs[action.id] = ref
+                log.info("proposed %s %s/%s (%s)", action.operation, *ref, action.id)
+            if auto:
+                reason = (
+                    "autoApprovePrune"
+                    if action.operation == "delete"
+                    else "spec.policy.autoApprove"
+                )
+                # Someone may have approved or superseded it first; either way it moved on.
+                with contextlib.suppress(QueueConflict):
+                    self.queue.move(
+                        action.id, "pending", "approved", actor=self.actor, reason=reason
+                    )
 
     def _one(
         self,
@@ -301,14 +326,5 @@ class Proposer:
             auto_approve=auto,
             generation=step.generation,
         )
-        if self.queue.propose(action, actor=self.actor):
-            self._refs[action.id] = ref
-            log.info("proposed %s %s/%s (%s)", change.operation, *ref, action.id)
-        if auto:
-            reason = (
-                "autoApprovePrune" if change.operation == "delete" else "spec.policy.autoApprove"
-            )
-            # Someone may have approved or superseded it first; either way it moved on.
-            with contextlib.suppress(QueueConflict):
-                self.queue.move(action.id, "pending", "approved", actor=self.actor, reason=reason)
+        self._batch.append((ref, action, auto))  # proposed by `_flush` at the pass's end
         return RefStatus("Pending", [], action.id)

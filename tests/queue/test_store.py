@@ -145,3 +145,63 @@ def test_a_line_diff_rides_along_outside_the_id_and_survives_the_queue(tmp_path:
         found = ActionQueue(root).get(action.id)
         assert found is not None and found[1].change().text_diffs == action.change().text_diffs
     assert with_diff.change().text_diffs == {"/sha256": "--- observed\n+++ desired"}
+
+
+def test_a_batch_proposes_each_new_action_once_with_its_event(runtime_root: RuntimeRoot) -> None:
+    events = EventLog(runtime_root, "supervisor")
+    queue = ActionQueue(runtime_root, events)
+    old = _action("old")
+    assert queue.propose(old) is True
+    batch = [_action(f"web-{i}") for i in range(50)]
+    added = queue.propose_many([old, *batch, batch[0]], actor="supervisor")
+    events.close()
+    assert [a.id for a in added] == [a.id for a in batch]  # the old one and the repeat skipped
+    assert queue.ids("pending") == sorted([old.id, *(a.id for a in batch)])
+    assert [a.id for a in queue.actions("pending")] == queue.ids("pending")  # all readable
+    pending = [e["data"]["action"] for e in _events(runtime_root, "action.pending")]
+    assert sorted(pending) == sorted([old.id, *(a.id for a in batch)])
+    folder = runtime_root.queue_dir("pending")
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]
+    assert {os.stat(folder / n).st_mode & 0o777 for n in os.listdir(folder)} == {0o600}
+    assert queue.propose_many(batch) == []
+
+
+CRASH_AFTER_STAGING = """
+import os, sys
+from pathlib import Path
+from reconciler.diff import diff_resource
+from reconciler.events.log import EventLog
+from reconciler.queue import ActionQueue, new_action
+from reconciler.queue import store
+from reconciler.runtime_root import RuntimeRoot
+
+root = RuntimeRoot(Path(sys.argv[1]))
+actions = []
+for i in range(20):
+    change = diff_resource("Container", f"web-{i}", {"image": "x", "node": "local"}, None)
+    actions.append(new_action(change, commit="c" * 40, basis="", manifest=None))
+store.fsync_many = lambda paths: os._exit(9)  # the power goes out here
+ActionQueue(root, EventLog(root, "supervisor")).propose_many(actions)
+"""
+
+
+def test_a_batch_cut_before_its_renames_proposed_nothing_and_proposes_again(
+    runtime_root: RuntimeRoot,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_STAGING, str(runtime_root.path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+    )
+    assert done.returncode == 9, done.stderr
+    folder = runtime_root.queue_dir("pending")
+    staged = [n for n in os.listdir(folder) if n.startswith(".")]
+    assert len(staged) == 20
+    queue = ActionQueue(runtime_root, EventLog(runtime_root, "supervisor"))
+    assert queue.ids("pending") == []  # staged copies are not actions
+    assert _events(runtime_root, "action.pending") == []
+    assert queue.finish_interrupted() == []
+    assert os.listdir(folder) == []
+    again = [_action(f"web-{i}", image="x") for i in range(20)]
+    assert len(queue.propose_many(again)) == 20
+    assert len(queue.ids("pending")) == 20

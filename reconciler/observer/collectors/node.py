@@ -1,13 +1,14 @@
 """Nodes: which Docker engines to watch, and what an engine's ping/info says.
 
 `node_targets` reads the Node manifests at the repository tip (through
-`GitSource`) or, without a repository, returns the implicit node `local` at
-$DOCKER_HOST (or the default socket). `probe_node` turns an engine's
-ping/info into the `node.status` event data: `ready`, a `reason`, a
-`message` and a short `info`. The File manifests at the tip become
-`DesiredFile`s: the paths the File collector checks, with the owner/group
-notation to report and whether a file's text may be shown (not for secrets).
-Called by the observer service and the Docker collector.
+`GitSource`; `targets_from_state` those of a commit already loaded) or,
+without a repository, returns the implicit node `local` at $DOCKER_HOST (or
+the default socket). `probe_node` turns an engine's ping/info into the
+`node.status` event data: `ready`, a `reason`, a `message` and a short
+`info`. The File manifests at the tip become `DesiredFile`s: the paths the
+File collector checks, with the owner/group notation to report and whether a
+file's text may be shown (not for secrets). Called by the observer service,
+the Docker collector and `homelab plan --refresh`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.sources.git import GitSource
+from reconciler.sources.git import DesiredState, GitSource
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -71,11 +72,21 @@ def implicit_local() -> NodeTarget:
     return NodeTarget("local", os.environ.get("DOCKER_HOST") or DEFAULT_HOST)
 
 
-def node_targets(repo: Path | None) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
-    """Nodes to watch and the desired File paths, from the repository tip."""
+def node_targets(
+    repo: Path | None, source: GitSource | None = None
+) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
+    """Nodes to watch and the desired File paths, from the repository tip.
+
+    A caller that asks again and again passes its own `source` (with a blob
+    cache), so only manifests that changed since are parsed again.
+    """
     if repo is None:
         return {"local": implicit_local()}, []
-    state = GitSource(repo).load()
+    return targets_from_state((source or GitSource(repo)).load())
+
+
+def targets_from_state(state: DesiredState) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
+    """Nodes to watch and the desired File paths of one loaded commit."""
     nodes: dict[str, NodeTarget] = {}
     files: list[DesiredFile] = []
     for (kind, name), manifest in state.manifests.items():
