@@ -8,7 +8,9 @@ spec change (stop with a grace period, remove, create, start; `update`
 recreates too, because the spec label must describe the container), or
 remove on delete. Every managed container carries the labels fixed in
 docs/internals.md, including the action id and the spec hash, which is how a
-restarted executor sees that an action was already applied. Env values from
+restarted executor sees that an action was already applied. The stale-plan
+check compares the plan's basis with the hash of the container's observed
+spec, computed as the collector does (`container_observe`). Env values from
 secrets (`valueFrom: {secret: NAME}`, ROOT/secrets/NAME with one trailing
 newline stripped) go only into the container; the spec label holds their
 fingerprint. Called by the executor through the `Driver` interface.
@@ -25,7 +27,15 @@ import docker.errors
 import orjson
 import requests.exceptions
 
+from reconciler.drivers.adopted import read_adopted
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.container_observe import (
+    label_spec,
+    observed_container_spec,
+    record_matches,
+    secret_files,
+    secret_fingerprints,
+)
 from reconciler.drivers.hostpaths import container_findings_on
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.resources.guardrails import refusal
@@ -203,9 +213,27 @@ class DockerDriver:
             return None
         if found is None:
             return f"container {container_name(ctx.name)} no longer exists"
-        if not ours and labels.get(f"{PREFIX}/spec-hash") != ctx.action.basis:
+        if not ours and self.observed_basis(ctx, found) != ctx.action.basis:
             return f"container {container_name(ctx.name)} changed since the plan was made"
         return None
+
+    def observed_basis(self, ctx: ApplyContext, container: Any) -> str:
+        """The basis the observer gives this container: the hash of its observed spec."""
+        attrs = container.attrs
+        last, _ = label_spec(container.labels)
+        if last is None:
+            record = read_adopted(ctx.root, "Container").get(ctx.name)
+            if record is not None and record_matches(record, container.id, ctx.node.name):
+                last = record.get("spec") if isinstance(record.get("spec"), dict) else None
+        try:
+            image = self.client(ctx).api.inspect_image(attrs.get("Image") or "")
+        except docker.errors.NotFound:
+            image = None
+        except Exception as exc:
+            raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
+        known = secret_fingerprints(secret_files(ctx.root.secrets))
+        observed = observed_container_spec(attrs, image, last, ctx.node.name, known_secrets=known)
+        return spec_hash(observed)
 
     def apply(self, ctx: ApplyContext) -> ApplyResult:
         if ctx.operation == "delete":

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,11 +31,12 @@ from reconciler.drivers.container_observe import (
     secret_fingerprints,
 )
 from reconciler.drivers.docker import DockerDriver
-from reconciler.resources.normalize import fingerprint
+from reconciler.resources.normalize import fingerprint, spec_hash
 from reconciler.runtime_root import RuntimeRoot
 from tests.conftest import BUSYBOX
 from tests.drivers.observe_kit import (
     DEFAULTS_IMAGE,
+    apply_context,
     apply_spec,
     build_defaults_image,
     desired_spec,
@@ -404,3 +407,24 @@ def test_a_container_created_from_a_spec_observes_as_that_spec(
         assert secret.strip() not in orjson.dumps(observed)
     finally:
         env.remove(name)
+
+
+def test_the_stale_plan_check_hashes_the_observed_spec(env: _Env) -> None:
+    """A plan made against a drifted container holds until the container moves again."""
+    name = env.name()
+    spec = {"image": BUSYBOX, "command": ["sleep", "300"], "networkMode": "none"}
+    desired = desired_spec(env.root, name, spec)
+    apply_spec(env.driver, env.root, env.host, name, desired)
+    container = env.client.containers.get(f"homelab-{name}")
+    container.update(restart_policy={"Name": "no"})  # drift made by hand
+    drifted = observe(env.client, name)
+    assert drifted["restartPolicy"] == "no"
+    ctx = apply_context(env.root, env.host, name, desired)
+    plan = msgspec.structs.replace(
+        ctx.action, id="b" * 20, operation="update", basis=spec_hash(drifted)
+    )
+    ctx = dataclasses.replace(ctx, action=plan)
+    assert env.driver.check(ctx) is None  # the world the plan saw
+    container.pause()  # moved since the plan was made
+    assert env.driver.check(ctx) == f"container homelab-{name} changed since the plan was made"
+    container.unpause()
