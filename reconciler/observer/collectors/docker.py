@@ -359,7 +359,15 @@ class DockerCollector:
         except docker.errors.NotFound:
             self.ledger.write("observed.missing", key, {"reason": "container removed"})
             return
-        self.ledger.write("observed.resource", key, self.observe(client, inspected, owned))
+        # Decide again on what the engine holds now (the event's attributes may be older).
+        now = self.owner(
+            str(inspected.get("Name") or ""),
+            (inspected.get("Config") or {}).get("Labels") or {},
+            str(inspected.get("Id") or ""),
+        )
+        if now is None or now.name != owned.name:
+            return  # renamed or relabelled since: that event follows
+        self.ledger.write("observed.resource", key, self.observe(client, inspected, now))
 
     def _applied_stacks(self) -> dict[str, dict[str, Any]]:
         stacks: dict[str, dict[str, Any]] = {}
