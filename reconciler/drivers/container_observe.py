@@ -107,6 +107,8 @@ def secret_files(folder: Path, max_size: int = 1 << 20) -> dict[str, bytes]:
     except OSError:
         return files
     for path in entries:
+        if path.name.startswith("."):
+            continue  # a temporary file of an atomic write, not a secret
         try:
             if path.is_file() and path.stat().st_size <= max_size:
                 files[path.name] = path.read_bytes()
