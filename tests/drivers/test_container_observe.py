@@ -28,6 +28,7 @@ from reconciler.drivers.container_observe import (
     label_spec,
     observed_container_spec,
     record_matches,
+    secret_files,
     secret_fingerprints,
 )
 from reconciler.drivers.docker import DockerDriver
@@ -230,7 +231,10 @@ def test_a_secret_is_observed_by_fingerprint_with_or_without_its_newline(env: _E
         "valueFrom": {"secret": "db-pass", "sha256": fingerprint(b"hunter2")},
     }
     # no last-applied (a container made by hand): the value matches a known secret file
-    known = secret_fingerprints({"db-pass": b"hunter2\n", "other": b"x"})
+    (env.root.secrets / ".other.tmp").write_bytes(b"half-written")  # no secret
+    (env.root.secrets / "other").write_bytes(b"x")
+    known = secret_fingerprints(secret_files(env.root.secrets))
+    assert sorted({name for name, _ in known.values()}) == ["db-pass", "other"]
     [var] = observed_container_spec(attrs, image, None, "local", known_secrets=known)["env"]
     assert var["valueFrom"] == {"secret": "db-pass", "sha256": fingerprint(b"hunter2\n")}
     assert var["value"] is None
@@ -372,8 +376,9 @@ def container_specs(draw: st.DrawFn, volumes_root: str) -> tuple[dict[str, Any],
         spec["healthcheck"] = {
             "test": ["CMD", "true"],
             "interval": draw(st.integers(1, 2)),
-            "timeout": draw(st.integers(1, 3)),
-            "retries": draw(st.integers(1, 3)),
+            # generous: a probe on a loaded machine may take seconds, and unhealthy fails
+            "timeout": draw(st.integers(5, 8)),
+            "retries": draw(st.integers(2, 3)),
             "startPeriod": draw(st.integers(0, 1)),
         }
     spec["user"] = draw(st.sampled_from([None, "1000", "1000:1000", "0"]))
