@@ -17,11 +17,12 @@ Every container the driver creates carries the labels fixed in
 docs/internals.md, including the action id and the spec hash, which is how a
 restarted executor sees that an action was already applied; the in-place
 operations are idempotent by themselves (starting a running container is a
-no-op). `check` compares the container with the plan's `basis` through
-`_observed_spec`. Env values from secrets (`valueFrom: {secret: NAME}`,
-ROOT/secrets/NAME with one trailing newline stripped) go only into the
-container; the spec label holds their fingerprint. Called by the executor
-through the `Driver` interface.
+no-op). `check` compares the plan's `basis` with the hash of the container's
+observed spec, computed as the collector computes it (`container_observe`,
+through `_observed_spec`). Env values from secrets (`valueFrom: {secret:
+NAME}`, ROOT/secrets/NAME with one trailing newline stripped) go only into
+the container; the spec label holds their fingerprint. Called by the
+executor through the `Driver` interface.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ import requests.exceptions
 
 from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.container_observe import (
+    container_runtime,
+    label_spec,
+    observed_container_spec,
+    record_matches,
+    secret_files,
+    secret_fingerprints,
+)
 from reconciler.drivers.hostpaths import container_findings_on
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.resources.guardrails import refusal
@@ -155,29 +164,26 @@ def restart_policy_of(attrs: dict[str, Any]) -> str:
 
 
 def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
-    """The comparable spec of a freshly inspected container (what `action.basis` hashes).
+    """The comparable spec of a freshly inspected container, as the collector observes it.
 
-    Minimal until the observation module lands: the last-applied spec (the
-    spec label, else the adoption record of this container id, else node and
-    image) with the run state and restart policy the engine reports.
+    Last-applied is the spec label, else the adoption record of this container
+    id; the image is inspected through the container's own client, so image
+    defaults are no drift; known secret values appear only as fingerprints.
     """
-    # switched to container_observe after merge
     attrs = container.attrs or {}
-    config = attrs.get("Config") or {}
-    spec: Any = None
-    raw = (config.get("Labels") or {}).get(f"{PREFIX}/spec")
-    if raw is not None:
-        try:
-            spec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            spec = None
-    if not isinstance(spec, dict):
-        record = read_adopted(ctx.root, "Container").get(ctx.name) or {}
-        if record.get("containerId") == attrs.get("Id") and isinstance(record.get("spec"), dict):
-            spec = record["spec"]
-        else:
-            spec = {"node": ctx.node.name, "image": config.get("Image") or ""}
-    return {**spec, "restartPolicy": restart_policy_of(attrs), "state": run_state(attrs)}
+    last, _ = label_spec(container.labels)
+    if last is None:
+        record = read_adopted(ctx.root, "Container").get(ctx.name)
+        if record is not None and record_matches(record, container.id, ctx.node.name):
+            last = record.get("spec") if isinstance(record.get("spec"), dict) else None
+    try:
+        image = container.client.api.inspect_image(attrs.get("Image") or "")
+    except docker.errors.NotFound:
+        image = None
+    except Exception as exc:
+        raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
+    known = secret_fingerprints(secret_files(ctx.root.secrets))
+    return observed_container_spec(attrs, image, last, ctx.node.name, known_secrets=known)
 
 
 def health_of(attrs: dict[str, Any]) -> str:
@@ -256,7 +262,7 @@ class DockerDriver:
             return f"container {container_name(ctx.name)} no longer exists"
         if ours:
             return None
-        seen = spec_hash(_observed_spec(ctx, found)) == ctx.action.basis
+        seen = self.observed_basis(ctx, found) == ctx.action.basis
         if ctx.operation in (*IN_PLACE_OPERATIONS, "adopt"):
             # Acting on the container as it is: it must still be what the plan saw.
             ok = seen
@@ -265,6 +271,10 @@ class DockerDriver:
         if not ok:
             return f"container {container_name(ctx.name)} changed since the plan was made"
         return None
+
+    def observed_basis(self, ctx: ApplyContext, container: Any) -> str:
+        """The basis the observer gives this container: the hash of its observed spec."""
+        return spec_hash(_observed_spec(ctx, container))
 
     def apply(self, ctx: ApplyContext) -> ApplyResult:
         if ctx.operation == "delete":
@@ -342,7 +352,13 @@ class DockerDriver:
                 self._call(ctx, "stop", container.stop, timeout=ctx.settings.stop_grace)
                 steps.append("stopped")
                 changed = True
-            return ApplyResult(changed, "; ".join(steps), "Stopped", {"containerId": container.id})
+            return ApplyResult(
+                changed,
+                "; ".join(steps),
+                "Stopped",
+                {"containerId": container.id},
+                self._runtime(ctx, container),
+            )
         if state == "paused":
             self._call(ctx, "unpause", container.unpause)
             steps.append("unpaused")
@@ -353,7 +369,22 @@ class DockerDriver:
             changed = True
         health = self._wait_healthy(ctx, container)
         steps.append(f"health {health}")
-        return ApplyResult(changed, "; ".join(steps), health, {"containerId": container.id})
+        return ApplyResult(
+            changed,
+            "; ".join(steps),
+            health,
+            {"containerId": container.id},
+            self._runtime(ctx, container),
+        )
+
+    def _runtime(self, ctx: ApplyContext, container: Any) -> dict[str, Any]:
+        """The runtime facts the collector reports, so its next look finds nothing new."""
+        self._call(ctx, "inspect", container.reload)
+        try:
+            image = container.client.api.inspect_image(container.attrs.get("Image") or "")
+        except Exception:  # the facts are a courtesy; the collector reports them anyway
+            image = None
+        return container_runtime(container.attrs, image)
 
     def _remove(self, ctx: ApplyContext, container: Any, steps: list[str]) -> None:
         grace = ctx.settings.stop_grace

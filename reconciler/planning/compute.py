@@ -52,16 +52,29 @@ def managed_observed(
     }
 
 
-def unmanaged_observed(world: dict[ResourceKey, WorldDoc]) -> dict[ResourceKey, dict[str, Any]]:
-    """Observed specs of existing resources this project does not manage (adoption candidates)."""
-    return {
-        ref: doc.status.observed
-        for ref, doc in world.items()
-        if not doc.status.managed
-        and doc.status.exists
-        and doc.status.observed is not None
-        and ref.kind in KINDS
-    }
+# Fields a running resource cannot show: an unmanaged one has no last-applied spec
+# to take them from, so they are never a reason to replace it on adoption.
+UNOBSERVABLE = {"Container": ("imagePullPolicy",)}
+
+
+def unmanaged_observed(
+    world: dict[ResourceKey, WorldDoc], desired: dict[ResourceKey, dict[str, Any]] | None = None
+) -> dict[ResourceKey, dict[str, Any]]:
+    """Observed specs of existing resources this project does not manage (adoption candidates).
+
+    Fields the engine cannot show (`UNOBSERVABLE`) are taken from the desired spec.
+    """
+    out = {}
+    for ref, doc in world.items():
+        observed = doc.status.observed
+        if doc.status.managed or not doc.status.exists or observed is None or ref.kind not in KINDS:
+            continue
+        want = (desired or {}).get(ref)
+        hidden = UNOBSERVABLE.get(ref.kind, ())
+        if want is not None and hidden:
+            observed = {**observed, **{f: want[f] for f in hidden if f in want and f in observed}}
+        out[ref] = observed
+    return out
 
 
 def compute_plan(
@@ -132,7 +145,7 @@ def _plan_state(
         desired,
         managed_observed(world),
         in_place=IN_PLACE,
-        unmanaged=unmanaged_observed(world),
+        unmanaged=unmanaged_observed(world, desired),
         ignore=ignore,
         protected=invalid,
         allow_deletes=allow_deletes and state.complete,

@@ -22,11 +22,9 @@ from tests.executor.lab import TOP, Lab, lab
 
 __all__ = ["lab"]  # the fixture
 
-# What the plan proposes for a container stopped by hand. The label-based
-# container observation of this branch sees only its health go to Stopped
-# (shown in the refresh report, no change in the plan); with the observed
-# `state` field and the `start` operation this becomes "start".
-STOPPED_CONTAINER_OPERATION: str | None = None
+# What the plan proposes for a container stopped by hand: its observed `state`
+# is `stopped`, the manifest wants it running.
+STOPPED_CONTAINER_OPERATION = "start"
 
 
 def homelab(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -42,6 +42,26 @@ def test_healthcheck_execs_trigger_no_inspection_but_health_transitions_do() -> 
     assert not triggers_inspection({**_event("start", ns), "Type": "network"})
 
 
+def test_every_action_that_changes_an_observed_spec_triggers_inspection() -> None:
+    """The observation is the engine's view: update, pause, stop, rename... change it."""
+    ns = 1_764_000_000_000_000_000
+    for action in (
+        "create",
+        "update",
+        "pause",
+        "unpause",
+        "stop",
+        "die",
+        "start",
+        "restart",
+        "rename",
+        "destroy",
+        "health_status: starting",
+    ):
+        assert triggers_inspection(_event(action, ns)), action
+        assert action_of(_event(action, ns)) in EVENT_FILTERS["event"]
+
+
 def test_a_repeated_engine_event_is_handled_once() -> None:
     """The overlapping second of two `events()` windows replays the same events."""
     seen = SeenEvents()

@@ -120,3 +120,20 @@ def test_node_status_is_compared_with_the_node_document(runtime_root: RuntimeRoo
     assert lab.ledger().write("node.status", node, data, resync=True) is False
     down = {"ready": False, "reason": "EngineUnreachable", "message": "gone", "info": {}}
     assert lab.ledger().write("node.status", node, down, resync=True) is True
+
+
+def test_runtime_facts_are_part_of_what_the_world_must_hold(runtime_root: RuntimeRoot) -> None:
+    """A restarted collector writes again when only the runtime changed (a new start)."""
+    lab = _Lab(runtime_root)
+    first = {**_observation(), "runtime": {"containerId": "abc123", "startedAt": "t1"}}
+    assert lab.ledger().write("observed.resource", WEB, first) is True
+    lab.fold()
+    assert lab.ledger().write("observed.resource", WEB, first) is False  # the world has it
+    restarted = {**first, "runtime": {"containerId": "abc123", "startedAt": "t2"}}
+    assert lab.ledger().write("observed.resource", WEB, restarted) is True
+    lab.fold()
+    # the executor's report carries no runtime: the next listing puts it back
+    executor = EventLog(runtime_root, "executor")
+    executor.append("observed.resource", WEB, _observation())
+    lab.fold()
+    assert lab.ledger().write("observed.resource", WEB, restarted, resync=True) is True

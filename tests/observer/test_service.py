@@ -70,7 +70,7 @@ def _run_managed(client: Any, root: RuntimeRoot, name: str, spec: dict[str, Any]
     """A container started outside the project, labelled as `root` manages it."""
     return client.containers.run(
         BUSYBOX,
-        ["sleep", "300"],
+        entrypoint=["sleep", "300"],
         name=f"homelab-{name}",
         detach=True,
         network_mode="host",
@@ -89,7 +89,10 @@ def test_container_created_outside_appears_dies_and_is_removed(
         _wait(lambda: _status(runtime_root, name).get("health") == "Healthy", 10)
         status = _status(runtime_root, name)
         assert status["exists"] is True and status["managed"] is True
-        assert status["observed"] == spec
+        observed = status["observed"]  # what the engine runs, keyed as a manifest's spec
+        assert {k: observed[k] for k in spec} == spec
+        assert (observed["restartPolicy"], observed["state"]) == ("no", "running")
+        assert status["runtime"]["containerId"] == container.id
         container.kill()
         took = _wait(lambda: _status(runtime_root, name).get("health") == "Stopped", 5)
         assert took < 2.0, f"kill seen after {took:.2f} s"
@@ -109,7 +112,7 @@ def test_container_created_outside_appears_dies_and_is_removed(
 
 
 @pytest.mark.docker
-def test_managed_container_without_spec_label_gets_a_condition(
+def test_managed_container_without_spec_label_is_observed_as_it_runs(
     observer: ObserverService, runtime_root: RuntimeRoot, docker_client: Any
 ) -> None:
     name = f"obs-{uuid.uuid4().hex[:8]}"
@@ -119,7 +122,10 @@ def test_managed_container_without_spec_label_gets_a_condition(
         status = _status(runtime_root, name)
         [cond] = [c for c in status["conditions"] if c["type"] == "SpecReadable"]
         assert (cond["status"], cond["reason"]) == ("False", "LabelMissing")
+        # the label only told image defaults from set values: the spec is still the truth
         assert status["observed"]["image"] == BUSYBOX
+        assert status["observed"]["command"] == ["sleep", "300"]
+        assert status["managed"] is True
     finally:
         container.remove(force=True)
 

@@ -1,19 +1,29 @@
 """The Docker collector: one Node's engine → container, stack and node events.
 
-For its node it lists the containers this project manages (by label) and
-the compose stacks applied under `ROOT/stacks/`, emits `observed.resource`
-/ `observed.missing` for each and one `observed.listing` per kind, then
-follows the engine's `events` stream so a container that dies or is removed
-by hand is seen at once; a full re-list runs every `resync` seconds. It
-writes only what changed: observations go through an `ObservationLedger`
-(nothing the world already holds is written again, after a restart
-included), healthcheck execs trigger no inspection and events repeated by
-the overlapping stream windows are dropped (`engine_events`), and a
-listing is written when its names changed, at the collector's start (the
-supervisor's delete gate waits for it) and otherwise once per `heartbeat`
-seconds. An unreachable engine becomes `node.status` ready=false and a
-retry with backoff, never a crash. Run in its own thread by the observer
-service.
+For its node it observes every container that is a `Container` resource:
+labelled as managed by this runtime root for this node, recorded in the
+adoption registry (`ROOT/state/adopted/Container/`, by container id), or
+named `homelab-<name>` without managed labels (observed with `managed:
+false`, so the planner can offer to adopt it); containers of another root,
+another node or a compose project are left alone. The observation is what
+the engine runs, mapped back to the comparable spec
+(`reconciler.drivers.container_observe`; the spec label or the registry
+record is only the last-applied spec that tells image defaults from set
+values), with the image id, digests and start time as `runtime`; image
+inspects are cached by image id. It also observes the compose stacks
+applied under `ROOT/stacks/`, emits `observed.resource` / `observed.missing`
+for each and one `observed.listing` per kind (every name it observed), then
+follows the engine's `events` stream so a container changed, stopped or
+removed by hand is seen at once; a full re-list runs every `resync` seconds
+(`full_listing(client)` is also callable alone). It writes only what
+changed: observations go through an `ObservationLedger` (nothing the world
+already holds is written again, after a restart included), healthcheck
+execs trigger no inspection and events repeated by the overlapping stream
+windows are dropped (`engine_events`), and a listing is written when its
+names changed, at the collector's start (the supervisor's delete gate waits
+for it) and otherwise once per `heartbeat` seconds. An unreachable engine
+becomes `node.status` ready=false and a retry with backoff, never a crash.
+Run in its own thread by the observer service.
 """
 
 from __future__ import annotations
@@ -21,13 +31,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import docker
-import orjson
+import docker.errors
 
 from reconciler.atomic_files import read_json
+from reconciler.drivers.adopted import read_adopted
+from reconciler.drivers.container_observe import (
+    MANAGED_BY,
+    SPEC_LABEL,
+    KnownSecrets,
+    container_runtime,
+    label_spec,
+    observed_container_spec,
+    record_matches,
+    secret_files,
+    secret_fingerprints,
+)
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.engine_events import (
     EVENT_FILTERS,
@@ -38,15 +61,25 @@ from reconciler.observer.collectors.engine_events import (
 from reconciler.observer.collectors.ledger import ObservationLedger
 from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
 from reconciler.resources.key import ResourceKey
+from reconciler.resources.meta import check_dns_label
 from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.observer")
 P = "homelab.reconciler"
-MANAGED = f"{P}/managed-by=homelab-reconciler"
-SPEC_LABEL = f"{P}/spec"
 COMPOSE_PROJECT = "com.docker.compose.project"
 _WINDOW = 2  # seconds per events() call, so stop and resync are checked often
 HEARTBEAT = 600.0  # an unchanged listing is written again after this many seconds
+
+
+def resource_name(container_name: str) -> str | None:
+    """`homelab-<name>` -> `<name>` when it is a DNS label, else None."""
+    name = container_name.lstrip("/")
+    if not name.startswith("homelab-"):
+        return None
+    try:
+        return check_dns_label(name.removeprefix("homelab-"))
+    except ValueError:
+        return None
 
 
 def now_iso() -> str:
@@ -65,50 +98,56 @@ def container_health(state: dict[str, Any]) -> str:
     return "Unknown"
 
 
-def container_observation(attrs: dict[str, Any], node: str) -> dict[str, Any]:
-    """`observed.resource` data for one managed container (from docker inspect)."""
-    config = attrs.get("Config") or {}
-    labels = config.get("Labels") or {}
-    image = config.get("Image") or ""
-    conditions = []
-    raw = labels.get(SPEC_LABEL)
-    spec: Any = None
-    if raw is not None:
-        try:
-            spec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            spec = None
-    if not isinstance(spec, dict):
-        reason = "LabelMissing" if raw is None else "LabelUnreadable"
-        spec = {"node": node, "image": image}
-        conditions.append(
-            {
-                "type": "SpecReadable",
-                "status": "False",
-                "reason": reason,
-                "message": f"label {SPEC_LABEL} is missing or not a JSON object; "
-                "the container will be replaced to restore it",
-            }
-        )
-    else:
-        conditions.append({"type": "SpecReadable", "status": "True", "reason": "LabelRead"})
-        if spec.get("image") != image:
-            conditions.append(
-                {
-                    "type": "ImageMatches",
-                    "status": "False",
-                    "reason": "ImageChanged",
-                    "message": f"label says {spec.get('image')!r}, the container runs {image!r}",
-                }
-            )
-            spec = {**spec, "image": image}
+@dataclass(frozen=True)
+class Owned:
+    """A container this collector reports: its resource name and what was last applied."""
+
+    name: str
+    managed: bool
+    last_applied: dict[str, Any] | None
+    reason: str  # LabelRead, LabelMissing, LabelUnreadable, RegistryRecord, NotManaged
+
+
+_REASONS = {
+    "LabelRead": ("True", "the last-applied spec is the container's spec label"),
+    "RegistryRecord": ("True", "the last-applied spec is the adoption registry's record"),
+    "LabelMissing": (
+        "False",
+        f"label {SPEC_LABEL} is missing: values the image sets count as unset",
+    ),
+    "LabelUnreadable": (
+        "False",
+        f"label {SPEC_LABEL} is not a JSON object: values the image sets count as unset",
+    ),
+    "NotManaged": ("False", "not managed by this control plane: no last-applied spec"),
+}
+
+
+def container_observation(
+    attrs: dict[str, Any],
+    image_attrs: dict[str, Any] | None,
+    owned: Owned,
+    node: str,
+    known_secrets: KnownSecrets | None = None,
+) -> dict[str, Any]:
+    """`observed.resource` data for one container (from docker inspect of it and its image).
+
+    The spec is what the engine runs (`observed_container_spec`); the spec
+    label (or the adoption record) only tells image defaults from set values.
+    """
+    status, message = _REASONS[owned.reason]
     return {
-        "spec": spec,
+        "spec": observed_container_spec(
+            attrs, image_attrs, owned.last_applied, node, known_secrets=known_secrets
+        ),
         "health": container_health(attrs.get("State") or {}),
         "node": node,
-        "managed": True,
-        "conditions": conditions,
+        "managed": owned.managed,
+        "conditions": [
+            {"type": "SpecReadable", "status": status, "reason": owned.reason, "message": message}
+        ],
         "containerId": attrs.get("Id", "")[:12],
+        "runtime": container_runtime(attrs, image_attrs),
     }
 
 
@@ -135,6 +174,9 @@ class DockerCollector:
         self.ledger = ObservationLedger(root, emit)
         self._seen = SeenEvents()
         self._listed: dict[str, tuple[list[str], float]] = {}  # kind -> (names, monotonic)
+        self._images: dict[str, dict[str, Any]] = {}  # image id -> docker image inspect
+        self._secrets: KnownSecrets = {}
+        self._secret_stats: dict[str, tuple[int, int, int]] = {}
 
     @property
     def node(self) -> str:
@@ -195,58 +237,137 @@ class DockerCollector:
                 self.full_listing(client)
                 next_resync = time.monotonic() + self.resync
 
+    def owner(
+        self,
+        cname: str,
+        labels: dict[str, str],
+        container_id: str,
+        adopted: dict[str, dict[str, Any]] | None = None,
+    ) -> Owned | None:
+        """Which resource a container (name, labels, id) is on this node, or None.
+
+        Labelled by this root for this node: managed, last-applied = the spec
+        label. Labelled by another root or for another node, or part of a
+        compose project: not ours. Otherwise a container named
+        `homelab-<name>`: managed when the adoption registry records its id
+        (last-applied = the record's spec), else observed unmanaged.
+        `adopted` is `read_adopted(root, "Container")`, read here when not given.
+        """
+        if labels.get(f"{P}/managed-by") == MANAGED_BY:
+            if labels.get(f"{P}/instance") != self.instance:
+                return None  # another control plane's container on a shared engine
+            if labels.get(f"{P}/kind") != "Container" or labels.get(f"{P}/node") != self.node:
+                return None
+            name = labels.get(f"{P}/name")
+            if not name:
+                return None
+            spec, reason = label_spec(labels)
+            return Owned(name, True, spec, reason)
+        if labels.get(COMPOSE_PROJECT):
+            return None  # a compose service: its stack reports it
+        name = resource_name(cname)
+        if name is None:
+            return None
+        record = (read_adopted(self.root, "Container") if adopted is None else adopted).get(name)
+        if record is not None and record_matches(record, container_id, self.node):
+            spec = record.get("spec")
+            return Owned(name, True, spec if isinstance(spec, dict) else None, "RegistryRecord")
+        return Owned(name, False, None, "NotManaged")
+
+    def _image(self, client: Any, image_id: str) -> dict[str, Any] | None:
+        """`docker image inspect` by id, cached (an id's config never changes); None if gone."""
+        found = self._images.get(image_id)
+        if found is None and image_id:
+            try:
+                found = client.api.inspect_image(image_id)
+            except docker.errors.NotFound:
+                return None
+            self._images[image_id] = found
+        return found
+
+    def known_secrets(self) -> KnownSecrets:
+        """Fingerprints of the values of ROOT/secrets/* (re-read when a file changes)."""
+        stats: dict[str, tuple[int, int, int]] = {}
+        folder = self.root.secrets
+        try:
+            for path in folder.iterdir() if folder.is_dir() else []:
+                st = path.stat()
+                stats[path.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass  # a file removed while listed: read what is there
+        if stats != self._secret_stats:
+            self._secrets = secret_fingerprints(secret_files(folder))
+            self._secret_stats = stats
+        return self._secrets
+
+    def observe(self, client: Any, attrs: dict[str, Any], owned: Owned) -> dict[str, Any]:
+        """The `observed.resource` data of one inspected container."""
+        image = self._image(client, str(attrs.get("Image") or ""))
+        return container_observation(attrs, image, owned, self.node, self.known_secrets())
+
     def full_listing(self, client: Any) -> None:
+        """Observe every container and stack of this node once, then write the listings."""
         started = now_iso()
-        filters = {
-            "label": [
-                MANAGED,
-                f"{P}/instance={self.instance}",
-                f"{P}/kind=Container",
-                f"{P}/node={self.node}",
-            ]
-        }
+        adopted = read_adopted(self.root, "Container")
         names = []
-        for container in client.containers.list(all=True, filters=filters):
-            name = container.labels.get(f"{P}/name")
-            if name:
-                names.append(name)
-                self.ledger.write(
-                    "observed.resource",
-                    ResourceKey("Container", name),
-                    container_observation(container.attrs, self.node),
-                    resync=True,
-                )
+        images = set()
+        for summary in client.api.containers(all=True):
+            cname = next(iter(summary.get("Names") or []), "")
+            owned = self.owner(cname, summary.get("Labels") or {}, summary.get("Id", ""), adopted)
+            if owned is None:
+                continue
+            try:
+                attrs = client.api.inspect_container(summary["Id"])
+            except docker.errors.NotFound:
+                continue  # removed since the list: its destroy event follows
+            names.append(owned.name)
+            images.add(str(attrs.get("Image") or ""))
+            self.ledger.write(
+                "observed.resource",
+                ResourceKey("Container", owned.name),
+                self.observe(client, attrs, owned),
+                resync=True,
+            )
+        self._images = {k: v for k, v in self._images.items() if k in images}
         self._listing("Container", names, started)
         self._listing("ComposeStack", self._check_stacks(client, None, resync=True), started)
 
     def _on_event(self, client: Any, event: dict[str, Any]) -> None:
         if not triggers_inspection(event):
             return  # a healthcheck exec, an attach...: nothing an observation holds
-        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        actor = event.get("Actor") or {}
+        attrs = dict(actor.get("Attributes") or {})
         project = attrs.get(COMPOSE_PROJECT)
         if project:
             self._check_stacks(client, project)
-        if attrs.get(f"{P}/managed-by") != "homelab-reconciler":
+        ident = str(event.get("id") or actor.get("ID") or "")
+        owned = self.owner(str(attrs.get("name") or ""), attrs, ident)
+        action = action_of(event)
+        if action == "rename":
+            old = self.owner(str(attrs.get("oldName") or ""), attrs, ident)
+            if old is not None and (owned is None or old.name != owned.name):
+                key = ResourceKey("Container", old.name)
+                self.ledger.write("observed.missing", key, {"reason": "container renamed"})
+        if owned is None:
             return
-        if attrs.get(f"{P}/instance") != self.instance:
-            return  # another control plane's container on a shared engine
-        if attrs.get(f"{P}/kind") != "Container" or attrs.get(f"{P}/node") != self.node:
-            return
-        name = attrs.get(f"{P}/name")
-        if not name:
-            return
-        key = ResourceKey("Container", name)
-        if action_of(event) == "destroy":
+        key = ResourceKey("Container", owned.name)
+        if action == "destroy":
             self.ledger.write("observed.missing", key, {"reason": "container removed"})
             return
         try:
-            container = client.containers.get(event.get("id") or (event.get("Actor") or {})["ID"])
+            inspected = client.api.inspect_container(ident)
         except docker.errors.NotFound:
             self.ledger.write("observed.missing", key, {"reason": "container removed"})
             return
-        self.ledger.write(
-            "observed.resource", key, container_observation(container.attrs, self.node)
+        # Decide again on what the engine holds now (the event's attributes may be older).
+        now = self.owner(
+            str(inspected.get("Name") or ""),
+            (inspected.get("Config") or {}).get("Labels") or {},
+            str(inspected.get("Id") or ""),
         )
+        if now is None or now.name != owned.name:
+            return  # renamed or relabelled since: that event follows
+        self.ledger.write("observed.resource", key, self.observe(client, inspected, now))
 
     def _applied_stacks(self) -> dict[str, dict[str, Any]]:
         stacks: dict[str, dict[str, Any]] = {}
