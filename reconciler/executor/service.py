@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,12 @@ def default_drivers() -> dict[str, Driver]:
     return {"Container": DockerDriver(), "File": FileDriver(), "ComposeStack": ComposeDriver()}
 
 
-def _approved_only(change: Change, path: str) -> bool:
-    return path.endswith(".json") and not Path(path).name.startswith(".")
+def _approved_only(approved: Path) -> Callable[[Change, str], bool]:
+    def relevant(change: Change, path: str) -> bool:
+        p = Path(path)
+        return p.parent == approved and p.name.endswith(".json") and not p.name.startswith(".")
+
+    return relevant
 
 
 class Executor:
@@ -119,7 +124,11 @@ class Executor:
     def _loop(
         self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
     ) -> None:
-        watch = FileWatch([(self.root.queue_dir("approved"), False)], relevant=_approved_only)
+        # All of queue/, not approved/ alone: a move out of a watched folder into an
+        # unwatched one is held back (watchdog waits 0.5 s for its other half), and
+        # later notifications wait behind it; within one watch the halves pair at once.
+        approved = self.root.queue_dir("approved")
+        watch = FileWatch([self.root.queue], relevant=_approved_only(approved))
         with watch:
             watch.close_when(stop)
             self.drain(stop, queue, runner, events)

@@ -3,8 +3,8 @@
 `Wakeup` runs a `FileWatch` (inotify, no polling: an idle homelab wakes
 nothing) in a thread over the repository's git folders (only the folders
 themselves for `HEAD` and `packed-refs`, and `refs/heads/` below them),
-`ROOT/world/`, the queue folders whose arrivals need a re-plan (`done`,
-`failed`, `superseded`, `rejected`) and `ROOT/state/` without its
+`ROOT/world/`, `ROOT/queue/` (of which the folders whose arrivals need a
+re-plan count: `done`, `failed`, `superseded`, `rejected`) and `ROOT/state/` without its
 subfolders, of which only the two files the plan depends on
 (`observer_status.json`, `supervisor_flap.json`) count: the services'
 heartbeats under `state/services/` and the supervisor's own status file
@@ -98,7 +98,9 @@ class Wakeup:
             if (git_dir / "refs" / "heads").is_dir():
                 found.append((git_dir / "refs" / "heads", True))
         found.append((self.root.world, True))
-        found.extend((self.root.queue_dir(s), False) for s in REPLAN_QUEUE_STATES)
+        # queue/ whole: a move between two watched folders pairs at once, while one
+        # leaving the watch is held back 0.5 s by watchdog (and what follows with it).
+        found.append((self.root.queue, True))
         found.append((self.root.state, False))
         return found
 
