@@ -2,9 +2,12 @@
 
 The process that runs a service (`homelab up` for all four, `homelab run
 <service>` for one, through `reconciler.cli.service_report`) writes its
-document crash-safely on every change of state and as a heartbeat every
-`HEARTBEAT_SECONDS`; one file per service, so the four containers of the
-Compose stack never overwrite each other's. The document holds `state`
+document crash-safely on every change of state and, without fsync, as a
+heartbeat every `HEARTBEAT_SECONDS` (it only proves the process is alive:
+a reader takes a running service whose heartbeat is older than
+`STALE_AFTER_SECONDS`, three heartbeats and a margin, as gone); one file
+per service, so the four containers of the Compose stack never overwrite
+each other's. The document holds `state`
 (starting | running | backoff | failed | stopped), restart and failure
 counts, the last error, and a `ServiceFailed` condition shaped like a
 resource condition. A service restarted after a failure counts as healthy
@@ -25,8 +28,8 @@ from typing import Any
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.runtime_root import RuntimeRoot
 
-HEARTBEAT_SECONDS = 10.0
-STALE_AFTER_SECONDS = 45.0  # a running service whose heartbeat is older: its process is gone
+HEARTBEAT_SECONDS = 30.0  # rare on purpose: every rewrite wakes the UI's watch and costs a write
+STALE_AFTER_SECONDS = 100.0  # a running service whose heartbeat is older: its process is gone
 SETTLE_SECONDS = 10.0  # a service restarted after a failure is healthy once it ran this long
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 FAILING_STATES = ("backoff", "failed")
@@ -46,9 +49,9 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def write_status(root: RuntimeRoot, doc: dict[str, Any]) -> None:
-    """Replace one service's document (temp file, fsync, rename)."""
-    atomic_write_json(status_path(root, str(doc["service"])), doc)
+def write_status(root: RuntimeRoot, doc: dict[str, Any], *, durable: bool = True) -> None:
+    """Replace one service's document (temp file, fsync unless not `durable`, rename)."""
+    atomic_write_json(status_path(root, str(doc["service"])), doc, durable=durable)
 
 
 def read_status(root: RuntimeRoot, name: str) -> dict[str, Any] | None:

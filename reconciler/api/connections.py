@@ -15,6 +15,11 @@ subclass that:
   waiting (all are serving requests or streams) the new one is answered 503
   and closed.
 
+It also keeps the `Date` header current: uvicorn refreshes it in the
+ten-a-second tick of its main loop, which `reconciler.api.server` replaces
+by a wait that wakes only to stop, so the protocol renews it (once a
+second at most) when request bytes arrive.
+
 The budget behind the numbers is in `reconciler.api.limits`; the class is
 passed as `http=` to `uvicorn.Config` by `reconciler.api.server`.
 """
@@ -23,9 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from email.utils import formatdate
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 from reconciler.api.limits import ConnectionLimits
 
@@ -35,6 +43,29 @@ BUSY = (
     b"connection: close\r\ncontent-length: 52\r\nretry-after: 5\r\n\r\n"
     b"every connection of the UI is busy: retry in seconds\n"
 )
+
+
+class _Clock:
+    """The `Date` header value, formatted once per second."""
+
+    second = -1
+    value = b""
+
+    @classmethod
+    def date(cls) -> bytes:
+        now = int(time.time())
+        if now != cls.second:
+            cls.second, cls.value = now, formatdate(now, usegmt=True).encode()
+        return cls.value
+
+
+def refresh_date(state: ServerState) -> None:
+    """Put the current second in the server's default `date` header (when it sends one)."""
+    headers = state.default_headers
+    if headers and headers[0][0] == b"date":
+        date = _Clock.date()
+        if headers[0][1] != date:
+            state.default_headers = [(b"date", date), *headers[1:]]
 
 
 class ConnectionGuard:
@@ -111,6 +142,7 @@ class GuardedProtocol(H11Protocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def data_received(self, data: bytes) -> None:
+        refresh_date(self.server_state)  # before a request cycle copies the headers
         super().data_received(data)
         if self._busy() or self.transport.is_closing():
             self._headers_arrived()

@@ -1,7 +1,10 @@
 """The UI service: the app on uvicorn, stoppable through the service contract.
 
 `UIService(settings).run(stop)` serves until `stop` is set (docs/internals.md
-"Services"), so `homelab run ui` and `homelab up` run it the same way. The
+"Services"), so `homelab run ui` and `homelab up` run it the same way. It
+runs uvicorn as a `QuietServer`, whose main loop waits for the stop instead
+of ticking ten times a second (the tick's one other job, the `Date`
+header, is done per request by reconciler.api.connections). The
 operator token is created on the first start and printed once, then only
 stored in ROOT/state/ui_token (0600). Called by reconciler/cli/run_ui.py
 and the in-process runner.
@@ -9,8 +12,10 @@ and the in-process runner.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
+from types import FrameType
 from typing import TextIO
 
 import uvicorn
@@ -28,13 +33,40 @@ from reconciler.api.limits import (
 from reconciler.api.sessions import load_or_create_token
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn's server whose main loop sleeps until it is asked to exit."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._exit = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        await self.on_tick(0)  # sets the default headers once
+        if not self.should_exit:
+            await self._exit.wait()
+
+    def request_exit(self) -> None:
+        """Ask the server to shut down (from any thread)."""
+        self.should_exit = True
+        loop, event = self._loop, self._exit
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)  # uvicorn's own signal handling (main thread only)
+        self.request_exit()
+
+
 class UIService:
     name = "ui"
 
     def __init__(self, settings: UISettings, *, out: TextIO | None = None) -> None:
         self.settings = settings
         self.out = out or sys.stderr
-        self.server: uvicorn.Server | None = None
+        self.server: QuietServer | None = None
 
     def _announce(self) -> None:
         root = self.settings.root.ensure()
@@ -71,12 +103,12 @@ class UIService:
             timeout_graceful_shutdown=3,
             lifespan="on",
         )
-        server = self.server = uvicorn.Server(config)
+        server = self.server = QuietServer(config)
 
         def _stop_when_asked() -> None:
             stop.wait()
             app_context(app).views.close()  # ends the live streams so shutdown is quick
-            server.should_exit = True
+            server.request_exit()
 
         threading.Thread(target=_stop_when_asked, name="ui-stop", daemon=True).start()
         server.run()

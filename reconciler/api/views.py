@@ -4,8 +4,9 @@
 supervisor and observer status files, the services' health documents
 (`state/services/<name>.json`, reconciler/service_health.py) and a tail of
 the event log. A
-watchfiles thread (`watch`) refreshes only the parts whose files changed
-and wakes the live-update streams; request handlers never walk the tree.
+thread (`watch`, on a `FileWatch`: inotify, nothing wakes while nothing
+changes) refreshes only the parts whose files changed and wakes the
+live-update streams; request handlers never walk the tree.
 Derived tables (resource rows, counts) are computed once per version.
 Called by `reconciler.api.services` and the UI service's watcher thread.
 """
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from watchfiles._rust_notify import RustNotify
 
 from reconciler.api.eventfeed import EventFeed
+from reconciler.file_watch import FileWatch
 from reconciler.queue.action import Action, InvalidAction, action_from_json
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import QUEUE_STATES, RuntimeRoot
@@ -32,7 +33,7 @@ from reconciler.world import WorldReader
 from reconciler.world.doc import WorldDoc
 
 PARTS = ("world", "queue", "events", "state")
-RESYNC_SECONDS = 15.0  # a full re-read, in case a change notification was missed
+RESYNC_SECONDS = 60.0  # a full re-read, in case a change notification was missed
 
 
 def _read_doc(path: Path) -> dict[str, Any]:
@@ -198,14 +199,15 @@ class RuntimeViews:
         self.root.ensure()
         paths = [self.root.world, self.root.queue, self.root.events, self.root.state]
         top = {str(p): p.name for p in paths}
-        with RustNotify([str(p) for p in paths], False, False, 300, True, False) as notify:
+        with FileWatch(paths) as watch:
+            watch.close_when(stop)
             self.refresh()
             last_full = time.monotonic()
             while not stop.is_set():
-                raw = notify.watch(debounce_ms, 20, int(RESYNC_SECONDS * 1000), stop)
-                if raw == "stop" or raw == "signal":
+                left = max(0.0, last_full + RESYNC_SECONDS - time.monotonic())
+                changes = watch.changes(left, step=0.02, debounce=debounce_ms / 1000)
+                if stop.is_set():
                     return
-                changes = set() if raw == "timeout" else raw
                 parts = {_part(path, top) for _, path in changes} - {""}
                 if time.monotonic() - last_full >= RESYNC_SECONDS:
                     parts, last_full = set(PARTS), time.monotonic()

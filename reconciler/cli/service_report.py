@@ -7,9 +7,10 @@ document (`reconciler.service_health`, read by the UI and `homelab health`)
 with a `ServiceFailed` condition, and every failure appended to the event
 log as `service.failed` (`service.exhausted` when the runner gives up),
 under the producer `service-<name>`. A heartbeat thread rewrites the
-documents every few seconds so a reader can tell a dead process from a
-running service. Recording is best effort: a full disk must not take the
-runner down with it, so write errors are logged and the next change retries.
+documents every `HEARTBEAT_SECONDS` (30 s; without fsync, since only the
+time changes) so a reader can tell a dead process from a running service.
+Recording is best effort: a full disk must not take the runner down with
+it, so write errors are logged and the next change retries.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class ServiceRecorder:
             "conditions": [condition],
         }
 
-    def _write(self, doc: dict[str, Any]) -> None:
+    def _write(self, doc: dict[str, Any], *, durable: bool = True) -> None:
         try:
-            write_status(self.root, doc)
+            write_status(self.root, doc, durable=durable)
         except OSError as exc:
             log.warning("%s: cannot record health in %s (%s)", doc["service"], self.root.state, exc)
 
@@ -122,7 +123,7 @@ class ServiceRecorder:
                 for name, doc in list(self._docs.items()):
                     doc = {**doc, "updatedAt": now_iso()}
                     self._docs[name] = doc
-                    self._write(doc)
+                    self._write(doc, durable=False)
 
     def close(self) -> None:
         self._stop.set()

@@ -252,8 +252,13 @@ class ServiceRunner:
             thread.join(max(0.0, deadline - time.monotonic()))
         return [t.name.removeprefix("service-") for t in self._threads if t.is_alive()]
 
-    def wait(self, poll: float = 0.5) -> None:
-        """Block the calling (main) thread until stop is asked (a signal) or the runner gives up."""
+    def wait(self, poll: float = 5.0) -> None:
+        """Block the calling (main) thread until stop is asked (a signal) or the runner gives up.
+
+        A signal interrupts the wait on the main thread, and giving up sets the
+        event, so `poll` only bounds how late a signal delivered to another
+        thread is noticed.
+        """
         while not self.stop_event.wait(poll):
             pass
         self._stop_runs()

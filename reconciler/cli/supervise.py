@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeVar
@@ -84,13 +85,27 @@ def supervise(
     recorder = ServiceRecorder(root)
     runner = ServiceRunner(services, report=recorder.report, bound=bound, fatal=(ConfigError,))
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        how = signal.Signals(signum).name
-        click.echo(f"{label}: stopping ({how})" if label else f"Stopping ({how})…", err=True)
-        runner.stop_event.set()
+    # The handler runs on the main thread, which may hold the stop event's lock
+    # inside `runner.wait()` at that instant: setting the event there deadlocked
+    # (a process stuck on SIGTERM was seen). It only writes the signal's number to
+    # a pipe (no Python lock); a thread reads it, says so and sets the event.
+    read_end, write_end = os.pipe()
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        os.write(write_end, bytes([signum]))
+
+    def _relay() -> None:
+        while data := os.read(read_end, 16):
+            for signum in data:
+                how = signal.Signals(signum).name
+                click.echo(
+                    f"{label}: stopping ({how})" if label else f"Stopping ({how})…", err=True
+                )
+                runner.stop_event.set()
+        os.close(read_end)
+
+    threading.Thread(target=_relay, name="stop-signal", daemon=True).start()
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     recorder.start()
     try:
         runner.start()
@@ -101,6 +116,9 @@ def supervise(
         hung = runner.stop(timeout=15)
     finally:
         recorder.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(write_end)  # ends the relay
     if hung:
         click.echo(f"Did not stop in time: {', '.join(hung)}", err=True)
     click.echo("Stopped.")

@@ -4,10 +4,11 @@
 root exits with a message naming the holder), finishes queue moves a crash
 interrupted after their event was recorded (`ActionQueue.finish_interrupted`),
 resolves actions left in `running/` by a crash (`ActionRunner.recover`), then waits on file-system
-notifications for `queue/approved/` (watchfiles: an approval starts within
-well under half a second, with no busy polling; a slow tick every few
-seconds re-scans for anything missed and for a maintenance window that
-opened). Approved actions run one at a time, oldest approval first. While
+notifications for `queue/approved/` (a `FileWatch`: an approval starts
+within well under half a second, and nothing wakes while nothing is
+approved; a slow tick re-scans for anything missed, every `TICK_SECONDS`,
+or every `WINDOW_TICK_SECONDS` while approved actions wait for a
+maintenance window to open). Approved actions run one at a time, oldest approval first. While
 every maintenance window of `homelab.yaml` is closed they wait, visibly: one
 `action.waiting` event each and `state/executor_status.json`. Called by
 `homelab run executor` and `homelab up`.
@@ -18,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import watchfiles
 
 from reconciler.atomic_files import atomic_write_json
 from reconciler.drivers.base import Driver, DriverSettings
@@ -35,13 +35,15 @@ from reconciler.executor.action_runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
 from reconciler.executor.lock import ExecutorLock
 from reconciler.executor.window import next_opening, window_open
+from reconciler.file_watch import Change, FileWatch
 from reconciler.queue.action import now_iso
 from reconciler.queue.store import ActionQueue
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 
-TICK_MS = 5000
+TICK_SECONDS = 60.0  # re-scan for an approval the watch missed
+WINDOW_TICK_SECONDS = 5.0  # while approved actions wait: how soon an opened window is seen
 log = logging.getLogger("reconciler.executor")
 
 
@@ -49,8 +51,12 @@ def default_drivers() -> dict[str, Driver]:
     return {"Container": DockerDriver(), "File": FileDriver(), "ComposeStack": ComposeDriver()}
 
 
-def _approved_only(change: watchfiles.Change, path: str) -> bool:
-    return path.endswith(".json") and not Path(path).name.startswith(".")
+def _approved_only(approved: Path) -> Callable[[Change, str], bool]:
+    def relevant(change: Change, path: str) -> bool:
+        p = Path(path)
+        return p.parent == approved and p.name.endswith(".json") and not p.name.startswith(".")
+
+    return relevant
 
 
 class Executor:
@@ -118,18 +124,20 @@ class Executor:
     def _loop(
         self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
     ) -> None:
-        self.drain(stop, queue, runner, events)
-        for _changes in watchfiles.watch(
-            self.root.queue_dir("approved"),
-            watch_filter=_approved_only,
-            debounce=200,
-            step=20,
-            stop_event=stop,
-            rust_timeout=TICK_MS,
-            yield_on_timeout=True,
-            raise_interrupt=False,
-        ):
+        # All of queue/, not approved/ alone: a move out of a watched folder into an
+        # unwatched one is held back (watchdog waits 0.5 s for its other half), and
+        # later notifications wait behind it; within one watch the halves pair at once.
+        approved = self.root.queue_dir("approved")
+        watch = FileWatch([self.root.queue], relevant=_approved_only(approved))
+        with watch:
+            watch.close_when(stop)
             self.drain(stop, queue, runner, events)
+            while not stop.is_set():
+                waiting = self._status.get("state") == "waiting-for-window"
+                watch.changes(
+                    WINDOW_TICK_SECONDS if waiting else TICK_SECONDS, step=0.02, debounce=0.2
+                )
+                self.drain(stop, queue, runner, events)
 
     def _approved(self, queue: ActionQueue) -> list[str]:
         folder = self.root.queue_dir("approved")

@@ -2,12 +2,15 @@
 
 `ObserverService.run(stop)` locks the runtime root, resumes (or rebuilds)
 the world, starts one Docker collector thread per Node, and folds new events
-whenever the log changes: a watchfiles thread wakes it on any write under
-`events/` (and on world documents deleted by hand), with a one-second poll
-as a fallback. Between ticks it runs the File collector, refreshes the Node
-list from the repository tip, and writes `state/observer_status.json`
-(`caughtUp`, lag, and per node `collectorStartedAt` / `lastFullListingAt`,
-which the supervisor requires before it proposes deletes). Started by
+whenever the log changes: a `FileWatch` (inotify, no polling) wakes it on
+any write under `events/` and on world documents deleted by hand, and a slow
+`poll` is the fallback for a missed notification. Between ticks it runs the
+File collector every `file_period` seconds, refreshes the Node list from
+the repository tip, and writes `state/observer_status.json` (`caughtUp`,
+lag, and per node `collectorStartedAt` / `lastFullListingAt`, which the
+supervisor requires before it proposes deletes) when its content changed:
+an idle observer rewrites nothing (the supervisor watches that file, and
+liveness is the heartbeat of `state/services/observer.json`). Started by
 `homelab run observer` and `homelab up`.
 """
 
@@ -21,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import watchfiles
-
 from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
+from reconciler.file_watch import Change, FileWatch
 from reconciler.observer.collectors.docker import DockerCollector, now_iso
 from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
@@ -44,7 +46,7 @@ class ObserverSettings:
     listing_heartbeat: float = 600.0  # an unchanged listing is written again after this
     file_period: float = 5.0  # File collector
     nodes_period: float = 60.0  # re-read Node manifests from the repository tip
-    poll: float = 1.0  # fallback when file watching misses a change
+    poll: float = 30.0  # fallback when file watching misses a change
     durable: bool = True
     sync_period: float = 5.0  # longest a busy observer leaves written documents unsynced
     # False where the observer has no engine access (the Compose stack gives the
@@ -81,6 +83,7 @@ class ObserverService:
         # The manifests cache the supervisor keeps warm: the first Node list (on the
         # way to the first file check) costs a cache read, not a parse of every file.
         self._source = GitSource(repo, None, BlobCache(root.cache)) if repo else None
+        self._status: dict[str, Any] | None = None  # what observer_status.json holds
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -91,17 +94,16 @@ class ObserverService:
         self.builder.lock()
         self._log = EventLog(self.root, "observer")
         self._files = FileCollector(self._emit)
-        # The watcher gets an event of its own: `stop` belongs to whoever runs us
-        # (in `homelab up` setting it once stopped every service in the process).
-        halt = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(halt,), name="observer-watch")
+        watch = FileWatch(
+            [self.root.events, self.root.world], relevant=self._relevant, on_change=self._changed
+        )
         try:
             log.info("observer: %s", self.builder.open())
             gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
-            watcher.start()
+            watch.start()
             self._loop(stop)
         finally:
-            halt.set()
+            watch.close()
             for running in self._collectors.values():
                 running.stop.set()
             for running in self._collectors.values():
@@ -109,43 +111,36 @@ class ObserverService:
             # The runner calls run() again after a failure: start collectors afresh.
             self._collectors.clear()
             self._targets = {}
-            if watcher.is_alive():
-                watcher.join(timeout=10)
+            self._status = None
             self._log.close()
             try:
                 self.builder.sync()
             finally:
                 self.builder.unlock()
 
-    def _watch(self, stop: threading.Event) -> None:
-        """Wake the loop on log appends; notice world documents deleted by hand."""
-        paths = [self.root.events, self.root.world]
-        for changes in watchfiles.watch(
-            *paths,
-            watch_filter=None,
-            debounce=20,
-            step=10,
-            stop_event=stop,
-            rust_timeout=1000,
-            yield_on_timeout=True,
-            raise_interrupt=False,
-        ):
-            for change, path in changes:
-                p = Path(path)
-                if (
-                    change == watchfiles.Change.deleted
-                    and p.name.endswith(".json")
-                    and not p.name.startswith(".")
-                    and p.parent.parent == self.root.world
-                ):
-                    with self._deleted_lock:
-                        self._world_deleted.add(ResourceKey(p.parent.name, p.name[:-5]))
-            if changes:
-                self._wake.set()
+    def _relevant(self, change: Change, path: str) -> bool:
+        """Appends to the log wake the loop; of the world, only documents deleted by hand."""
+        p = Path(path)
+        if p.is_relative_to(self.root.events):
+            return True
+        return (
+            change == "deleted"
+            and p.name.endswith(".json")
+            and not p.name.startswith(".")
+            and p.parent.parent == self.root.world
+        )
+
+    def _changed(self, change: Change, path: str) -> None:
+        """On the watch's thread: note a deleted world document, wake the loop."""
+        p = Path(path)
+        if p.parent.parent == self.root.world:
+            with self._deleted_lock:
+                self._world_deleted.add(ResourceKey(p.parent.name, p.name[:-5]))
+        self._wake.set()
 
     def _loop(self, stop: threading.Event) -> None:
         next_nodes = next_files = 0.0
-        last_status = last_sync = 0.0
+        last_sync = 0.0
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_nodes:
@@ -167,10 +162,11 @@ class ObserverService:
                 local = {n for n, t in self._targets.items() if t.local}
                 self._files.check(self.builder.state.docs, local)
                 next_files = now + self.settings.file_period
-            if result.events or now - last_status >= 5.0:
-                self.write_status()
-                last_status = now
-            self._wake.wait(self.settings.poll)
+            self.write_status()
+            wait = min(next_nodes, next_files) - time.monotonic()
+            if not self.builder.synced:
+                wait = min(wait, self.settings.sync_period)
+            self._wake.wait(max(0.0, min(wait, self.settings.poll)))
             self._wake.clear()
 
     def _refresh_nodes(self) -> None:
@@ -202,6 +198,7 @@ class ObserverService:
                 self._collectors[name] = _Running(collector, stop, thread)
 
     def write_status(self) -> None:
+        """Write `state/observer_status.json` when anything but its `updatedAt` changed."""
         listings = self.builder.state.listings
         nodes = {}
         for name, running in self._collectors.items():
@@ -218,11 +215,15 @@ class ObserverService:
         lag = self.builder.reader.lag_bytes()
         status = {
             "caughtUp": lag == 0,
-            "updatedAt": now_iso(),
             "lagBytes": lag,
             "eventsFolded": self.builder.state.folded,
             "documents": len(self.builder.state.docs),
             "nodes": nodes,
             "dockerCollectors": self.settings.docker,
         }
-        atomic_write_json(self.root.state / "observer_status.json", status)
+        if status == self._status:
+            return
+        atomic_write_json(
+            self.root.state / "observer_status.json", {**status, "updatedAt": now_iso()}
+        )
+        self._status = status

@@ -1,14 +1,18 @@
 """What wakes the supervisor: git refs, world documents, queue outcomes, observer status.
 
-`Wakeup` runs `watchfiles` (inotify, no polling) in a thread over the
-repository's git folder (only `refs/heads/...`, `packed-refs` and `HEAD`
-matter), `ROOT/world/`, the queue folders whose arrivals need a re-plan
-(`done`, `failed`, `superseded`, `rejected`) and the two state files the
-plan depends on (`observer_status.json`, `supervisor_flap.json`). Bursts are
-grouped by watchfiles' `step`/`debounce` and by the wake event itself: many
-changes during one pass cause one more pass, not many. If the watch dies
-(a folder removed), it restarts after a pause; the periodic resync covers
-the gap. Called by `reconciler.supervisor.service`.
+`Wakeup` runs a `FileWatch` (inotify, no polling: an idle homelab wakes
+nothing) in a thread over the repository's git folders (only the folders
+themselves for `HEAD` and `packed-refs`, and `refs/heads/` below them),
+`ROOT/world/`, `ROOT/queue/` (of which the folders whose arrivals need a
+re-plan count: `done`, `failed`, `superseded`, `rejected`) and `ROOT/state/` without its
+subfolders, of which only the two files the plan depends on
+(`observer_status.json`, `supervisor_flap.json`) count: the services'
+heartbeats under `state/services/` and the supervisor's own status file
+wake nothing. Bursts are grouped by `step`/`debounce` and by the wake event
+itself: many changes during one pass cause one more pass, not many. If a
+watched folder is removed, or the watch fails, it starts again after a
+pause; the periodic resync covers the gap. Called by
+`reconciler.supervisor.service`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-import watchfiles
-
 from reconciler.errors import GitError
+from reconciler.file_watch import Change, FileWatch
 from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.supervisor")
@@ -66,10 +69,15 @@ class Wakeup:
         self._queue = {str(root.queue_dir(s)) for s in REPLAN_QUEUE_STATES}
         self._state = {str(root.state / name) for name in STATE_FILES}
         self._world = str(root.world)
+        self._folders: set[Path] = set()
+        self._lock = threading.Lock()
+        self._watch: FileWatch | None = None
 
-    def relevant(self, _change: watchfiles.Change, path: str) -> bool:
-        """Filter for watchfiles: only changes a plan depends on."""
+    def relevant(self, change: Change, path: str) -> bool:
+        """Filter for the watch: only changes a plan depends on."""
         p = Path(path)
+        if change == "deleted" and p in self._folders:
+            return True  # a watched folder went away: the watch starts again
         for git_dir in self.git:
             if p.is_relative_to(git_dir):
                 rel = p.relative_to(git_dir).parts
@@ -82,31 +90,54 @@ class Wakeup:
             return p.name.endswith(".json") and not p.name.startswith(".")
         return path in self._state
 
-    def paths(self) -> list[Path]:
-        return [
-            *self.git,
-            self.root.world,
-            *(self.root.queue_dir(s) for s in REPLAN_QUEUE_STATES),
-            self.root.state,
-        ]
+    def folders(self) -> list[tuple[Path, bool]]:
+        """(folder, recursive) for every watch."""
+        found: list[tuple[Path, bool]] = []
+        for git_dir in self.git:
+            found.append((git_dir, False))
+            if (git_dir / "refs" / "heads").is_dir():
+                found.append((git_dir / "refs" / "heads", True))
+        found.append((self.root.world, True))
+        # queue/ whole: a move between two watched folders pairs at once, while one
+        # leaving the watch is held back 0.5 s by watchdog (and what follows with it).
+        found.append((self.root.queue, True))
+        found.append((self.root.state, False))
+        return found
 
     def run(self, stop: threading.Event) -> None:
-        """Watch until `stop`; restart the watch after failures."""
+        """Watch until `stop`; start the watch again after a failure or a folder removed."""
+        threading.Thread(target=self._close_on, args=(stop,), daemon=True).start()
         while not stop.is_set():
             try:
-                for _changes in watchfiles.watch(
-                    *self.paths(),
-                    watch_filter=self.relevant,
-                    debounce=self.debounce_ms,
-                    step=self.step_ms,
-                    stop_event=stop,
-                    rust_timeout=0,
-                    raise_interrupt=False,
-                ):
-                    self.wake.set()
+                folders = self.folders()
+                self._folders = {folder for folder, _ in folders}
+                with self._lock:
+                    if stop.is_set():
+                        return
+                    self._watch = FileWatch(folders, relevant=self.relevant).start()
+                watch = self._watch
+                while not watch.closed:
+                    changes = watch.changes(
+                        step=self.step_ms / 1000, debounce=self.debounce_ms / 1000
+                    )
+                    if changes:
+                        self.wake.set()
+                    if any(c == "deleted" and Path(p) in self._folders for c, p in changes):
+                        raise FileNotFoundError("a watched folder was removed")
             except Exception as exc:  # the watch must never take the service down
                 log.warning("file watch failed (%s); retrying in 5s", exc)
                 stop.wait(5.0)
+            finally:
+                with self._lock:
+                    if self._watch is not None:
+                        self._watch.close()
+                    self._watch = None
+
+    def _close_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        with self._lock:
+            if self._watch is not None:
+                self._watch.close()
 
     def start(self, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self.run, args=(stop,), name="supervisor-watch")

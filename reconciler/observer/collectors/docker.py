@@ -13,17 +13,20 @@ values), with the image id, digests and start time as `runtime`; image
 inspects are cached by image id. It also observes the compose stacks
 applied under `ROOT/stacks/`, emits `observed.resource` / `observed.missing`
 for each and one `observed.listing` per kind (every name it observed), then
-follows the engine's `events` stream so a container changed, stopped or
-removed by hand is seen at once; a full re-list runs every `resync` seconds
-(`full_listing(client)` is also callable alone). It writes only what
-changed: observations go through an `ObservationLedger` (nothing the world
-already holds is written again, after a restart included), healthcheck
-execs trigger no inspection and events repeated by the overlapping stream
-windows are dropped (`engine_events`), and a listing is written when its
-names changed, at the collector's start (the supervisor's delete gate waits
-for it) and otherwise once per `heartbeat` seconds. An unreachable engine
-becomes `node.status` ready=false and a retry with backoff, never a crash.
-Run in its own thread by the observer service.
+follows the engine's `events` stream, one long-lived request, so a
+container changed, stopped or removed by hand is seen at once and an idle
+engine wakes nothing; every `resync` seconds, or when the engine ends the
+stream, a helper thread closes it, a full re-list runs
+(`full_listing(client)` is also callable alone) and the stream is opened
+again from the second of the last event read (`_follow`, `_stream`). It
+writes only what changed: observations go through an `ObservationLedger`
+(nothing the world already holds is written again, after a restart
+included), healthcheck execs trigger no inspection and events repeated
+across reopened streams are dropped (`engine_events`), and a listing is
+written when its names changed, at the collector's start (the supervisor's
+delete gate waits for it) and otherwise once per `heartbeat` seconds. An
+unreachable engine becomes `node.status` ready=false and a retry with
+backoff, never a crash. Run in its own thread by the observer service.
 """
 
 from __future__ import annotations
@@ -67,7 +70,6 @@ from reconciler.runtime_root import RuntimeRoot
 log = logging.getLogger("reconciler.observer")
 P = "homelab.reconciler"
 COMPOSE_PROJECT = "com.docker.compose.project"
-_WINDOW = 2  # seconds per events() call, so stop and resync are checked often
 HEARTBEAT = 600.0  # an unchanged listing is written again after this many seconds
 
 
@@ -84,6 +86,25 @@ def resource_name(container_name: str) -> str | None:
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _close(stream: Any) -> None:
+    """Close an events stream, waking a thread blocked reading it (any transport)."""
+    try:
+        stream.close()  # shuts the socket down: the reader's next() ends
+    except docker.errors.DockerException:
+        # ssh:// through paramiko: docker-py does not cancel those; close the channel.
+        channel = getattr(stream._response.raw._fp.fp, "channel", None)
+        if channel is not None:
+            channel.close()
+    except OSError:
+        pass  # already closed
+
+
+def _close_later(stream: Any, stop: threading.Event, seconds: float) -> None:
+    """Close `stream` when `stop` is set or after `seconds` (the next resync)."""
+    stop.wait(seconds)
+    _close(stream)
 
 
 def container_health(state: dict[str, Any]) -> str:
@@ -218,24 +239,44 @@ class DockerCollector:
     def _follow(self, client: Any, stop: threading.Event) -> None:
         self._node_status(probe_node(client))
         self.ready = True
-        since = int(time.time()) - 1
+        since = int(time.time()) - 1  # before the listing: nothing falls between the two
         self.full_listing(client)
-        next_resync = time.monotonic() + self.resync
         while not stop.is_set():
-            until = int(time.time()) + _WINDOW
-            self._seen.forget_before(since)
-            for event in client.events(
-                since=since, until=until, filters=EVENT_FILTERS, decode=True
-            ):
+            since = self._stream(client, stop, since)
+            if stop.is_set():
+                return
+            self._node_status(probe_node(client))
+            self.full_listing(client)
+
+    def _stream(self, client: Any, stop: threading.Event, since: int) -> int:
+        """Read the events stream from `since` until stop, the resync time or its end.
+
+        Returns where the next stream starts: the second of the last event read
+        (the engine's clock), or `since` again when none came. Every event not
+        read yet is at or after it, and those read in that second are dropped
+        as repeats (`SeenEvents`).
+        """
+        self._seen.forget_before(since)
+        stream = client.events(since=since, filters=EVENT_FILTERS, decode=True)
+        closer = threading.Thread(
+            target=_close_later,
+            args=(stream, stop, self.resync),
+            name=f"collector-{self.node}-closer",
+            daemon=True,
+        )
+        closer.start()
+        try:
+            for event in stream:
+                when = event.get("time")
+                if isinstance(when, int) and when > since:
+                    since = when
                 if self._seen.first_time(event):
                     self._on_event(client, event)
                 if stop.is_set():
-                    return
-            since = until - 1  # overlap a second so no event falls between windows
-            if time.monotonic() >= next_resync:
-                self._node_status(probe_node(client))
-                self.full_listing(client)
-                next_resync = time.monotonic() + self.resync
+                    break
+        finally:
+            _close(stream)
+        return since
 
     def owner(
         self,

@@ -5,9 +5,10 @@ A healthcheck runs as an exec in the container: every probe is an
 collector reports; only the `health_status` events that follow a transition
 do. `INSPECT_ACTIONS` are the container actions that can change an
 observation (`EVENT_FILTERS` asks the engine for those alone, and
-`triggers_inspection` checks again on our side). The collector reads the
-stream in windows that overlap by a second, so `SeenEvents` drops an event
-already handled, keyed by its (timeNano, id, Action). Used by the Docker
+`triggers_inspection` checks again on our side). The collector opens the
+stream again (after a resync) from the second of the last event it read,
+so `SeenEvents` drops an event already handled, keyed by its (timeNano, id,
+Action). Used by the Docker
 collector.
 """
 
@@ -53,7 +54,7 @@ def event_key(event: dict[str, Any]) -> tuple[int, str, str]:
 
 
 class SeenEvents:
-    """Events handled in the current and the previous window of the stream."""
+    """Events handled since the second the current stream started from."""
 
     def __init__(self) -> None:
         self._seen: set[tuple[int, str, str]] = set()
@@ -67,6 +68,6 @@ class SeenEvents:
         return True
 
     def forget_before(self, seconds: int) -> None:
-        """Drop what a window starting at `seconds` (epoch) can no longer repeat."""
+        """Drop what a stream starting at `seconds` (epoch) can no longer repeat."""
         floor = seconds * 1_000_000_000
         self._seen = {key for key in self._seen if key[0] >= floor}
