@@ -3,10 +3,12 @@
 Equality is checked before diffing (a plain `==` costs microseconds, a patch
 hundreds), `ignoreDifferences` pointers are removed from both sides first,
 and a patch touching a field the kind cannot change in place makes the
-change a replacement. Deletes are proposed only for managed resources gone
-from git, never for resources whose manifests are invalid, and never when
-the desired state is incomplete. Pure; used by `homelab plan` and the
-supervisor.
+change a replacement. A ComposeStack whose only drift is its `state` (a
+service down, missing or outdated) gets `up`; one observed without `state`
+(applied before stacks were observed per service) counts as running. Deletes
+are proposed only for managed resources gone from git, never for resources
+whose manifests are invalid, and never when the desired state is incomplete.
+Pure; used by `homelab plan` and the supervisor.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import jsonpointer
 
 from reconciler.resources.key import ResourceKey
 
-Operation = Literal["create", "update", "replace", "delete"]
-OPERATION_ORDER = {"create": 0, "update": 1, "replace": 2, "delete": 3}
+Operation = Literal["create", "update", "up", "replace", "delete"]
+OPERATION_ORDER = {"create": 0, "update": 1, "up": 1, "replace": 2, "delete": 3}
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Plan:
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
         for change in self.changes:
-            out[change.operation] += 1
+            out[change.operation] = out.get(change.operation, 0) + 1
         return out
 
     @property
@@ -74,6 +76,14 @@ def _without(doc: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
     return out
 
 
+def _stack_state_known(want: dict[str, Any], have: dict[str, Any]) -> dict[str, Any]:
+    """`have` with the desired state when it has none (observed before stacks were
+    observed per service): an unknown state is no drift to act on."""
+    if "state" in have or "state" not in want:
+        return have
+    return {**have, "state": want["state"]}
+
+
 def diff_resource(
     kind: str,
     name: str,
@@ -94,11 +104,15 @@ def diff_resource(
         patch = [{"op": "replace", "path": "", "value": None}]
         return Change(kind, name, "delete", patch, None, observed)
     want, have = _without(desired, ignore or []), _without(observed, ignore or [])
+    if kind == "ComposeStack":
+        have = _stack_state_known(want, have)
     if want == have:
         return None
     patch = jsonpatch.make_patch(have, want).patch
     forces = sorted({op["path"].split("/")[1] for op in patch} - in_place)
     operation: Operation = "replace" if forces else "update"
+    if kind == "ComposeStack" and all(op["path"] == "/state" for op in patch):
+        operation = "up"  # only services down, missing or outdated: `up -d` again
     return Change(kind, name, operation, patch, desired, observed, tuple(forces))
 
 

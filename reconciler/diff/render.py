@@ -1,10 +1,12 @@
 """Terraform-style rendering of a plan: text for people, JSON for machines.
 
-`+` create, `~` update in place (each changed field, old -> new), `-/+`
-replace (and the field that forces it), `-` delete, then the summary line
-`Plan: N to create, N to update, N to replace, N to delete.` Colours only
-when the caller asks (the CLI does on a terminal). Pure; used by the CLI,
-the supervisor's action summaries and the UI.
+`+` create, `~` update in place (each changed field, old -> new), `^` up
+(a compose stack's services brought up again), `-/+` replace (and the field
+that forces it), `-` delete, then the summary line `Plan: N to create, N to
+update, N to replace, N to delete.` (with `, N to bring up` after the
+updates when there is any). Colours only when the caller asks (the CLI
+does on a terminal). Pure; used by the CLI, the supervisor's action
+summaries and the UI.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import orjson
 
 from reconciler.diff.plan import Change, Plan
 
-_SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
-_COLOUR = {"create": "32", "update": "33", "replace": "35", "delete": "31"}
+_SYMBOL = {"create": "+", "update": "~", "up": "^", "replace": "-/+", "delete": "-"}
+_COLOUR = {"create": "32", "update": "33", "up": "36", "replace": "35", "delete": "31"}
 _VERB = {
     "create": "will be created",
     "update": "will be updated in place",
+    "up": "will be brought up (compose up -d: services down, missing or outdated)",
     "replace": "must be replaced",
     "delete": "will be deleted",
 }
@@ -89,8 +92,9 @@ def render_change(change: Change, *, colour: bool = False) -> str:
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
+    up = f", {c['up']} to bring up" if c.get("up") else ""  # only stacks have it: said when any
     return (
-        f"Plan: {c['create']} to create, {c['update']} to update, "
+        f"Plan: {c['create']} to create, {c['update']} to update{up}, "
         f"{c['replace']} to replace, {c['delete']} to delete."
     )
 

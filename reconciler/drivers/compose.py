@@ -4,11 +4,17 @@ Writes the stack's compose files, as they are at the desired commit (checked
 against the plan's fingerprints), to `ROOT/stacks/<name>/<repo path>`, then
 runs `<compose> -p PROJECT -f FILE… up -d --remove-orphans --timeout GRACE` with
 `DOCKER_HOST` set to the node's engine; on delete, `down --remove-orphans`.
-The compose command is configurable (`docker compose` for v2 or Debian's
-`docker-compose` v1). After a successful `up` it records
-`stacks/<name>/applied.json` `{"spec", "action"}`, which is what the collector
-reports and what tells a restarted executor the action was done. Called by
-the executor through the `Driver` interface.
+`create`, `update` (new files), `up` (services stopped, removed or outdated:
+compose starts, creates or recreates just those) and `adopt` (a project of
+the stack's name that was started by hand: compose recreates only what
+differs, and the stack is managed from then on) all run that same `up -d`,
+which is idempotent. The compose command is configurable (`docker compose`
+for v2 or Debian's `docker-compose` v1). After a successful `up` it records
+`stacks/<name>/applied.json` `{"spec", "action"}`, which makes the stack
+managed, is what the collector compares the project's containers with
+(reconciler/observer/collectors/compose_stack.py) and tells a restarted
+executor the action was done. Called by the executor through the `Driver`
+interface.
 """
 
 from __future__ import annotations
@@ -117,13 +123,21 @@ class ComposeDriver:
             )
 
     def check(self, ctx: ApplyContext) -> str | None:
-        if ctx.operation != "create" and self._applied(ctx) is None:
+        applied = self._applied(ctx)
+        if ctx.operation == "adopt":
+            if applied is not None:
+                return f"stack {ctx.name} is already applied here (nothing to adopt)"
+            return None
+        if ctx.operation != "create" and applied is None:
             return f"stack {ctx.name} has no applied.json (it was never applied here)"
         return None
 
     def apply(self, ctx: ApplyContext) -> ApplyResult:
+        """create, update, up and adopt all write the files and run `up -d`."""
         if ctx.operation == "delete":
             return self._down(ctx)
+        if ctx.operation not in ("create", "update", "up", "adopt"):
+            raise PermanentError(f"ComposeStack/{ctx.name}: no operation {ctx.operation!r}")
         desired = ctx.desired
         applied = self._applied(ctx)
         if applied and applied.get("action") == ctx.action.id and applied.get("spec") == desired:

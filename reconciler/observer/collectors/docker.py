@@ -1,7 +1,8 @@
 """The Docker collector: one Node's engine → container, stack and node events.
 
 For its node it lists the containers this project manages (by label) and
-the compose stacks applied under `ROOT/stacks/`, emits `observed.resource`
+the compose projects (`compose_stack.StackObserver` compares the stacks
+applied under `ROOT/stacks/` with their services), emits `observed.resource`
 / `observed.missing` for each and one `observed.listing` per kind, then
 follows the engine's `events` stream so a container that dies or is removed
 by hand is seen at once; a full re-list runs every `resync` seconds. It
@@ -27,8 +28,9 @@ from typing import Any
 import docker
 import orjson
 
-from reconciler.atomic_files import read_json
+from reconciler.drivers.compose import default_compose_command
 from reconciler.observer.collectors import Emit
+from reconciler.observer.collectors.compose_stack import StackObserver
 from reconciler.observer.collectors.engine_events import (
     EVENT_FILTERS,
     SeenEvents,
@@ -123,6 +125,7 @@ class DockerCollector:
         *,
         resync: float = 30.0,
         heartbeat: float = HEARTBEAT,
+        compose_command: tuple[str, ...] | None = None,
     ) -> None:
         self.target = target
         self.root = root
@@ -135,6 +138,8 @@ class DockerCollector:
         self.ledger = ObservationLedger(root, emit)
         self._seen = SeenEvents()
         self._listed: dict[str, tuple[list[str], float]] = {}  # kind -> (names, monotonic)
+        command = compose_command or default_compose_command()
+        self.stacks = StackObserver(target.name, target.docker_host, root, self.ledger, command)
 
     @property
     def node(self) -> str:
@@ -217,7 +222,7 @@ class DockerCollector:
                     resync=True,
                 )
         self._listing("Container", names, started)
-        self._listing("ComposeStack", self._check_stacks(client, None, resync=True), started)
+        self._listing("ComposeStack", self.stacks.check(client, None, resync=True), started)
 
     def _on_event(self, client: Any, event: dict[str, Any]) -> None:
         if not triggers_inspection(event):
@@ -225,7 +230,7 @@ class DockerCollector:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         project = attrs.get(COMPOSE_PROJECT)
         if project:
-            self._check_stacks(client, project)
+            self.stacks.check(client, project)
         if attrs.get(f"{P}/managed-by") != "homelab-reconciler":
             return
         if attrs.get(f"{P}/instance") != self.instance:
@@ -247,46 +252,3 @@ class DockerCollector:
         self.ledger.write(
             "observed.resource", key, container_observation(container.attrs, self.node)
         )
-
-    def _applied_stacks(self) -> dict[str, dict[str, Any]]:
-        stacks: dict[str, dict[str, Any]] = {}
-        if not self.root.stacks.is_dir():
-            return stacks
-        for folder in sorted(self.root.stacks.iterdir()):
-            try:
-                spec = read_json(folder / "applied.json").get("spec")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(spec, dict) and spec.get("node", "local") == self.node:
-                stacks[folder.name] = spec
-        return stacks
-
-    def _check_stacks(self, client: Any, project: str | None, *, resync: bool = False) -> list[str]:
-        """Observe applied stacks (all, or those of one compose project); names present."""
-        present = []
-        for name, spec in self._applied_stacks().items():
-            proj = str(spec.get("project") or name)
-            if project is not None and proj != project:
-                continue
-            found = client.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={proj}"})
-            key = ResourceKey("ComposeStack", name)
-            if not found:
-                missing = {"reason": "no containers"}
-                self.ledger.write("observed.missing", key, missing, resync=resync)
-                continue
-            present.append(name)
-            states = [container_health(c.attrs.get("State") or {}) for c in found]
-            health = (
-                "Healthy"
-                if all(s == "Healthy" for s in states)
-                else ("Stopped" if all(s == "Stopped" for s in states) else "Unhealthy")
-            )
-            data = {
-                "spec": spec,
-                "health": health,
-                "node": self.node,
-                "managed": True,
-                "containers": len(found),
-            }
-            self.ledger.write("observed.resource", key, data, resync=resync)
-        return present
