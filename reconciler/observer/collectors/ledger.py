@@ -78,8 +78,11 @@ def agrees(doc: WorldDoc | None, etype: str, data: dict[str, Any]) -> bool:
     spec = data.get("spec")
     if not isinstance(spec, dict):
         return False
+    runtime = data.get("runtime")  # the fold keeps an object, drops anything else
+    held = status.runtime if isinstance(status.runtime, dict) else None
     return (
-        status.observed == spec
+        held == (runtime if isinstance(runtime, dict) else None)
+        and status.observed == spec
         and status.health == data.get("health", "Unknown")
         and status.managed == bool(data.get("managed", True))
         and status.node == data.get("node", spec.get("node"))
