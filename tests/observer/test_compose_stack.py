@@ -416,3 +416,32 @@ def test_the_config_hash_runs_once_per_file_change_not_per_event(
         thread.join(timeout=30)
         remove_project(lab, name)
     assert not thread.is_alive()
+
+
+def test_a_failing_config_hash_command_is_a_condition_not_a_crash(lab: Lab, tmp_path: Path) -> None:
+    name = apply_stack(lab, "nohash", COMPOSE.replace("IMAGE", BUSYBOX))
+    runs = tmp_path / "runs"
+    runs.touch()
+    failing = ("sh", "-c", 'echo run >> "$0"; echo "no engine here" >&2; exit 3', str(runs))
+    seen = Observed(lab, failing)
+    try:
+        seen.full()
+        seen.project(name)
+        seen.full()
+        data = seen.stack(name)
+        hashed = condition(data, "ConfigHashComputed")
+        assert (hashed["status"], hashed["reason"]) == ("False", "ComposeConfigFailed")
+        assert "exit 3" in hashed["message"] and "no engine here" in hashed["message"]
+        # The declared services come from the files' keys; none is called outdated.
+        assert sorted(data["runtime"]["services"]) == ["app", "web"]
+        assert data["spec"]["state"] == "running"
+        assert len(runs.read_text().splitlines()) == 1  # a failure is retried after a minute
+
+        service_container(lab, name, "web").remove(force=True)
+        seen.project(name)
+        data = seen.stack(name)
+        assert data["spec"]["state"] == "degraded"
+        assert condition(data, "ServicesUp")["message"] == "web: missing (no container)"
+    finally:
+        seen.close()
+        remove_project(lab, name)

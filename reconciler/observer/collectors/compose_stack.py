@@ -130,7 +130,7 @@ class ConfigHashes:
         except FileNotFoundError as exc:
             return HashResult(None, f"{what}: command not found ({exc.filename})")
         except subprocess.TimeoutExpired:
-            return HashResult(None, f"{what}: timed out after {self.timeout:.0f} s")
+            return HashResult(None, f"{what}: timed out after {self.timeout:g} s")
         except OSError as exc:
             return HashResult(None, f"{what}: {exc}")
         if proc.returncode != 0:
