@@ -50,7 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic_files import read_json
+from reconciler.drivers.compose import default_compose_command
 from reconciler.observer.collectors.ledger import ObservationLedger
+from reconciler.observer.collectors.node import NodeTarget
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import fingerprint
 from reconciler.runtime_root import RuntimeRoot
@@ -287,18 +289,18 @@ class StackObserver:
 
     def __init__(
         self,
-        node: str,
-        docker_host: str,
+        target: NodeTarget,
         root: RuntimeRoot,
         ledger: ObservationLedger,
-        compose_command: Sequence[str],
+        compose_command: Sequence[str] | None = None,
         *,
         hash_timeout: float = HASH_TIMEOUT,
     ) -> None:
-        self.node = node
+        self.node = target.name
         self.root = root
         self.ledger = ledger
-        self.hashes = ConfigHashes(compose_command, docker_host, timeout=hash_timeout)
+        command = compose_command or default_compose_command()  # the executor's default
+        self.hashes = ConfigHashes(command, target.docker_host, timeout=hash_timeout)
 
     def applied(self) -> dict[str, dict[str, Any]]:
         """The spec in every `ROOT/stacks/<name>/applied.json`, whatever its node."""

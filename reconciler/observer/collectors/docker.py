@@ -28,7 +28,6 @@ from typing import Any
 import docker
 import orjson
 
-from reconciler.drivers.compose import default_compose_command
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.compose_stack import StackObserver
 from reconciler.observer.collectors.engine_events import (
@@ -138,8 +137,7 @@ class DockerCollector:
         self.ledger = ObservationLedger(root, emit)
         self._seen = SeenEvents()
         self._listed: dict[str, tuple[list[str], float]] = {}  # kind -> (names, monotonic)
-        command = compose_command or default_compose_command()
-        self.stacks = StackObserver(target.name, target.docker_host, root, self.ledger, command)
+        self.stacks = StackObserver(target, root, self.ledger, compose_command)
 
     @property
     def node(self) -> str:
