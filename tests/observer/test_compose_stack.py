@@ -153,7 +153,7 @@ def run_the_plan(lab: Lab, operation: str) -> None:
     assert lab.run_now([action], compose_command=("docker-compose",)) == ["done"]
 
 
-def test_a_stack_is_observed_per_service_and_up_brings_back_what_was_stopped_or_removed(
+def test_a_stack_is_observed_per_service_and_up_brings_back_what_was_stopped_removed_or_paused(
     lab: Lab, observed: Observed
 ) -> None:
     name = apply_stack(lab, "svc", COMPOSE.replace("IMAGE", BUSYBOX))
@@ -203,6 +203,16 @@ def test_a_stack_is_observed_per_service_and_up_brings_back_what_was_stopped_or_
         run_the_plan(lab, "up")
         assert service_container(lab, name, "web").status == "running"
         assert service_container(lab, name, "app").id == app_id  # only what was missing
+        observed.project(name)
+        assert observed.stack(name)["spec"]["state"] == "running"
+
+        service_container(lab, name, "web").pause()  # `up -d` alone would leave it paused
+        observed.project(name)
+        data = observed.stack(name)
+        assert data["spec"]["state"] == "degraded"
+        assert condition(data, "ServicesUp")["message"] == "web: paused"
+        run_the_plan(lab, "up")
+        assert service_container(lab, name, "web").status == "running"
         observed.project(name)
         assert observed.stack(name)["spec"]["state"] == "running"
 
