@@ -320,7 +320,8 @@ class StackObserver:
         """Observe the stacks (all, or those of one compose project); the names present."""
         label = COMPOSE_PROJECT if project is None else f"{COMPOSE_PROJECT}={project}"
         projects: dict[str, list[Any]] = {}
-        for c in client.containers.list(all=True, filters={"label": label}):
+        listed = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+        for c in listed:  # a container removed while listed is left out, not an error
             if str(c.labels.get(ONE_OFF, "False")).lower() == "true":
                 continue  # `docker-compose run` containers are not the project's services
             projects.setdefault(str(c.labels.get(COMPOSE_PROJECT)), []).append(c)
