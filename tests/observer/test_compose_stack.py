@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import pytest
 
-from reconciler.atomic_files import read_json
+from reconciler.atomic_files import atomic_write_bytes, read_json
 from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
 from reconciler.drivers.compose import ComposeDriver
 from reconciler.events.log import EventLog
@@ -413,7 +413,8 @@ def test_the_config_hash_runs_once_per_file_change_not_per_event(
         assert count() == 1
 
         applied = lab.root.stacks / name / f"compose/{name}/compose.yaml"
-        applied.write_text(applied.read_text().replace('ROUND: "1"', 'ROUND: "3"'))
+        edited = applied.read_text().replace('ROUND: "1"', 'ROUND: "3"')
+        atomic_write_bytes(applied, edited.encode())  # one change (no half-written file)
         _wait(lambda: state() == "degraded", 20)  # seen at the next full listing
         services = status()["runtime"]["services"]
         assert services["app"]["current"] is False and services["web"]["current"] is True
