@@ -7,6 +7,7 @@ by `reconciler.cli.main`.
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import click
@@ -39,7 +40,16 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     envvar="HOMELAB_OBSERVE_DOCKER",
     help="Watch the nodes' Docker engines (off where the observer has no socket).",
 )
-def observer(root: str | None, repo: str | None, resync: float, docker: bool) -> None:
+@click.option(
+    "--compose-command",
+    default=None,
+    envvar="HOMELAB_COMPOSE_COMMAND",
+    help="Compose CLI the stack observation computes config hashes with, the executor's "
+    "(default: what is installed).",
+)
+def observer(
+    root: str | None, repo: str | None, resync: float, docker: bool, compose_command: str | None
+) -> None:
     """Fold events into world documents and run the collectors.
 
     \b
@@ -51,5 +61,6 @@ def observer(root: str | None, repo: str | None, resync: float, docker: bool) ->
     runtime = get_root(root)
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = Path(repo).expanduser().absolute() if repo else None
-    settings = ObserverSettings(resync=resync, docker=docker)
+    command = tuple(shlex.split(compose_command)) if compose_command else None
+    settings = ObserverSettings(resync=resync, docker=docker, compose_command=command)
     run_service(ObserverService(runtime, repo_path, settings), runtime)

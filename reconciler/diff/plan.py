@@ -3,16 +3,18 @@
 Equality is checked before diffing (a plain `==` costs microseconds, a patch
 hundreds) and `ignoreDifferences` pointers are removed from both sides
 first. The top-level fields a patch touches choose the operation: only the
-run `state` -> `start` (desired running) or `stop` (desired stopped); only
-fields the kind changes in place (`IN_PLACE`, plus possibly `state`) ->
-`update`; anything else -> `replace`, with the forcing fields listed. A
-desired resource whose world document exists but is not managed (a
-container someone started by hand under the resource's name) is an `adopt`:
-its patch is what approving it changes (empty: taken over as it runs).
-Deletes are proposed only for managed resources gone from git, never for
-unmanaged ones, never for resources whose manifests are invalid, and never
-when the desired state is incomplete. Pure; used by `homelab plan` and the
-supervisor.
+run `state` -> `start` (desired running) or `stop` (desired stopped), or
+`up` for a ComposeStack (a service down, missing or outdated; a stack
+observed without `state`, applied before stacks were observed per service,
+counts as running); only fields the kind changes in place (`IN_PLACE`, plus
+possibly `state`) -> `update`; anything else -> `replace`, with the forcing
+fields listed. A desired resource whose world document exists but is not
+managed (a container someone started by hand under the resource's name) is
+an `adopt`: its patch is what approving it changes (empty: taken over as it
+runs). Deletes are proposed only for managed resources gone from git, never
+for unmanaged ones, never for resources whose manifests are invalid, and
+never when the desired state is incomplete. Pure; used by `homelab plan`
+and the supervisor.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jsonpointer
 
 from reconciler.resources.key import ResourceKey
 
-Operation = Literal["create", "adopt", "start", "update", "replace", "stop", "delete"]
+Operation = Literal["create", "adopt", "start", "update", "up", "replace", "stop", "delete"]
 # Plan order: bring things in (create, adopt), change running ones (the cheap
 # in-place moves before replacements), then take things away (stop, delete).
 OPERATION_ORDER = {
@@ -35,9 +37,10 @@ OPERATION_ORDER = {
     "adopt": 1,
     "start": 2,
     "update": 3,
-    "replace": 4,
-    "stop": 5,
-    "delete": 6,
+    "up": 4,
+    "replace": 5,
+    "stop": 6,
+    "delete": 7,
 }
 STATE = "state"  # the run state (Container: running | stopped; observed also paused)
 
@@ -70,7 +73,7 @@ class Plan:
         """Changes per operation: every operation, in plan order, zeros included."""
         out = dict.fromkeys(OPERATION_ORDER, 0)
         for change in self.changes:
-            out[change.operation] += 1
+            out[change.operation] = out.get(change.operation, 0) + 1
         return out
 
     @property
@@ -93,6 +96,14 @@ def _without(doc: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
         elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
             parent[last] = None
     return out
+
+
+def _stack_state_known(want: dict[str, Any], have: dict[str, Any]) -> dict[str, Any]:
+    """`have` with the desired state when it has none (observed before stacks were
+    observed per service): an unknown state is no drift to act on."""
+    if "state" in have or "state" not in want:
+        return have
+    return {**have, "state": want["state"]}
 
 
 def diff_resource(
@@ -121,6 +132,8 @@ def diff_resource(
         patch = [{"op": "replace", "path": "", "value": None}]
         return Change(kind, name, "delete", patch, None, observed)
     want, have = _without(desired, ignore or []), _without(observed, ignore or [])
+    if kind == "ComposeStack":
+        have = _stack_state_known(want, have)
     if want == have:
         return Change(kind, name, "adopt", [], desired, observed) if adopt else None
     patch = jsonpatch.make_patch(have, want).patch
@@ -129,6 +142,8 @@ def diff_resource(
         return Change(kind, name, "adopt", patch, desired, observed, tuple(sorted(fields)))
     forces = sorted(fields - in_place - {STATE})
     operation = _operation(fields, forces, want)
+    if kind == "ComposeStack" and fields == {STATE}:
+        operation = "up"  # only services down, missing or outdated: `up -d` again
     return Change(kind, name, operation, patch, desired, observed, tuple(forces))
 
 

@@ -3,13 +3,13 @@
 `+` create, `<=` adopt (a resource that exists unmanaged: taken over as it
 runs, or replaced when its fields differ), `>` start, `~` update in place
 (each changed field, old -> new; a changed file's content also as a unified
-line diff under its fingerprint, when the planner found both texts), `-/+`
-replace (and the field that forces it), `[]` stop, `-` delete, then the
-summary line `Plan: N to create, N to update, N to replace, N to delete.`,
-followed by `, N to adopt` (start, stop, ...) only for the other operations
-the plan has. Colours only when the caller asks (the CLI does on a
-terminal). Pure; used by the CLI, the supervisor's action summaries and the
-UI.
+line diff under its fingerprint, when the planner found both texts), `^` up
+(a compose stack's services brought up again), `-/+` replace (and the field
+that forces it), `[]` stop, `-` delete, then the summary line `Plan: N to
+create, N to update, N to replace, N to delete.`, followed by `, N to adopt`
+(start, bring up, stop) only for the other operations the plan has. Colours
+only when the caller asks (the CLI does on a terminal). Pure; used by the
+CLI, the supervisor's action summaries and the UI.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _SYMBOL = {
     "adopt": "<=",
     "start": ">",
     "update": "~",
+    "up": "^",
     "replace": "-/+",
     "stop": "[]",
     "delete": "-",
@@ -35,6 +36,7 @@ _COLOUR = {
     "adopt": "36",
     "start": "32",
     "update": "33",
+    "up": "34",
     "replace": "35",
     "stop": "33",
     "delete": "31",
@@ -44,12 +46,14 @@ _VERB = {
     "adopt": "will be adopted",
     "start": "will be started",
     "update": "will be updated in place",
+    "up": "will be brought up (compose up -d: services down, missing or outdated)",
     "replace": "must be replaced",
     "stop": "will be stopped",
     "delete": "will be deleted",
 }
 # Always in the summary line, even at zero (scripts read it); the others only when present.
 _SUMMARY_ALWAYS = ("create", "update", "replace", "delete")
+_SUMMARY_WORDS = {"up": "bring up"}
 
 
 def _paint(text: str, code: str, colour: bool) -> str:
@@ -136,7 +140,11 @@ def summary_line(plan: Plan) -> str:
     """`Plan: N to create, N to update, N to replace, N to delete[, N to adopt ...].`"""
     counts = plan.counts()
     parts = [f"{counts[op]} to {op}" for op in _SUMMARY_ALWAYS]
-    parts += [f"{n} to {op}" for op, n in counts.items() if n and op not in _SUMMARY_ALWAYS]
+    parts += [
+        f"{n} to {_SUMMARY_WORDS.get(op, op)}"
+        for op, n in counts.items()
+        if n and op not in _SUMMARY_ALWAYS
+    ]
     return f"Plan: {', '.join(parts)}."
 
 

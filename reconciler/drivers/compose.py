@@ -4,11 +4,18 @@ Writes the stack's compose files, as they are at the desired commit (checked
 against the plan's fingerprints), to `ROOT/stacks/<name>/<repo path>`, then
 runs `<compose> -p PROJECT -f FILE… up -d --remove-orphans --timeout GRACE` with
 `DOCKER_HOST` set to the node's engine; on delete, `down --remove-orphans`.
-The compose command is configurable (`docker compose` for v2 or Debian's
-`docker-compose` v1). After a successful `up` it records
-`stacks/<name>/applied.json` `{"spec", "action"}`, which is what the collector
-reports and what tells a restarted executor the action was done. Called by
-the executor through the `Driver` interface.
+`create`, `update` (new files), `up` (services stopped, removed or outdated:
+compose starts, creates or recreates just those) and `adopt` (a project of
+the stack's name that was started by hand: compose recreates only what
+differs, and the stack is managed from then on) all run that same `up -d`,
+which is idempotent, then unpause the project's paused containers (which
+`up -d` leaves paused). The compose command is configurable (`docker compose`
+for v2 or Debian's `docker-compose` v1). After a successful `up` it records
+`stacks/<name>/applied.json` `{"spec", "action"}`, which makes the stack
+managed, is what the collector compares the project's containers with
+(reconciler/observer/collectors/compose_stack.py) and tells a restarted
+executor the action was done. Called by the executor through the `Driver`
+interface.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from reconciler.atomic_files import atomic_write_bytes, atomic_write_json, read_json
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.drivers.hostpaths import compose_findings_on
@@ -26,6 +35,7 @@ from reconciler.errors import PermanentError, TemporaryError
 from reconciler.sources.yamlload import load_documents
 
 APPLIED = "applied.json"
+COMPOSE_PROJECT = "com.docker.compose.project"
 _TRANSIENT_MARKERS = (
     "cannot connect to the docker daemon",
     "error while fetching server api version",
@@ -117,13 +127,21 @@ class ComposeDriver:
             )
 
     def check(self, ctx: ApplyContext) -> str | None:
-        if ctx.operation != "create" and self._applied(ctx) is None:
+        applied = self._applied(ctx)
+        if ctx.operation == "adopt":
+            if applied is not None:
+                return f"stack {ctx.name} is already applied here (nothing to adopt)"
+            return None
+        if ctx.operation != "create" and applied is None:
             return f"stack {ctx.name} has no applied.json (it was never applied here)"
         return None
 
     def apply(self, ctx: ApplyContext) -> ApplyResult:
+        """create, update, up and adopt all write the files and run `up -d`."""
         if ctx.operation == "delete":
             return self._down(ctx)
+        if ctx.operation not in ("create", "update", "up", "adopt"):
+            raise PermanentError(f"ComposeStack/{ctx.name}: no operation {ctx.operation!r}")
         desired = ctx.desired
         applied = self._applied(ctx)
         if applied and applied.get("action") == ctx.action.id and applied.get("spec") == desired:
@@ -133,8 +151,36 @@ class ComposeDriver:
         output = self._run(
             ctx, str(desired["project"]), files, "up", "-d", "--remove-orphans", "--timeout", grace
         )
+        unpaused = self._unpause(ctx, str(desired["project"]))
+        if unpaused:
+            output = f"{output}\nunpaused: {', '.join(unpaused)}".strip()
         atomic_write_json(self._folder(ctx) / APPLIED, {"spec": desired, "action": ctx.action.id})
         return ApplyResult(True, output or f"stack {desired['project']} up", "Healthy")
+
+    def _unpause(self, ctx: ApplyContext, project: str) -> list[str]:
+        """Unpause the project's paused containers, which `up -d` leaves paused."""
+        what = f"ComposeStack/{ctx.name}: unpause"
+        try:
+            client = docker.DockerClient(
+                base_url=ctx.node.docker_host,
+                timeout=int(ctx.settings.docker_timeout),
+                use_ssh_client=False,
+            )
+        except Exception as exc:
+            raise TemporaryError(f"{what}: {exc}") from exc
+        try:
+            filters = {"label": f"{COMPOSE_PROJECT}={project}", "status": "paused"}
+            paused = client.containers.list(all=True, filters=filters)
+            for container in paused:
+                container.unpause()
+            return [str(c.name) for c in paused]
+        except docker.errors.APIError as exc:
+            error = TemporaryError if exc.is_server_error() else PermanentError
+            raise error(f"{what}: {exc}") from exc
+        except Exception as exc:  # connection trouble: may pass
+            raise TemporaryError(f"{what}: {exc}") from exc
+        finally:
+            client.close()
 
     def _down(self, ctx: ApplyContext) -> ApplyResult:
         folder = self._folder(ctx)

@@ -53,6 +53,9 @@ class ObserverSettings:
     # socket to the executor only): no Docker collectors, no node reports; the
     # world then learns about containers from the executor's reports alone.
     docker: bool = True
+    # The compose CLI the stack observation runs `config --hash` with (None: what
+    # is installed, as the executor's default); it must be the executor's.
+    compose_command: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -189,6 +192,7 @@ class ObserverService:
                     self._emit,
                     resync=self.settings.resync,
                     heartbeat=self.settings.listing_heartbeat,
+                    compose_command=self.settings.compose_command,
                 )
                 stop = threading.Event()
                 thread = threading.Thread(

@@ -379,7 +379,8 @@ class File(Resource):
 class ComposeStack(Resource):
     kind: Literal["ComposeStack"] = "ComposeStack"
     spec: ComposeStackSpec
-    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"files"})
+    # New files: `up -d` again; `state` (a service down or outdated): `up -d` alone.
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"files", "state"})
 
 
 KINDS: dict[str, type[Resource]] = {

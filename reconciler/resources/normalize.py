@@ -87,7 +87,10 @@ def _compose(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict
         if digest is None:
             raise MissingInput(f"compose file {path!r} is not in the repository at this commit")
         files.append({"path": path, "sha256": digest})
-    return {"node": spec["node"], "project": spec.get("project") or name, "files": files}
+    # `state`: every declared service present, running and current (what the
+    # observer compares with the project's containers; drift there plans `up`).
+    project = spec.get("project") or name
+    return {"node": spec["node"], "project": project, "files": files, "state": "running"}
 
 
 def _node(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:

@@ -10,8 +10,9 @@ the engine runs, mapped back to the comparable spec
 (`reconciler.drivers.container_observe`; the spec label or the registry
 record is only the last-applied spec that tells image defaults from set
 values), with the image id, digests and start time as `runtime`; image
-inspects are cached by image id. It also observes the compose stacks
-applied under `ROOT/stacks/`, emits `observed.resource` / `observed.missing`
+inspects are cached by image id. It also observes the compose projects
+(`compose_stack.StackObserver` compares the stacks applied under
+`ROOT/stacks/` with their services), emits `observed.resource` / `observed.missing`
 for each and one `observed.listing` per kind (every name it observed), then
 follows the engine's `events` stream, one long-lived request, so a
 container changed, stopped or removed by hand is seen at once and an idle
@@ -41,7 +42,6 @@ from typing import Any
 import docker
 import docker.errors
 
-from reconciler.atomic_files import read_json
 from reconciler.drivers.adopted import read_adopted
 from reconciler.drivers.container_observe import (
     MANAGED_BY,
@@ -55,6 +55,7 @@ from reconciler.drivers.container_observe import (
     secret_fingerprints,
 )
 from reconciler.observer.collectors import Emit
+from reconciler.observer.collectors.compose_stack import StackObserver
 from reconciler.observer.collectors.engine_events import (
     EVENT_FILTERS,
     SeenEvents,
@@ -183,6 +184,7 @@ class DockerCollector:
         *,
         resync: float = 30.0,
         heartbeat: float = HEARTBEAT,
+        compose_command: tuple[str, ...] | None = None,
     ) -> None:
         self.target = target
         self.root = root
@@ -198,6 +200,7 @@ class DockerCollector:
         self._images: dict[str, dict[str, Any]] = {}  # image id -> docker image inspect
         self._secrets: KnownSecrets = {}
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
+        self.stacks = StackObserver(target, root, self.ledger, compose_command)
 
     @property
     def node(self) -> str:
@@ -371,7 +374,7 @@ class DockerCollector:
             )
         self._images = {k: v for k, v in self._images.items() if k in images}
         self._listing("Container", names, started)
-        self._listing("ComposeStack", self._check_stacks(client, None, resync=True), started)
+        self._listing("ComposeStack", self.stacks.check(client, None, resync=True), started)
 
     def _on_event(self, client: Any, event: dict[str, Any]) -> None:
         if not triggers_inspection(event):
@@ -380,7 +383,7 @@ class DockerCollector:
         attrs = dict(actor.get("Attributes") or {})
         project = attrs.get(COMPOSE_PROJECT)
         if project:
-            self._check_stacks(client, project)
+            self.stacks.check(client, project)
         ident = str(event.get("id") or actor.get("ID") or "")
         owned = self.owner(str(attrs.get("name") or ""), attrs, ident)
         action = action_of(event)
@@ -409,46 +412,3 @@ class DockerCollector:
         if now is None or now.name != owned.name:
             return  # renamed or relabelled since: that event follows
         self.ledger.write("observed.resource", key, self.observe(client, inspected, now))
-
-    def _applied_stacks(self) -> dict[str, dict[str, Any]]:
-        stacks: dict[str, dict[str, Any]] = {}
-        if not self.root.stacks.is_dir():
-            return stacks
-        for folder in sorted(self.root.stacks.iterdir()):
-            try:
-                spec = read_json(folder / "applied.json").get("spec")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(spec, dict) and spec.get("node", "local") == self.node:
-                stacks[folder.name] = spec
-        return stacks
-
-    def _check_stacks(self, client: Any, project: str | None, *, resync: bool = False) -> list[str]:
-        """Observe applied stacks (all, or those of one compose project); names present."""
-        present = []
-        for name, spec in self._applied_stacks().items():
-            proj = str(spec.get("project") or name)
-            if project is not None and proj != project:
-                continue
-            found = client.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={proj}"})
-            key = ResourceKey("ComposeStack", name)
-            if not found:
-                missing = {"reason": "no containers"}
-                self.ledger.write("observed.missing", key, missing, resync=resync)
-                continue
-            present.append(name)
-            states = [container_health(c.attrs.get("State") or {}) for c in found]
-            health = (
-                "Healthy"
-                if all(s == "Healthy" for s in states)
-                else ("Stopped" if all(s == "Stopped" for s in states) else "Unhealthy")
-            )
-            data = {
-                "spec": spec,
-                "health": health,
-                "node": self.node,
-                "managed": True,
-                "containers": len(found),
-            }
-            self.ledger.write("observed.resource", key, data, resync=resync)
-        return present
