@@ -314,8 +314,9 @@ seen_stopped() { # the world document, read through the API, says stopped, from 
   api GET /api/resources/Container/e2e-sleeper | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
+by_collector = [e for e in d["events"] if (e["source"], e["type"]) == ("collector", "observed.resource")]
 sys.exit(not (d["resource"]["health"] == "Stopped" and d["resource"]["exists"]
-              and any(e["source"] == "collector" and e["type"] == "observed.resource" for e in d["events"])))'
+              and any(e["data"].get("health") == "Stopped" for e in by_collector)))'
 }
 wait_for 60 "the collector saw homelab-e2e-sleeper stopped (world: Stopped, by the collector)" seen_stopped
 pending_op() { # pending_op KIND NAME OPERATION: a pending action of that operation
