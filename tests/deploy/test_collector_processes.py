@@ -63,8 +63,12 @@ def test_proxy_and_collector_run_healthy_and_stop_cleanly(tmp_path: Path, docker
 
         eventually(node_ready, "node.status ready from the producer `collector`", 30)
         assert any(e["type"] == "observed.listing" for e in _collector_events(root))
-        status = orjson.loads((root / "state" / "collector_status.json").read_bytes())
-        assert status["nodes"]["local"]["ready"] is True
+
+        def status_ready() -> bool:  # rewritten within a second of the change
+            status = orjson.loads((root / "state" / "collector_status.json").read_bytes())
+            return status["nodes"]["local"]["ready"] is True
+
+        eventually(status_ready, "collector_status.json: node local ready", 10)
     finally:
         for proc in (collector, proxy):
             proc.send_signal(signal.SIGTERM)
