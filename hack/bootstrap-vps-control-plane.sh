@@ -14,7 +14,8 @@
 #   HOMELAB_PROJECT [homelab]  HOMELAB_UI_HOST [127.0.0.1]  HOMELAB_UI_PORT [8080]
 #   HOMELAB_BOOTSTRAP_STEPS [tree,repo,image,stack]  HOMELAB_COMPOSE [docker-compose]
 #   HOMELAB_WHEEL_PYTHON [python3, else a venv of it]  HOMELAB_FORCE_RECREATE [0]
-#   DOCKER_HOST [unix:///var/run/docker.sock] (a unix socket: it is mounted into the executor)
+#   DOCKER_HOST [unix:///var/run/docker.sock] (a unix socket: it is mounted into the
+#     executor and docker-proxy, the read-only API proxy the collector reads through)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
@@ -112,7 +113,7 @@ step_image() {
 socket_path() {
   case "$DOCKER_HOST" in
     unix://*) echo "${DOCKER_HOST#unix://}" ;;
-    *) die "DOCKER_HOST=$DOCKER_HOST: the executor needs a local unix socket to mount" ;;
+    *) die "DOCKER_HOST=$DOCKER_HOST: the executor and docker-proxy need a local unix socket to mount" ;;
   esac
 }
 

@@ -7,7 +7,9 @@
 #  - install + upgrade: hack/bootstrap-vps-control-plane.sh, twice, on a temp root
 #  - verify: docker-compose ps healthy, /summary, commit → pending action,
 #    approve through the API → applied, restart loses nothing, checkpoint
-#    deleted → world rebuilt identical, upgrade keeps every event/world doc/action
+#    deleted → world rebuilt identical, upgrade keeps every event/world doc/action,
+#    hand changes (docker stop, docker update --restart=no) seen by the collector
+#    through the read-only proxy and proposed as `start` and `update`
 # Everything it started is torn down at the end (pass --keep to look around).
 set -euo pipefail
 export LC_ALL=C  # sort and comm must agree
@@ -136,11 +138,12 @@ PY
   fail "the wheel lacks the example manifests"
 ok "the wheel ships the example repository"
 
-step "docker-compose ps: four services, all healthy"
+SERVICES=6 # observer supervisor executor ui collector docker-proxy
+step "docker-compose ps: $SERVICES services, all healthy"
 docker-compose ps | tee "$WORK/ps.txt"
 healthy=$(grep -c 'Up (healthy)' "$WORK/ps.txt" || true)
-[ "$healthy" = 4 ] || fail "expected 4 healthy services, got $healthy"
-ok "4 healthy services"
+[ "$healthy" = "$SERVICES" ] || fail "expected $SERVICES healthy services, got $healthy"
+ok "$SERVICES healthy services"
 
 step "curl localhost:$PORT/summary"
 curl -fsS "localhost:$PORT/summary" | tee "$WORK/summary.json"
@@ -168,9 +171,21 @@ spec:
   imagePullPolicy: Never
   command: ["sleep", "100000"]
   networkMode: host
+---
+apiVersion: homelab.reconciler/v1alpha1
+kind: Container
+metadata:
+  name: e2e-keeper
+spec:
+  node: local
+  image: local/busybox:1
+  imagePullPolicy: Never
+  command: ["sleep", "100000"]
+  networkMode: host
+  restartPolicy: unless-stopped
 YAML
 git -C "$HOMELAB_REPO_PATH" add manifests/e2e.yaml
-git -C "$HOMELAB_REPO_PATH" -c user.name=e2e -c user.email=e2e@localhost commit -q -m "e2e: a file and a container"
+git -C "$HOMELAB_REPO_PATH" -c user.name=e2e -c user.email=e2e@localhost commit -q -m "e2e: a file and two containers"
 ok "committed $(git -C "$HOMELAB_REPO_PATH" rev-parse --short HEAD)"
 
 pending_id() { # pending_id KIND NAME: the id of the pending action for that resource
@@ -180,21 +195,26 @@ pending_id() { # pending_id KIND NAME: the id of the pending action for that res
 action_state() { api GET "/api/actions/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["action"]["state"])'; }
 wait_for 60 "a pending action for File/e2e-note" pending_id File e2e-note
 wait_for 60 "a pending action for Container/e2e-sleeper" pending_id Container e2e-sleeper
+wait_for 60 "a pending action for Container/e2e-keeper" pending_id Container e2e-keeper
 file_action=$(pending_id File e2e-note)
 container_action=$(pending_id Container e2e-sleeper)
+keeper_action=$(pending_id Container e2e-keeper)
 
-step "approve both through the API (Authorization: Bearer \$(cat \$HOMELAB_ROOT/state/ui_token))"
-for id in "$file_action" "$container_action"; do
+step "approve the three through the API (Authorization: Bearer \$(cat \$HOMELAB_ROOT/state/ui_token))"
+for id in "$file_action" "$container_action" "$keeper_action"; do
   api POST "/api/actions/$id/approve" -H 'Content-Type: application/json' -d '{"reason": "e2e"}'
   echo
 done
 is_done() { [ "$(action_state "$1")" = "done" ]; }
 wait_for 90 "action $file_action done" is_done "$file_action"
 wait_for 90 "action $container_action done" is_done "$container_action"
+wait_for 90 "action $keeper_action done" is_done "$keeper_action"
 [ "$(cat "$HOMELAB_FILES_ROOT/example/e2e.txt")" = "written by the e2e test" ] || fail "file content"
 ok "the file is on the host: $HOMELAB_FILES_ROOT/example/e2e.txt"
-[ "$(docker inspect -f '{{.State.Running}}' homelab-e2e-sleeper)" = true ] || fail "container not running"
-ok "the container homelab-e2e-sleeper runs on the engine"
+for name in homelab-e2e-sleeper homelab-e2e-keeper; do
+  [ "$(docker inspect -f '{{.State.Running}}' "$name")" = true ] || fail "$name not running"
+done
+ok "the containers homelab-e2e-sleeper and homelab-e2e-keeper run on the engine"
 again=$(api POST "/api/actions/$file_action/approve" -o /dev/null -w '%{http_code}' || true)
 [ "$again" = 409 ] || fail "a second approval answered $again, expected 409"
 ok "a second approval is refused (409)"
@@ -204,7 +224,7 @@ wait_healthy() {
   for _ in $(seq 1 120); do
     mapfile -t ids < <(dc ps -q)
     healthy=$(docker inspect -f '{{.State.Health.Status}}' "${ids[@]}" | grep -c '^healthy$' || true)
-    [ "$healthy" = 4 ] && { ok "4 healthy services"; return; }
+    [ "$healthy" = "$SERVICES" ] && { ok "$SERVICES healthy services"; return; }
     sleep 1
   done
   fail "services not healthy again"
@@ -219,7 +239,8 @@ kept_everything "$WORK/before-restart" "$WORK/after-restart"
 ok "every event line, world document and queued action survived ($(wc -l <"$WORK/before-restart") entries)"
 
 step "recovery: delete state/observer_checkpoint.json, restart the observer, the world is rebuilt identical"
-dc stop supervisor executor ui
+# The collector too: nothing may append while the world is compared.
+dc stop supervisor executor ui collector
 caught_up() { python3 -c 'import json,sys; sys.exit(not json.load(open(sys.argv[1]))["caughtUp"])' "$HOMELAB_ROOT/state/observer_status.json"; }
 wait_for 60 "the observer caught up" caught_up
 dc stop observer
@@ -250,7 +271,7 @@ extra = {p.relative_to(after) for p in after.rglob("*.json")} - {p.relative_to(b
 assert same > 0 and not extra, (same, extra)
 print(f"e2e   ok: {same} world documents rebuilt byte-identical ({newer} updated by newer events)")
 PY
-dc start observer supervisor executor ui
+dc start observer supervisor executor ui collector
 wait_healthy
 
 step "upgrade: the bootstrap again (rebuild, recreate) keeps every event, world document and action"
@@ -263,5 +284,47 @@ kept_everything "$WORK/before-upgrade" "$WORK/after-upgrade"
 [ "$(action_state "$file_action")" = "done" ] || fail "the done action changed state"
 ok "upgrade kept all $(wc -l <"$WORK/before-upgrade") entries; actions still done"
 curl -fsS "http://localhost:$PORT/summary" >/dev/null && ok "/summary answers after the upgrade"
+
+step "hand changes: docker stop one managed container, docker update --restart=no another"
+# Only the executor and docker-proxy hold the socket; the collector sees the
+# engine through the proxy, which refuses anything but reads.
+proxy_refuses_writes() {
+  dc exec -T collector python3 - <<'PY'
+import http.client, socket, sys
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect("/run/homelab-engine/docker.sock")
+codes = []
+for method, path in (("GET", "/containers/json"), ("POST", "/containers/homelab-e2e-keeper/stop")):
+    conn = Unix("docker")
+    conn.request(method, path)
+    codes.append(conn.getresponse().status)
+sys.exit(codes != [200, 403])
+PY
+}
+proxy_refuses_writes || fail "the collector's proxy does not answer GET 200 / POST 403"
+ok "through the proxy the collector may list containers (200) but not stop one (403)"
+docker stop homelab-e2e-sleeper >/dev/null
+docker update --restart=no homelab-e2e-keeper >/dev/null
+[ "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' homelab-e2e-keeper)" = no ] ||
+  fail "docker update did not change the restart policy"
+ok "stopped homelab-e2e-sleeper, set homelab-e2e-keeper's restart policy to no"
+seen_stopped() { # the world document, read through the API, says stopped, from the collector
+  api GET /api/resources/Container/e2e-sleeper | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+by_collector = [e for e in d["events"] if (e["source"], e["type"]) == ("collector", "observed.resource")]
+sys.exit(not (d["resource"]["health"] == "Stopped" and d["resource"]["exists"]
+              and any(e["data"].get("health") == "Stopped" for e in by_collector)))'
+}
+wait_for 60 "the collector saw homelab-e2e-sleeper stopped (world: Stopped, by the collector)" seen_stopped
+pending_op() { # pending_op KIND NAME OPERATION: a pending action of that operation
+  api GET "/api/actions?state=pending" | python3 -c '
+import json, sys
+sys.exit(not any((a["kind"], a["name"], a["operation"]) == tuple(sys.argv[1:]) for a in json.load(sys.stdin)))' "$@"
+}
+wait_for 90 "a pending start for Container/e2e-sleeper" pending_op Container e2e-sleeper start
+wait_for 90 "a pending update for Container/e2e-keeper" pending_op Container e2e-keeper update
 
 step "all verification steps passed"

@@ -21,7 +21,10 @@ from reconciler.service_health import STALE_AFTER_SECONDS, judge, read_status, s
 
 
 @click.command()
-@click.argument("service", type=click.Choice(["observer", "supervisor", "executor", "ui"]))
+@click.argument(
+    "service",
+    type=click.Choice(["observer", "supervisor", "executor", "ui", "collector", "docker-proxy"]),
+)
 @root_option
 @click.option(
     "--max-age",

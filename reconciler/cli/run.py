@@ -33,12 +33,16 @@ SERVICES = {
     "supervisor": "reconciler.cli.run_supervisor:supervisor",
     "executor": "reconciler.cli.run_executor:executor",
     "ui": "reconciler.cli.run_ui:run_ui",
+    # The Compose stack's split of the observer's engine access (compose.yaml):
+    "collector": "reconciler.cli.run_collector:collector",
+    "docker-proxy": "reconciler.cli.run_docker_proxy:docker_proxy",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SERVICES)
 def run() -> None:
-    """Run one service in the foreground (observer, supervisor, executor, ui).
+    """Run one service in the foreground (observer, supervisor, executor, ui,
+    collector, docker-proxy).
 
     \b
     Example:

@@ -35,7 +35,9 @@ from reconciler.runtime_root import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 _SLUG = re.compile(r"[^a-z0-9.-]+")
-SERVICE_ACTORS = frozenset({"executor", "supervisor", "observer", "ui", "notifier"})
+SERVICE_ACTORS = frozenset(
+    {"executor", "supervisor", "observer", "ui", "notifier", "collector", "docker-proxy"}
+)
 PRODUCER_PREFIXES = ("ingest-", "cli-")  # agents' and terminals' producers
 
 

@@ -10,8 +10,11 @@ the repository tip, and writes `state/observer_status.json` (`caughtUp`,
 lag, and per node `collectorStartedAt` / `lastFullListingAt`, which the
 supervisor requires before it proposes deletes) when its content changed:
 an idle observer rewrites nothing (the supervisor watches that file, and
-liveness is the heartbeat of `state/services/observer.json`). Started by
-`homelab run observer` and `homelab up`.
+liveness is the heartbeat of `state/services/observer.json`). Without
+Docker collectors of its own (`--no-docker`, the Compose stack) it takes the
+nodes' collector start times from `state/collector_status.json`, which the
+collector service (`homelab run collector`) writes, and judges their
+listings the same way. Started by `homelab run observer` and `homelab up`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.atomic_files import atomic_write_json
+from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.events.log import EventLog
 from reconciler.file_watch import Change, FileWatch
-from reconciler.observer.collectors.docker import DockerCollector, now_iso
+from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
+from reconciler.observer.collectors.pool import CollectorPool, CollectorState, nodes_status
 from reconciler.observer.world_builder import WorldBuilder
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
@@ -37,7 +41,7 @@ from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 
 log = logging.getLogger("reconciler.observer")
-LISTED_KINDS = ("Container", "ComposeStack")
+COLLECTOR_STATUS = "collector_status.json"  # written by reconciler.observer.collector_service
 
 
 @dataclass
@@ -50,19 +54,29 @@ class ObserverSettings:
     durable: bool = True
     sync_period: float = 5.0  # longest a busy observer leaves written documents unsynced
     # False where the observer has no engine access (the Compose stack gives the
-    # socket to the executor only): no Docker collectors, no node reports; the
-    # world then learns about containers from the executor's reports alone.
+    # socket to the executor and the read-only proxy only): no Docker collectors
+    # here; the collector service observes the engines, and without one the world
+    # learns about containers from the executor's reports alone.
     docker: bool = True
     # The compose CLI the stack observation runs `config --hash` with (None: what
     # is installed, as the executor's default); it must be the executor's.
     compose_command: tuple[str, ...] | None = None
 
 
-@dataclass
-class _Running:
-    collector: DockerCollector
-    stop: threading.Event
-    thread: threading.Thread
+def external_collectors(root: RuntimeRoot) -> dict[str, CollectorState]:
+    """The collector service's nodes from `state/collector_status.json` ({} without one)."""
+    try:
+        doc = read_json(root.state / COLLECTOR_STATUS)
+    except (OSError, ValueError):
+        return {}
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    if not isinstance(nodes, dict):
+        return {}
+    return {
+        name: CollectorState(str(node.get("collectorStartedAt")), bool(node.get("ready")))
+        for name, node in nodes.items()
+        if isinstance(node, dict) and isinstance(node.get("collectorStartedAt"), str)
+    }
 
 
 class ObserverService:
@@ -78,7 +92,7 @@ class ObserverService:
         self._wake = threading.Event()
         self._world_deleted: set[ResourceKey] = set()
         self._deleted_lock = threading.Lock()
-        self._collectors: dict[str, _Running] = {}
+        self._collectors: CollectorPool | None = None
         self._targets: dict[str, NodeTarget] = {}
         self._desired_files: list[DesiredFile] = []
         self._files: FileCollector | None = None
@@ -97,6 +111,14 @@ class ObserverService:
         self.builder.lock()
         self._log = EventLog(self.root, "observer")
         self._files = FileCollector(self._emit)
+        if self.settings.docker:
+            self._collectors = CollectorPool(
+                self.root,
+                self._emit,
+                resync=self.settings.resync,
+                heartbeat=self.settings.listing_heartbeat,
+                compose_command=self.settings.compose_command,
+            )
         watch = FileWatch(
             [self.root.events, self.root.world], relevant=self._relevant, on_change=self._changed
         )
@@ -107,12 +129,9 @@ class ObserverService:
             self._loop(stop)
         finally:
             watch.close()
-            for running in self._collectors.values():
-                running.stop.set()
-            for running in self._collectors.values():
-                running.thread.join(timeout=10)
             # The runner calls run() again after a failure: start collectors afresh.
-            self._collectors.clear()
+            if self._collectors is not None:
+                self._collectors.stop()
             self._targets = {}
             self._status = None
             self._log.close()
@@ -179,43 +198,17 @@ class ObserverService:
             log.warning("observer: cannot read Node manifests (%s); keeping the old list", exc)
             return
         self._desired_files = files
-        for name in list(self._collectors):
-            if targets.get(name) != self._targets.get(name):
-                running = self._collectors.pop(name)
-                running.stop.set()
         self._targets = targets
-        for name, target in targets.items():
-            if name not in self._collectors and self.settings.docker:
-                collector = DockerCollector(
-                    target,
-                    self.root,
-                    self._emit,
-                    resync=self.settings.resync,
-                    heartbeat=self.settings.listing_heartbeat,
-                    compose_command=self.settings.compose_command,
-                )
-                stop = threading.Event()
-                thread = threading.Thread(
-                    target=collector.run, args=(stop,), name=f"collector-{name}", daemon=True
-                )
-                thread.start()
-                self._collectors[name] = _Running(collector, stop, thread)
+        if self._collectors is not None:
+            self._collectors.refresh(targets)
 
     def write_status(self) -> None:
         """Write `state/observer_status.json` when anything but its `updatedAt` changed."""
-        listings = self.builder.state.listings
-        nodes = {}
-        for name, running in self._collectors.items():
-            started = running.collector.started_at
-            done = [listings.get(name, {}).get(kind) for kind in LISTED_KINDS]
-            full = None
-            if all(d is not None and d[1] >= started for d in done):
-                full = min(d[0] for d in done if d is not None)
-            nodes[name] = {
-                "collectorStartedAt": started,
-                "lastFullListingAt": full,
-                "ready": running.collector.ready,
-            }
+        if self._collectors is not None:
+            states = self._collectors.states()
+        else:
+            states = external_collectors(self.root)
+        nodes = nodes_status(states, self.builder.state.listings)
         lag = self.builder.reader.lag_bytes()
         status = {
             "caughtUp": lag == 0,
@@ -224,6 +217,7 @@ class ObserverService:
             "documents": len(self.builder.state.docs),
             "nodes": nodes,
             "dockerCollectors": self.settings.docker,
+            "collectorService": self._collectors is None and bool(states),
         }
         if status == self._status:
             return

@@ -14,7 +14,9 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 SCHEMA = TOP / "tests" / "data" / "compose-spec.json"
-SERVICES = {"observer", "supervisor", "executor", "ui"}
+SERVICES = {"observer", "supervisor", "executor", "ui", "collector", "docker-proxy"}
+NEEDS_REPO = SERVICES - {"docker-proxy"}  # the proxy reads no manifest
+PROXY_SOCKET = "/run/homelab-engine/docker.sock"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_all_services_share_one_image_runtime_root_and_read_only_repo(
     for name, svc in resolved["services"].items():
         volumes = svc["volumes"]
         assert "/opt/homelab:/opt/homelab:rw" in volumes, name
-        assert "/srv/homelab-repo:/repo:ro" in volumes, name
+        assert ("/srv/homelab-repo:/repo:ro" in volumes) == (name in NEEDS_REPO), name
         assert svc["environment"]["HOMELAB_ROOT"] == "/opt/homelab"
 
 
@@ -93,16 +95,56 @@ def test_every_service_is_unprivileged_and_hardened(resolved: dict[str, Any]) ->
         }, name
 
 
-def test_only_the_executor_gets_the_docker_socket(resolved: dict[str, Any]) -> None:
+def _mounts(svc: dict[str, Any]) -> dict[str, str]:
+    """target -> source of a service's volumes."""
+    return {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+
+
+def test_only_the_executor_and_the_proxy_get_the_docker_socket(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
     with_socket = {
         name
-        for name, svc in resolved["services"].items()
-        if any("docker.sock" in v for v in svc["volumes"])
+        for name, svc in services.items()
+        if "/var/run/docker.sock" in _mounts(svc).values() or "DOCKER_HOST" in svc["environment"]
     }
-    assert with_socket == {"executor"}
-    assert resolved["services"]["executor"]["environment"]["DOCKER_HOST"] == (
-        "unix:///var/run/docker.sock"
-    )
+    assert with_socket == {"executor", "docker-proxy"}
+    for name in ("executor", "docker-proxy"):
+        assert _mounts(services[name])["/var/run/docker.sock"] == "/var/run/docker.sock"
+        assert services[name]["group_add"] == ["999"], name
+    assert services["executor"]["environment"]["DOCKER_HOST"] == "unix:///var/run/docker.sock"
+    for name in ("observer", "supervisor", "ui", "collector"):
+        assert not any("docker.sock" in v for v in services[name]["volumes"]), name
+        assert "group_add" not in services[name], name
+    assert "--no-docker" in services["observer"]["command"]
+
+
+def test_the_collector_reads_the_engine_only_through_the_read_only_proxy(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    proxy, collector = services["docker-proxy"], services["collector"]
+    assert proxy["command"] == [
+        "run", "docker-proxy", "--listen", PROXY_SOCKET, "--engine", "unix:///var/run/docker.sock"
+    ]  # fmt: skip
+    assert collector["command"][-2:] == ["--local-engine", f"unix://{PROXY_SOCKET}"]
+    assert proxy["network_mode"] == "none"  # unix sockets only
+    # The proxy's socket lives in a tmpfs volume only these two mount; the collector read-only.
+    with_volume = {
+        name: [v for v in svc["volumes"] if v.startswith("engine-ro:")]
+        for name, svc in services.items()
+        if any(v.startswith("engine-ro:") for v in svc["volumes"])
+    }
+    assert with_volume == {
+        "docker-proxy": ["engine-ro:/run/homelab-engine:rw"],
+        "collector": ["engine-ro:/run/homelab-engine:ro"],
+    }
+    volume = resolved["volumes"]["engine-ro"]
+    assert volume["driver_opts"] == {
+        "type": "tmpfs",
+        "device": "tmpfs",
+        "o": "uid=1000,gid=1000,mode=0700",
+    }
+    assert collector["depends_on"] == {"docker-proxy": {"condition": "service_started"}}
 
 
 def test_ui_listens_on_8080_with_a_healthz_healthcheck(resolved: dict[str, Any]) -> None:
@@ -117,9 +159,9 @@ def test_variables_move_the_runtime_root_and_repository(empty_env: str) -> None:
     doc = _config(
         empty_env, dict(os.environ, HOMELAB_ROOT="/data/hl", HOMELAB_REPO_PATH="/home/me/lab")
     )
-    for svc in doc["services"].values():
+    for name, svc in doc["services"].items():
         assert "/data/hl:/data/hl:rw" in svc["volumes"]
-        assert "/home/me/lab:/repo:ro" in svc["volumes"]
+        assert ("/home/me/lab:/repo:ro" in svc["volumes"]) == (name in NEEDS_REPO)
 
 
 def test_dockerfile_is_multi_stage_non_root_and_installs_from_wheels() -> None:
