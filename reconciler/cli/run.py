@@ -33,12 +33,13 @@ SERVICES = {
     "supervisor": "reconciler.cli.run_supervisor:supervisor",
     "executor": "reconciler.cli.run_executor:executor",
     "ui": "reconciler.cli.run_ui:run_ui",
+    "notifier": "reconciler.cli.run_notifier:notifier",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SERVICES)
 def run() -> None:
-    """Run one service in the foreground (observer, supervisor, executor, ui).
+    """Run one service in the foreground (observer, supervisor, executor, ui, notifier).
 
     \b
     Example:
