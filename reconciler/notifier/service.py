@@ -64,6 +64,7 @@ STATUS = "notifier_status.json"
 LOCK = "notifier.lock"
 VERSION = 1
 RECORDS = ("notification.sent", "notification.failed")
+SUPERVISOR_STATUS = "supervisor_status.json"
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class NotifierService:
         self._done: queue.Queue[str] = queue.Queue()  # outbox keys a courier recorded
         self._outbox: dict[str, dict[str, Any]] = {}
         self._status_at = 0.0
+        self._supervisor_stamp: tuple[int, int, int] | None = None
 
     # ---- the loop -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -182,6 +184,7 @@ class NotifierService:
                 if cond is not None:
                     tracker.conditions[f"{ref.kind}/{ref.name}|{ctype}"] = cond.status == "True"
         digest = Digest(self.settings.quiet, self.settings.max_wait)
+        self._supervisor(tracker, digest, quiet=True)  # what is drifted now is not news
         now = time.time()
         for action in ActionQueue(self.root).actions("pending"):
             ev = LogEvent(
@@ -217,8 +220,27 @@ class NotifierService:
             return None
         return None if found is None else (found[1].commit, found[1].summary)
 
+    def _supervisor(self, tracker: Tracker, digest: Digest, *, quiet: bool = False) -> bool:
+        """Drift as the supervisor's status file says it (read when the file changed)."""
+        path = self.root.state / SUPERVISOR_STATUS
+        try:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp == self._supervisor_stamp:
+                return False
+            doc = read_json(path)
+        except (OSError, ValueError):
+            return False
+        self._supervisor_stamp = stamp
+        if not isinstance(doc, dict):
+            return False
+        now = time.time()
+        for signal in tracker.supervisor_status(doc, quiet=quiet):
+            digest.add(signal, now)
+        return True
+
     def _read(self, reader: LogReader, tracker: Tracker, digest: Digest) -> bool:
-        changed = False
+        changed = self._supervisor(tracker, digest)
         for batch in reader.batches():
             changed = True
             for bad in batch.bad:

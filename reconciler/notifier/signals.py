@@ -12,9 +12,10 @@ which notification:
   when the action moved on (auto-approved, superseded) before the window
   closed;
 - `action.failed` from `action.failed`;
-- `resource.drifted` from `resource.condition` type `Drifted` turning True
-  (the supervisor: a change is needed that no action will make, such as a
-  withheld delete or a rejected change);
+- `resource.drifted` from the supervisor's status (`state/supervisor_status.json`,
+  read by the service) turning a resource `Drifted`: a change is needed
+  that no action will make (a withheld delete, a rejected change); also
+  from a `resource.condition` of type `Drifted`, should one be written;
 - `resource.flapping` from `resource.condition` type `Flapping` turning True;
 - `node.notready` from `node.status` with `ready: false` after ready (or
   when first seen);
@@ -137,9 +138,50 @@ class Tracker:
         self.nodes: dict[str, bool] = dict(state.get("nodes") or {})
         self.conditions: dict[str, bool] = dict(state.get("conditions") or {})
         self.sources: dict[str, bool] = dict(state.get("sources") or {})
+        self.drifted: dict[str, bool] = dict(state.get("drifted") or {})
 
     def to_json(self) -> dict[str, Any]:
-        return {"nodes": self.nodes, "conditions": self.conditions, "sources": self.sources}
+        return {
+            "nodes": self.nodes,
+            "conditions": self.conditions,
+            "sources": self.sources,
+            "drifted": self.drifted,
+        }
+
+    def supervisor_status(self, doc: dict[str, Any], *, quiet: bool = False) -> list[Signal]:
+        """Resources the supervisor's status newly calls `Drifted` (and those no longer)."""
+        resources = doc.get("resources")
+        if not isinstance(resources, dict):
+            return []
+        stamp = str(doc.get("updatedAt") or "")
+        out = []
+        for ref, entry in sorted(resources.items()):
+            if not isinstance(entry, dict):
+                continue
+            went = self._transition(self.drifted, ref, entry.get("status") == "Drifted")
+            if went is None or quiet:
+                continue
+            errors = entry.get("errors") if isinstance(entry.get("errors"), list) else []
+            why = _cut("; ".join(str(e) for e in errors or []))
+            line = (
+                f"{ref} drifted" + (f": {why}" if why else "")
+                if went
+                else f"{ref} is no longer drifted"
+            )
+            out.append(
+                Signal(
+                    "resource.drifted",
+                    "resource.drifted" if went else "resource.drifted:ok",
+                    "warning" if went else "info",
+                    ref,
+                    line,
+                    _page(ref),
+                    f"supervisor-status:{stamp}:{ref}",
+                )
+            )
+        for ref in [r for r in self.drifted if r not in resources]:
+            del self.drifted[ref]  # gone from the desired state and the world
+        return out
 
     def signals(self, ev: LogEvent, lookup: ActionLookup) -> list[Signal]:
         etype = ev.type
