@@ -183,11 +183,13 @@ class Notifier:
         status = self.root.state / "notifier_status.json"
         began = time.time()
         wait_for(
-            lambda: checkpoint.exists()
-            and status.exists()
-            and status.stat().st_mtime >= began
-            and self.proc is not None
-            and self.proc.poll() is None,
+            lambda: (
+                checkpoint.exists()
+                and status.exists()
+                and status.stat().st_mtime >= began
+                and self.proc is not None
+                and self.proc.poll() is None
+            ),
             what="the notifier to start",
         )
         return self

@@ -47,7 +47,7 @@ def test_validate_reports_every_bad_entry_where_it_is(
     run = _homelab(runtime_root, "validate", "--repo", str(git_repo.path))
     assert run.returncode == 1
     errors = [line for line in run.stderr.splitlines() if line.startswith("homelab.yaml:")]
-    assert errors == [
+    assert errors[:3] == [
         "homelab.yaml:3:26: notifications.0.on.1: Input should be 'action.pending', "
         "'action.failed', 'resource.drifted', 'resource.flapping', 'node.notready' or "
         "'source.notready'",
@@ -55,7 +55,7 @@ def test_validate_reports_every_bad_entry_where_it_is(
         "(scheme://...; e.g. ntfys://ntfy.example.org/homelab, json://127.0.0.1:8000/hook)",
         "homelab.yaml:9:18: notifications.4.minSeverity: Input should be 'info', 'warning' "
         "or 'failure'",
-    ] + errors[3:]
+    ]
     assert errors[3:] == [
         "homelab.yaml:5:10: notifications.2.url: Apprise cannot use this nosuchservice:// URL "
         "(an unknown service, or a field it requires is missing); see "
@@ -74,7 +74,8 @@ def test_validate_accepts_a_good_configuration(
         """\
   - url: ntfys://ntfy.example.org/homelab
     secret: ntfy-token
-    on: [action.pending, action.failed, resource.drifted, resource.flapping, node.notready, source.notready]
+    on: [action.pending, action.failed, resource.drifted,
+         resource.flapping, node.notready, source.notready]
     minSeverity: info
   - name: chat
     url: json://127.0.0.1:9/hook
@@ -134,7 +135,7 @@ def test_notify_test_sends_to_every_target_and_prints_each_result(
     assert lines["hook"] == "ok" and lines["form"] == "ok" and lines["hidden"] == "ok"
     assert lines["broken"] == "FAILED"
     assert "(2 tries)" in run.stdout and "error=500" in run.stdout
-    assert f"/secret-hook" not in run.stdout  # a URL kept in a secret is shown redacted
+    assert "/secret-hook" not in run.stdout  # a URL kept in a secret is shown redacted
     for path in ("/hook", "/form", "/secret-hook"):
         [message] = receiver.wait(1, path)
         assert message.title == "homelab: test notification"

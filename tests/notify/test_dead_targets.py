@@ -9,6 +9,7 @@ recorded as `notification.failed` and show in the UI's `/summary`,
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -43,8 +44,10 @@ def test_failing_and_hanging_targets_are_retried_and_delay_nobody(
     # quiet (0.5 s) ends the window; one poll (0.5 s) and a local post follow.
     assert good.at - told_at < 3.0, good.at - told_at
     failed = wait_for(
-        lambda: len(read_events(runtime_root, "notification.failed")) == 2
-        and read_events(runtime_root, "notification.failed"),
+        lambda: (
+            len(read_events(runtime_root, "notification.failed")) == 2
+            and read_events(runtime_root, "notification.failed")
+        ),
         timeout=20,
         what="both failures recorded",
     )
@@ -54,7 +57,7 @@ def test_failing_and_hanging_targets_are_retried_and_delay_nobody(
     assert by_target["stuck"]["seconds"] >= 3 * 1.5
     tries = [r.at for r in receiver.tried("/fail")]
     assert len(tries) == 3
-    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
     assert gaps[0] >= 0.25 and gaps[1] >= 0.5 and gaps[1] > gaps[0], gaps  # backoff 0.3 s, x2
     [sent] = read_events(runtime_root, "notification.sent")
     assert sent["data"]["target"] == "good" and sent["data"]["attempts"] == 1
@@ -63,9 +66,7 @@ def test_failing_and_hanging_targets_are_retried_and_delay_nobody(
     again_at = time.time()
     second = receiver.wait(2, "/good")[1]
     assert second.at - again_at < 3.0
-    wait_for(
-        lambda: notifier.status()["targets"][0]["failed"] == 2, timeout=20, what="status file"
-    )
+    wait_for(lambda: notifier.status()["targets"][0]["failed"] == 2, timeout=20, what="status file")
     status = {t["id"]: t for t in notifier.status()["targets"]}
     assert status["broken"]["healthy"] is False and status["broken"]["consecutiveFailures"] == 2
     assert status["good"]["healthy"] is True and status["good"]["sent"] == 2

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
@@ -67,8 +68,10 @@ def test_pending_actions_arrive_as_one_digest_within_10s(
     )
     try:
         proposals = wait_for(
-            lambda: len(read_events(runtime_root, "action.pending")) == 40
-            and read_events(runtime_root, "action.pending"),
+            lambda: (
+                len(read_events(runtime_root, "action.pending")) == 40
+                and read_events(runtime_root, "action.pending")
+            ),
             what="40 proposals",
         )
         proposed_at = min(_ts(e) for e in proposals)
@@ -165,12 +168,35 @@ def test_failure_flapping_and_node_down_each_arrive_with_their_severity(
     nodes = receiver.wait(1, "/nodes")
     assert nodes[0].fields["title"].startswith("Node edge is not ready")
     assert "http://127.0.0.1:8080/resources/Node/edge" in nodes[0].text
+    # Drift no action will fix, as the supervisor's status file reports it.
+    atomic_write_json(
+        runtime_root.state / "supervisor_status.json",
+        {
+            "commit": "c0ffee",
+            "updatedAt": "2026-01-01T00:00:00.000000Z",
+            "resources": {
+                "Container/old": {
+                    "status": "Drifted",
+                    "errors": ["delete withheld: the observer has not listed every node yet"],
+                    "action": None,
+                },
+                "Container/web": {"status": "InSync", "errors": [], "action": None},
+            },
+            "errors": [],
+        },
+    )
+    drift = receiver.wait(4, "/all")[3]
+    assert drift.title == (
+        "Container/old drifted: delete withheld: the observer has not listed every node yet"
+    )
+    assert drift.fields["type"] == "warning"
+    assert "http://127.0.0.1:8080/resources/Container/old" in drift.text
     observer.append("node.status", edge, {"ready": True, "reason": "Ready"})
     back = receiver.wait(2, "/nodes")[1]
     assert back.fields["title"] == "Node edge is ready again" and back.fields["type"] == "info"
     time.sleep(2.5)
     assert len(receiver.on("/pager")) == 2  # the recovery is info: below the pager's minimum
-    assert len(receiver.on("/all")) == 4 and len(receiver.on("/nodes")) == 2
+    assert len(receiver.on("/all")) == 5 and len(receiver.on("/nodes")) == 2
     web = [e for e in read_events(runtime_root, "notification.sent") if e["ref"]]
     assert {"kind": "Container", "name": "web"} in [e["ref"] for e in web]
     assert notifier.stop() == 0
