@@ -36,7 +36,7 @@ export HOMELAB_DOCKER_SOCKET=${DOCKER_HOST#unix://}
 HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
 export HOMELAB_DOCKER_GID
 # The private engine uses the vfs storage driver: creating a container copies
-# the whole image, and four at once on a busy 2-core machine took longer than
+# the whole image, and five at once on a busy 2-core machine took longer than
 # docker-compose's default 60 s HTTP timeout (the bootstrap's `up -d` failed).
 export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-300}
 # As the docs say: plain docker-compose in the checkout, settings from the .env the bootstrap wrote.
@@ -136,11 +136,11 @@ PY
   fail "the wheel lacks the example manifests"
 ok "the wheel ships the example repository"
 
-step "docker-compose ps: four services, all healthy"
+step "docker-compose ps: five services, all healthy"
 docker-compose ps | tee "$WORK/ps.txt"
 healthy=$(grep -c 'Up (healthy)' "$WORK/ps.txt" || true)
-[ "$healthy" = 4 ] || fail "expected 4 healthy services, got $healthy"
-ok "4 healthy services"
+[ "$healthy" = 5 ] || fail "expected 5 healthy services, got $healthy"
+ok "5 healthy services"
 
 step "curl localhost:$PORT/summary"
 curl -fsS "localhost:$PORT/summary" | tee "$WORK/summary.json"
@@ -204,7 +204,7 @@ wait_healthy() {
   for _ in $(seq 1 120); do
     mapfile -t ids < <(dc ps -q)
     healthy=$(docker inspect -f '{{.State.Health.Status}}' "${ids[@]}" | grep -c '^healthy$' || true)
-    [ "$healthy" = 4 ] && { ok "4 healthy services"; return; }
+    [ "$healthy" = 5 ] && { ok "5 healthy services"; return; }
     sleep 1
   done
   fail "services not healthy again"
@@ -219,7 +219,7 @@ kept_everything "$WORK/before-restart" "$WORK/after-restart"
 ok "every event line, world document and queued action survived ($(wc -l <"$WORK/before-restart") entries)"
 
 step "recovery: delete state/observer_checkpoint.json, restart the observer, the world is rebuilt identical"
-dc stop supervisor executor ui
+dc stop supervisor executor ui notifier
 caught_up() { python3 -c 'import json,sys; sys.exit(not json.load(open(sys.argv[1]))["caughtUp"])' "$HOMELAB_ROOT/state/observer_status.json"; }
 wait_for 60 "the observer caught up" caught_up
 dc stop observer
@@ -250,7 +250,7 @@ extra = {p.relative_to(after) for p in after.rglob("*.json")} - {p.relative_to(b
 assert same > 0 and not extra, (same, extra)
 print(f"e2e   ok: {same} world documents rebuilt byte-identical ({newer} updated by newer events)")
 PY
-dc start observer supervisor executor ui
+dc start observer supervisor executor ui notifier
 wait_healthy
 
 step "upgrade: the bootstrap again (rebuild, recreate) keeps every event, world document and action"

@@ -16,7 +16,7 @@ import threading
 import click
 
 from reconciler.cli.common import get_repo, get_root, repo_option, root_option
-from reconciler.cli.run_notifier import DEFAULT_UI_URL, check_ui_url
+from reconciler.cli.run_notifier import check_ui_url
 from reconciler.notifier.delivery import DeliverySettings, Outcome, Sender, deliver
 from reconciler.notifier.signals import Message
 from reconciler.notifier.targets import Target, read_targets
@@ -40,11 +40,16 @@ def _send(target: Target, message: Message, settings: DeliverySettings) -> Outco
 @repo_option
 @root_option
 @click.option("--ref", default=None, help="Commit or branch to read homelab.yaml from.")
-@click.option("--ui-url", default=DEFAULT_UI_URL, envvar="HOMELAB_UI_URL", show_default=True)
+@click.option("--ui-url", default=None, envvar="HOMELAB_UI_URL", help="The UI's address for links.")
 @click.option("--attempts", type=click.IntRange(1, 10), default=2, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True)
 def test(
-    repo: str | None, root: str | None, ref: str | None, ui_url: str, attempts: int, timeout: float
+    repo: str | None,
+    root: str | None,
+    ref: str | None,
+    ui_url: str | None,
+    attempts: int,
+    timeout: float,
 ) -> None:
     """Send a test message to every target and print how each went.
 

@@ -8,6 +8,7 @@ slow receivers; the defaults suit a homelab.
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -20,7 +21,15 @@ from reconciler.notifier.service import NotifierService, NotifierSettings
 DEFAULT_UI_URL = "http://127.0.0.1:8080"
 
 
-def check_ui_url(url: str) -> str:
+def default_ui_url() -> str:
+    """Where the UI listens when no URL is given: $HOMELAB_UI_HOST:$HOMELAB_UI_PORT."""
+    host = os.environ.get("HOMELAB_UI_HOST") or "127.0.0.1"
+    port = os.environ.get("HOMELAB_UI_PORT") or "8080"
+    return f"http://{host}:{port}"
+
+
+def check_ui_url(url: str | None) -> str:
+    url = url or default_ui_url()
     if not url.startswith(("http://", "https://")):
         raise ConfigError(
             f"--ui-url {url!r}: give the UI's address, e.g. https://homelab.example.org"
@@ -36,11 +45,11 @@ def check_ui_url(url: str) -> str:
 )
 @click.option(
     "--ui-url",
-    default=DEFAULT_UI_URL,
-    show_default=True,
+    default=None,
     envvar="HOMELAB_UI_URL",
     help="The UI's address as readers reach it (behind a proxy: the proxy's URL and path); "
-    "messages link to its pages.",
+    "messages link to its pages. Default: http://$HOMELAB_UI_HOST:$HOMELAB_UI_PORT, "
+    f"else {DEFAULT_UI_URL}.",
 )
 @click.option(
     "--quiet",
@@ -82,7 +91,7 @@ def notifier(
     repo: str | None,
     root: str | None,
     ref: str | None,
-    ui_url: str,
+    ui_url: str | None,
     quiet: float,
     max_wait: float,
     attempts: int,

@@ -14,7 +14,7 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 SCHEMA = TOP / "tests" / "data" / "compose-spec.json"
-SERVICES = {"observer", "supervisor", "executor", "ui"}
+SERVICES = {"observer", "supervisor", "executor", "ui", "notifier"}
 
 
 @pytest.fixture(scope="module")
