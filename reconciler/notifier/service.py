@@ -2,7 +2,8 @@
 
 `NotifierService.run(stop)` holds `state/notifier.lock`, reads the event log
 from its own checkpoint (`state/notifier_checkpoint.json`), turns events into
-signals (reconciler/notifier/signals.py), digests each burst into messages
+signals (reconciler/notifier/signals.py; drift comes from the supervisor's
+status file, read when it changes), digests each burst into messages
 (a window of `quiet` seconds without news, at most `max_wait`), and hands
 every message to the courier of each target that subscribed to it
 (`on`, `minSeverity`; reconciler/notifier/delivery.py: one thread per
@@ -14,14 +15,15 @@ Exactly once, as far as a crash allows: the checkpoint holds, in one file
 replaced atomically, the log offsets, the tracker's state, the open digest
 window and the **outbox** (every message not yet recorded, per target). A
 batch of events advances the offsets in the same write that puts its
-messages in the outbox, so nothing read is lost and nothing is turned into
-messages twice. On a restart the log is read up to its end before any
-courier starts; the notifier's own `notification.*` events found past the
-checkpoint (recorded after the last checkpoint write) remove their entries
-from the outbox, so a recorded delivery is never repeated. The one window
-left: a kill after the receiver accepted a message and before its
-`notification.sent` event is on disk (milliseconds) sends that message to
-that target once more after the restart: at least once, never lost.
+messages in the outbox, and a courier gets a message only after that write,
+so nothing read is lost and nothing is turned into messages twice. On a
+restart the log is read up to its end before any courier starts; the
+notifier's own `notification.*` events found past the checkpoint (recorded
+after the last checkpoint write) remove their entries from the outbox, so a
+recorded delivery is never repeated. The one window left: a kill after the
+receiver accepted a message and before its `notification.sent` event is on
+disk (milliseconds) sends that message to that target once more after the
+restart: at least once, never lost.
 
 A first start (no checkpoint) begins at the current end of the log: it
 learns the state of nodes and conditions from the world documents and puts
@@ -104,6 +106,7 @@ class NotifierService:
         self._config_at = 0.0
         self._done: queue.Queue[str] = queue.Queue()  # outbox keys a courier recorded
         self._outbox: dict[str, dict[str, Any]] = {}
+        self._to_submit: list[tuple[str, Message]] = []  # in the outbox, not yet saved
         self._status_at = 0.0
         self._supervisor_stamp: tuple[int, int, int] | None = None
 
@@ -148,6 +151,13 @@ class NotifierService:
         changed |= self._drain()
         if changed:
             self._save(reader, tracker, digest)
+        # Only now, with the messages and the offsets that made them on disk together,
+        # may a courier send: a crash can then neither lose them nor make them anew.
+        for target_id, message in self._to_submit:
+            courier = self._couriers.get(target_id)
+            if courier is not None:
+                courier.submit(message)
+        self._to_submit = []
         self._write_status()
 
     # ---- checkpoint ---------------------------------------------------------
@@ -296,9 +306,7 @@ class NotifierService:
             entry = self._outbox.pop(old)
             dropped = Message.from_json(entry["message"])
             self._record(target, dropped, Outcome(False, 0, 0.0, "outbox full; dropped"))
-        courier = self._couriers.get(target.id)
-        if courier is not None:
-            courier.submit(message)
+        self._to_submit.append((target.id, message))
 
     def _report(self, target: Target, message: Message, outcome: Outcome) -> None:
         """Called by a courier's thread right after a send: record it, then forget it."""
