@@ -25,7 +25,12 @@ from reconciler.sources.git import GitRepo
 
 @click.group()
 def notify() -> None:
-    """Notification targets (homelab.yaml `notifications`)."""
+    """Notification targets (homelab.yaml `notifications`).
+
+    \b
+    Example:
+      homelab notify test --repo ~/homelab --root /opt/homelab
+    """
 
 
 def _send(target: Target, message: Message, settings: DeliverySettings) -> Outcome:
