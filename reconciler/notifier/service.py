@@ -4,7 +4,8 @@
 from its own checkpoint (`state/notifier_checkpoint.json`), turns events into
 signals (reconciler/notifier/signals.py; drift comes from the supervisor's
 status file, read when it changes), digests each burst into messages
-(a window of `quiet` seconds without news, at most `max_wait`), and hands
+(a window of `quiet` seconds without news, held while the supervisor's
+pass that proposed actions is still going, at most `max_wait`), and hands
 every message to the courier of each target that subscribed to it
 (`on`, `minSeverity`; reconciler/notifier/delivery.py: one thread per
 target). Each outcome is recorded as a `notification.sent` or
@@ -80,6 +81,12 @@ class NotifierSettings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
+def _event_time(event_id: str) -> float | None:
+    """The time in an event id (`<ns>-<producer>-<seq>`), or None for other ids."""
+    head = event_id.split("-", 1)[0]
+    return int(head) / 1e9 if head.isdigit() else None
+
+
 def _key(target: str, message: str) -> str:
     return f"{target}|{message}"
 
@@ -145,7 +152,8 @@ class NotifierService:
     def _tick(self, reader: LogReader, tracker: Tracker, digest: Digest) -> None:
         self._load_config()
         changed = self._read(reader, tracker, digest)
-        if digest.due(time.time()):
+        now = time.time()
+        if digest.due(now) and not self._pass_running(digest, now):
             self._flush(digest)
             changed = True
         changed |= self._drain()
@@ -277,6 +285,25 @@ class NotifierService:
             digest.add(signal, now)
 
     # ---- telling ------------------------------------------------------------
+    def _pass_running(self, digest: Digest, now: float) -> bool:
+        """Proposals newer than the supervisor's last status: its pass is not over yet.
+
+        The supervisor writes its status at the end of every pass that changed
+        something, so holding the window until then keeps one pass's proposals
+        in one message however slowly they come; `max_wait` still bounds it.
+        """
+        if digest.first_at is not None and now - digest.first_at >= self.settings.max_wait:
+            return False
+        times = [_event_time(s.source_id) for s in digest.signals if s.event == "action.pending"]
+        newest = max((t for t in times if t is not None), default=None)
+        if newest is None:
+            return False
+        try:
+            written = (self.root.state / SUPERVISOR_STATUS).stat().st_mtime
+        except OSError:
+            return False
+        return newest > written
+
     def _still_pending(self, signal: Signal) -> bool:
         if signal.event != "action.pending":
             return True
