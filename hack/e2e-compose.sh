@@ -38,7 +38,7 @@ export HOMELAB_DOCKER_SOCKET=${DOCKER_HOST#unix://}
 HOMELAB_DOCKER_GID=$(stat -c %g "$HOMELAB_DOCKER_SOCKET")
 export HOMELAB_DOCKER_GID
 # The private engine uses the vfs storage driver: creating a container copies
-# the whole image, and four at once on a busy 2-core machine took longer than
+# the whole image, and five at once on a busy 2-core machine took longer than
 # docker-compose's default 60 s HTTP timeout (the bootstrap's `up -d` failed).
 export COMPOSE_HTTP_TIMEOUT=${COMPOSE_HTTP_TIMEOUT:-300}
 # As the docs say: plain docker-compose in the checkout, settings from the .env the bootstrap wrote.
@@ -138,7 +138,7 @@ PY
   fail "the wheel lacks the example manifests"
 ok "the wheel ships the example repository"
 
-SERVICES=6 # observer supervisor executor ui collector docker-proxy
+SERVICES=7 # observer supervisor executor ui collector docker-proxy notifier
 step "docker-compose ps: $SERVICES services, all healthy"
 docker-compose ps | tee "$WORK/ps.txt"
 healthy=$(grep -c 'Up (healthy)' "$WORK/ps.txt" || true)
@@ -239,8 +239,8 @@ kept_everything "$WORK/before-restart" "$WORK/after-restart"
 ok "every event line, world document and queued action survived ($(wc -l <"$WORK/before-restart") entries)"
 
 step "recovery: delete state/observer_checkpoint.json, restart the observer, the world is rebuilt identical"
-# The collector too: nothing may append while the world is compared.
-dc stop supervisor executor ui collector
+# The collector and the notifier too: nothing may append while the world is compared.
+dc stop supervisor executor ui collector notifier
 caught_up() { python3 -c 'import json,sys; sys.exit(not json.load(open(sys.argv[1]))["caughtUp"])' "$HOMELAB_ROOT/state/observer_status.json"; }
 wait_for 60 "the observer caught up" caught_up
 dc stop observer
@@ -271,7 +271,7 @@ extra = {p.relative_to(after) for p in after.rglob("*.json")} - {p.relative_to(b
 assert same > 0 and not extra, (same, extra)
 print(f"e2e   ok: {same} world documents rebuilt byte-identical ({newer} updated by newer events)")
 PY
-dc start observer supervisor executor ui collector
+dc start observer supervisor executor ui collector notifier
 wait_healthy
 
 step "upgrade: the bootstrap again (rebuild, recreate) keeps every event, world document and action"

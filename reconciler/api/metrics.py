@@ -2,8 +2,10 @@
 
 Queue sizes per state, resources per status, action outcomes, observer lag,
 checkpoint age and events folded (from the observer's status file), the
-supervisor's last pass duration when it records one, and how long actions
-took from claim to outcome (from the queue history). Called by the health
+supervisor's last pass duration when it records one, how long actions
+took from claim to outcome (from the queue history), and per notification
+target the messages sent and failed, whether it is up and its backlog
+(from the notifier's status file). Called by the health
 controller.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reconciler.api.services import _counts, parse_ts, resource_rows
+from reconciler.api.services import _counts, notifications_info, parse_ts, resource_rows
 from reconciler.api.views import RuntimeViews
 from reconciler.runtime_root import QUEUE_STATES
 
@@ -37,6 +39,46 @@ def _run_seconds(views: RuntimeViews) -> tuple[int, float]:
             if start is not None and end is not None and end >= start:
                 count, total = count + 1, total + (end - start)
     return count, total
+
+
+def _notification_metrics(out: list[str], views: RuntimeViews) -> None:
+    info = notifications_info(views)
+    targets = sorted(info.targets.items()) if info is not None else []
+    _metric(
+        out,
+        "homelab_notifications_sent_total",
+        "counter",
+        "Messages a notification target accepted (since the notifier started).",
+        [(f'{{target="{tid}"}}', t.sent) for tid, t in targets],
+    )
+    _metric(
+        out,
+        "homelab_notifications_failed_total",
+        "counter",
+        "Messages given up on after every try (since the notifier started).",
+        [(f'{{target="{tid}"}}', t.failed) for tid, t in targets],
+    )
+    _metric(
+        out,
+        "homelab_notification_target_up",
+        "gauge",
+        "1 while the target's last message got through (or none was sent yet), else 0.",
+        [(f'{{target="{tid}"}}', 1 if t.healthy else 0) for tid, t in targets],
+    )
+    _metric(
+        out,
+        "homelab_notification_backlog",
+        "gauge",
+        "Messages waiting for a target.",
+        [(f'{{target="{tid}"}}', t.backlog) for tid, t in targets],
+    )
+    _metric(
+        out,
+        "homelab_notification_config_problems",
+        "gauge",
+        "Entries of homelab.yaml notifications the notifier cannot use.",
+        [("", info.problems if info is not None else 0)],
+    )
 
 
 def render_metrics(views: RuntimeViews) -> str:
@@ -108,6 +150,7 @@ def render_metrics(views: RuntimeViews) -> str:
         "Time from claim (running) to outcome of finished actions.",
         [("_count", count), ("_sum", round(total, 3))],
     )
+    _notification_metrics(out, views)
     _metric(
         out,
         "homelab_ui_events_read_total",

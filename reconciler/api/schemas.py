@@ -49,6 +49,28 @@ class ServiceInfo(Struct):
     updatedAt: str | None
 
 
+class NotifyTargetInfo(Struct):
+    """One notification target as the notifier reports it: counts and ages, no URL."""
+
+    healthy: bool
+    down: bool
+    sent: int
+    failed: int
+    consecutiveFailures: int
+    backlog: int
+    lastSentAt: float | None = None
+    lastFailureAt: float | None = None
+
+
+class NotificationsInfo(Struct):
+    """The notifier (`state/notifier_status.json`); `problems`: unusable homelab.yaml entries."""
+
+    state: str | None = None
+    updatedAt: float | None = None
+    problems: int = 0
+    targets: dict[str, NotifyTargetInfo] = {}
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -60,6 +82,7 @@ class Summary(Struct):
     lastResyncAgeSeconds: float | None
     supervisorUpdatedAt: str | None
     services: dict[str, ServiceInfo] = {}
+    notifications: NotificationsInfo | None = None  # None: no notifier has run
 
 
 class Condition(Struct):

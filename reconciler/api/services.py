@@ -153,7 +153,54 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         lastResyncAgeSeconds=round(now - resync_ts, 3) if resync_ts else None,
         supervisorUpdatedAt=_opt(sup.get("updatedAt")),
         services=service_infos(views, now),
+        notifications=notifications_info(views),
     )
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def notifications_info(views: RuntimeViews) -> s.NotificationsInfo | None:
+    """The notifier's status file: per target counts and ages (its URL stays out)."""
+    doc = views.notifier
+    if not doc:
+        return None
+    targets = {}
+    for entry in doc.get("targets") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        targets[entry["id"]] = s.NotifyTargetInfo(
+            healthy=entry.get("healthy") is True,
+            down=entry.get("down") is True,
+            sent=_int(entry.get("sent")),
+            failed=_int(entry.get("failed")),
+            consecutiveFailures=_int(entry.get("consecutiveFailures")),
+            backlog=_int(entry.get("backlog")),
+            lastSentAt=_num(entry.get("lastSentAt")),
+            lastFailureAt=_num(entry.get("lastFailureAt")),
+        )
+    problems = doc.get("problems")
+    return s.NotificationsInfo(
+        state=_opt(doc.get("state")),
+        updatedAt=_num(doc.get("updatedAt")),
+        problems=len(problems) if isinstance(problems, list) else 0,
+        targets=targets,
+    )
+
+
+def notification_targets(views: RuntimeViews) -> list[dict[str, Any]]:
+    """The notifier's targets for the dashboard (signed-in readers): redacted URL, last error."""
+    return [t for t in views.notifier.get("targets") or [] if isinstance(t, dict)]
+
+
+def notification_problems(views: RuntimeViews) -> list[str]:
+    problems = views.notifier.get("problems")
+    return [str(p) for p in problems] if isinstance(problems, list) else []
 
 
 def service_infos(views: RuntimeViews, now: float) -> dict[str, s.ServiceInfo]:

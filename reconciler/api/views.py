@@ -1,7 +1,7 @@
 """In-memory views of the runtime root, refreshed when files change.
 
 `RuntimeViews` holds the world documents, every queued action, the
-supervisor and observer status files, the services' health documents
+supervisor, observer and notifier status files, the services' health documents
 (`state/services/<name>.json`, reconciler/service_health.py) and a tail of
 the event log. A
 thread (`watch`, on a `FileWatch`: inotify, nothing wakes while nothing
@@ -55,6 +55,7 @@ class RuntimeViews:
         self.supervisor: dict[str, Any] = {}
         self.observer: dict[str, Any] = {}
         self.services: dict[str, dict[str, Any]] = {}
+        self.notifier: dict[str, Any] = {}
         self.checkpoint_mtime: float | None = None
         self.version = 0
         self.derived: dict[str, Any] = {}
@@ -135,14 +136,16 @@ class RuntimeViews:
         supervisor = _read_doc(self.root.state / "supervisor_status.json")
         observer = _read_doc(self.root.state / "observer_status.json")
         services = read_statuses(self.root)
+        notifier = _read_doc(self.root.state / "notifier_status.json")
         try:
             mtime: float | None = self.root.checkpoint.stat().st_mtime
         except FileNotFoundError:
             mtime = None
-        new = (supervisor, observer, services, mtime)
-        if new == (self.supervisor, self.observer, self.services, self.checkpoint_mtime):
+        new = (supervisor, observer, services, mtime, notifier)
+        old = (self.supervisor, self.observer, self.services, self.checkpoint_mtime, self.notifier)
+        if new == old:
             return False
-        self.supervisor, self.observer, self.services, self.checkpoint_mtime = new
+        self.supervisor, self.observer, self.services, self.checkpoint_mtime, self.notifier = new
         return True
 
     # ---- reading ----------------------------------------------------------

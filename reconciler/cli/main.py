@@ -26,6 +26,7 @@ COMMANDS = {
     "up": "reconciler.cli.up:up",
     "tokens": "reconciler.cli.tokens:tokens",
     "health": "reconciler.cli.health:health",
+    "notify": "reconciler.cli.notify:notify",
 }
 
 

@@ -36,13 +36,14 @@ SERVICES = {
     # The Compose stack's split of the observer's engine access (compose.yaml):
     "collector": "reconciler.cli.run_collector:collector",
     "docker-proxy": "reconciler.cli.run_docker_proxy:docker_proxy",
+    "notifier": "reconciler.cli.run_notifier:notifier",
 }
 
 
 @click.group(cls=LazyGroup, lazy=SERVICES)
 def run() -> None:
     """Run one service in the foreground (observer, supervisor, executor, ui,
-    collector, docker-proxy).
+    notifier, collector, docker-proxy).
 
     \b
     Example:

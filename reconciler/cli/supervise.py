@@ -1,6 +1,6 @@
 """Runs services under the runner until a signal or the failure bound; picks the exit status.
 
-`supervise` is the foreground of `homelab up` (all four services,
+`supervise` is the foreground of `homelab up` (all five services,
 reconciler/cli/up.py) and `homelab run <service>` (one, reconciler/cli/run.py):
 it starts a `ServiceRunner` whose reporter is a `ServiceRecorder` (health
 documents under ROOT/state/services/, `service.*` events), turns SIGTERM and

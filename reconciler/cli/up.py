@@ -1,6 +1,6 @@
 """`homelab up`: the whole product in one process, for a first look or a small homelab.
 
-Runs the four services (observer, supervisor, executor, UI) in threads through
+Runs the five services (observer, supervisor, executor, UI, notifier) in threads through
 `reconciler.cli.supervise.supervise`, so one failing loop is restarted with
 backoff and reported (log, `state/services/<name>.json`, a `service.failed`
 event, the UI's `/readyz` and `/summary`), never taking the others down;
@@ -37,7 +37,7 @@ from reconciler.cli.supervise import bound_options, supervise
 from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
 
-SERVICE_ORDER = ("observer", "supervisor", "executor", "ui")
+SERVICE_ORDER = ("observer", "supervisor", "executor", "ui", "notifier")
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,19 @@ def _ui(cfg: UpConfig) -> Service:
     return UIService(UISettings(root=cfg.root, repo=cfg.repo, host=cfg.host, port=cfg.port))
 
 
+def _notifier(cfg: UpConfig) -> Service:
+    from reconciler.notifier.service import NotifierService, NotifierSettings
+
+    ui_url = os.environ.get("HOMELAB_UI_URL") or f"http://{cfg.host}:{cfg.port}"
+    return NotifierService(cfg.root, cfg.repo, None, NotifierSettings(ui_url=ui_url.rstrip("/")))
+
+
 FACTORIES: dict[str, Factory] = {
     "observer": _observer,
     "supervisor": _supervisor,
     "executor": _executor,
     "ui": _ui,
+    "notifier": _notifier,
 }
 
 
@@ -163,7 +171,7 @@ def up(
     max_failures: int,
     failure_window: float,
 ) -> None:
-    """Run observer, supervisor, executor and UI in one process (Ctrl-C stops).
+    """Run observer, supervisor, executor, UI and notifier in one process (Ctrl-C stops).
 
     \b
     Examples:

@@ -47,6 +47,8 @@ RESERVED_NAMESPACES = frozenset(
         "auth",
         "token",
         "notify",
+        "notification",
+        "notifier",
         "source",
     }
 )

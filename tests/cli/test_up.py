@@ -115,7 +115,7 @@ def test_up_runs_the_example_serves_the_ui_and_stops_on_ctrl_c(
     assert up.wait_line("Created the example repository") == (
         f"Created the example repository {root / 'example-repo'}"
     )
-    assert "observer, supervisor, executor, ui" in up.wait_line("Running:")
+    assert "observer, supervisor, executor, ui, notifier" in up.wait_line("Running:")
     assert up.wait_line("UI: ") == f"UI: http://127.0.0.1:{port}/"
     token = up.wait_line("Login token: ").split()[2]
     assert token == (root / "state" / "ui_token").read_text().strip()

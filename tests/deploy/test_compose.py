@@ -14,7 +14,7 @@ import yaml
 
 TOP = Path(__file__).resolve().parents[2]
 SCHEMA = TOP / "tests" / "data" / "compose-spec.json"
-SERVICES = {"observer", "supervisor", "executor", "ui", "collector", "docker-proxy"}
+SERVICES = {"observer", "supervisor", "executor", "ui", "collector", "docker-proxy", "notifier"}
 NEEDS_REPO = SERVICES - {"docker-proxy"}  # the proxy reads no manifest
 PROXY_SOCKET = "/run/homelab-engine/docker.sock"
 

@@ -67,6 +67,8 @@ def dashboard(request: Req) -> Template:
         summary=services.summary(views),
         pending=services.actions(views, "pending")[:10],
         events=[services.event_out(e) for e in views.feed.recent(15)],
+        notify_targets=services.notification_targets(views),
+        notify_problems=services.notification_problems(views),
     )
 
 
