@@ -8,7 +8,8 @@ watcher woke 50 to 100 times a second in an idle homelab. A change is
 offered as `(change, path)`, `change` one of `added`, `modified` and
 `deleted` (a rename is the deletion of its source and the addition of its
 destination, so an atomic write, temp file then rename, shows as `added` at
-the target); changes of a folder's own metadata are not offered. `relevant`
+the target); changes of a folder's own metadata are not offered, nor a file's (chmod,
+chown) unless the watch asks for `attributes`. `relevant`
 filters what reaches the caller, which either gets a callback on the
 watcher's thread (`on_change`) or takes batches with `changes()`: it blocks
 until something relevant changed, then gathers the burst (returns after
@@ -33,6 +34,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -66,7 +68,7 @@ def _changes(event: FileSystemEvent) -> list[tuple[Change, str]]:
     src = _as_text(event.src_path)
     if event.event_type == "created":
         return [("added", src)]
-    if event.event_type == "modified":
+    if event.event_type in ("modified", "attrib"):
         return [] if event.is_directory else [("modified", src)]
     if event.event_type == "deleted":
         return [("deleted", src)]
@@ -93,7 +95,10 @@ class FileWatch:
         *,
         relevant: Relevant | None = None,
         on_change: OnChange | None = None,
+        attributes: bool = False,
     ) -> None:
+        # `attributes`: a chmod/chown of a file is offered as `modified` too.
+        self.kinds = [*_KINDS, FileAttribEvent] if attributes else _KINDS
         self.folders = [(f, True) if isinstance(f, Path) else f for f in folders]
         self.relevant = relevant
         self.on_change = on_change
@@ -109,7 +114,9 @@ class FileWatch:
             for folder, recursive in self.folders:
                 if not folder.is_dir():
                     raise FileNotFoundError(f"cannot watch {folder}: no such folder")
-                observer.schedule(handler, str(folder), recursive=recursive, event_filter=_KINDS)
+                observer.schedule(
+                    handler, str(folder), recursive=recursive, event_filter=self.kinds
+                )
             observer.start()
         except BaseException:
             observer.unschedule_all()

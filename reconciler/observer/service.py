@@ -5,7 +5,10 @@ the world, starts one Docker collector thread per Node, and folds new events
 whenever the log changes: a `FileWatch` (inotify, no polling) wakes it on
 any write under `events/` and on world documents deleted by hand, and a slow
 `poll` is the fallback for a missed notification. Between ticks it runs the
-File collector every `file_period` seconds, refreshes the Node list from
+File collector every `file_period` seconds and at once when a managed
+file's folder reports a change (a second `FileWatch` on the folders of the
+local nodes' File paths: a hand edit or chmod is seen in well under a
+second), refreshes the Node list from
 the repository tip, and writes `state/observer_status.json` (`caughtUp`,
 lag, and per node `collectorStartedAt` / `lastFullListingAt`, which the
 supervisor requires before it proposes deletes) when its content changed:
@@ -101,6 +104,10 @@ class ObserverService:
         # way to the first file check) costs a cache read, not a parse of every file.
         self._source = GitSource(repo, None, BlobCache(root.cache)) if repo else None
         self._status: dict[str, Any] | None = None  # what observer_status.json holds
+        self._file_watch: FileWatch | None = None  # the folders of the managed files
+        self._file_dirs: frozenset[Path] = frozenset()
+        self._file_paths: frozenset[str] = frozenset()
+        self._files_due = False
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -129,6 +136,7 @@ class ObserverService:
             self._loop(stop)
         finally:
             watch.close()
+            self._unwatch_files()
             # The runner calls run() again after a failure: start collectors afresh.
             if self._collectors is not None:
                 self._collectors.stop()
@@ -178,11 +186,13 @@ class ObserverService:
             ):
                 self.builder.sync()  # idle, or busy for a while: make the world durable
                 last_sync = now
-            if now >= next_files:
+            if now >= next_files or self._files_due:
+                self._files_due = False
                 assert self._files is not None
                 self._files.learn(self.builder.state.docs, self._desired_files)
                 local = {n for n, t in self._targets.items() if t.local}
                 self._files.check(self.builder.state.docs, local)
+                self._watch_files(local)
                 next_files = now + self.settings.file_period
             self.write_status()
             wait = min(next_nodes, next_files) - time.monotonic()
@@ -190,6 +200,44 @@ class ObserverService:
                 wait = min(wait, self.settings.sync_period)
             self._wake.wait(max(0.0, min(wait, self.settings.poll)))
             self._wake.clear()
+
+    def _watch_files(self, local: set[str]) -> None:
+        """Watch the folders of the managed files on local nodes (re-made when they change)."""
+        assert self._files is not None
+        paths = frozenset(path for node, path in self._files.paths() if node in local)
+        dirs = frozenset(d for d in {Path(p).parent for p in paths} if d.is_dir())
+        self._file_paths = paths
+        if dirs == self._file_dirs and self._file_watch is not None:
+            return
+        self._unwatch_files()
+        self._file_dirs = dirs
+        if not dirs:
+            return
+        watch = FileWatch(
+            [(d, False) for d in sorted(dirs)],
+            relevant=lambda _change, path: path in self._file_paths,
+            on_change=self._file_changed,
+            attributes=True,  # a chmod or chown by hand is drift too
+        )
+        try:
+            watch.start()
+        except (OSError, FileNotFoundError) as exc:  # a folder removed meanwhile: poll it
+            log.info("observer: cannot watch the managed files' folders (%s)", exc)
+            watch.close()
+            self._file_dirs = frozenset()
+            return
+        self._file_watch = watch
+
+    def _unwatch_files(self) -> None:
+        if self._file_watch is not None:
+            self._file_watch.close()
+        self._file_watch = None
+        self._file_dirs = frozenset()
+
+    def _file_changed(self, change: Change, path: str) -> None:
+        """On the file watch's thread: a managed file changed; check the files now."""
+        self._files_due = True
+        self._wake.set()
 
     def _refresh_nodes(self) -> None:
         try:

@@ -326,3 +326,37 @@ def _fingerprint(path: Path) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_hand_edit_is_seen_through_the_folder_watch_not_the_period(lab: Lab) -> None:
+    """With the File period at 10 minutes, a chmod and an edit still reach the world at once."""
+    settings = ObserverSettings(docker=False, file_period=600, nodes_period=0.2, durable=False)
+    target = lab.files / "watched.conf"
+    lab.write("manifests/watched.yaml", file_yaml("watched", path=str(target), content="a\n"))
+    lab.commit("a watched file")
+    _apply(lab)
+    service = ObserverService(lab.root, lab.repo.path, settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,))
+    thread.start()
+    try:
+        _observed_as(lab, "watched", mode="0644")  # the first check, at start
+        time.sleep(0.5)  # the watch is made after the first check
+        began = time.monotonic()
+        target.chmod(0o600)
+        _wait(lambda: _status(lab, "watched").get("observed", {}).get("mode") == "0600", 5)
+        chmod_seen = time.monotonic() - began
+        began = time.monotonic()
+        target.write_text("b\n")
+        _wait(
+            lambda: (
+                _status(lab, "watched").get("observed", {}).get("sha256") == _fingerprint(target)
+            ),
+            5,
+        )
+        edit_seen = time.monotonic() - began
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert chmod_seen < 3.0 and edit_seen < 3.0, (chmod_seen, edit_seen)

@@ -119,6 +119,10 @@ class FileCollector:
         for item in desired:
             self._files[item.name] = item
 
+    def paths(self) -> list[tuple[str, str]]:
+        """(node, path) of every file it checks."""
+        return [(item.node, item.path) for item in self._files.values()]
+
     def _observe(self, item: DesiredFile) -> tuple[dict[str, Any], dict[str, Any]] | None:
         key = (item.path, item.show_content)
         try:
