@@ -94,6 +94,10 @@ def supervise(
     def _stop(signum: int, frame: FrameType | None) -> None:
         os.write(write_end, bytes([signum]))
 
+    # Who was failing when the stop was asked for: taken before the event is set,
+    # because setting it wakes the services in backoff, which then say "stopped".
+    at_stop: dict[str, Any] = {}
+
     def _relay() -> None:
         while data := os.read(read_end, 16):
             for signum in data:
@@ -101,6 +105,8 @@ def supervise(
                 click.echo(
                     f"{label}: stopping ({how})" if label else f"Stopping ({how})…", err=True
                 )
+                if not runner.stop_event.is_set():
+                    at_stop.update(runner.failing())
                 runner.stop_event.set()
         os.close(read_end)
 
@@ -112,7 +118,7 @@ def supervise(
         if started is not None:
             started(runner)
         runner.wait()
-        failing = runner.failing()
+        failing = {**at_stop, **runner.failing()}
         hung = runner.stop(timeout=15)
     finally:
         recorder.close()

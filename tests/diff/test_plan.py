@@ -102,6 +102,7 @@ def test_the_run_state_and_adoption_have_their_own_operations_symbols_and_colour
         "adopt": 1,
         "start": 1,
         "update": 0,
+        "up": 0,
         "replace": 0,
         "stop": 1,
         "delete": 1,
