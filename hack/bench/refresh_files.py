@@ -104,7 +104,8 @@ def generate(base: Path, docker_host: str) -> tuple[Path, Path, Path]:
         (repo / "manifests" / f"{name(i)}.yaml").write_bytes(orjson.dumps(doc) + b"\n")
         path.write_text(BODY.format(i=i))
         path.chmod(int(mode, 8))
-        desired.append(DesiredFile(name(i), "local", str(path)))
+        # As the observer learns it from the manifest: `content:` files show their text.
+        desired.append(DesiredFile(name(i), "local", str(path), show_content=True))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "-c", "user.email=b@b", "-c", "user.name=bench", "commit", "-qm", "gen")
