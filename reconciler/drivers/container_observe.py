@@ -399,3 +399,16 @@ def container_runtime(
         "repoDigests": sorted((image_attrs or {}).get("RepoDigests") or []),
         "startedAt": None if started == _NEVER_STARTED else started,
     }
+
+
+def container_health(state: Mapping[str, Any]) -> str:
+    """A container's health in the world's vocabulary, from its inspect `State`."""
+    status = state.get("Status")
+    if status == "running":
+        health = (state.get("Health") or {}).get("Status")
+        return {"unhealthy": "Unhealthy", "starting": "Starting"}.get(health or "", "Healthy")
+    if status == "restarting":
+        return "Starting"
+    if status in ("exited", "dead", "created", "paused", "removing"):
+        return "Stopped"
+    return "Unknown"

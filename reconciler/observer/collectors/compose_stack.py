@@ -51,6 +51,7 @@ from typing import Any
 
 from reconciler.atomic_files import read_json
 from reconciler.drivers.compose import default_compose_command
+from reconciler.drivers.container_observe import container_health
 from reconciler.observer.collectors.ledger import ObservationLedger
 from reconciler.observer.collectors.node import NodeTarget
 from reconciler.resources.key import ResourceKey
@@ -146,19 +147,6 @@ class ConfigHashes:
         return HashResult(hashes)
 
 
-def service_health(state: dict[str, Any]) -> str:
-    """A container's health in the world's vocabulary (as the Docker collector says it)."""
-    status = state.get("Status")
-    if status == "running":
-        health = (state.get("Health") or {}).get("Status")
-        return {"unhealthy": "Unhealthy", "starting": "Starting"}.get(health or "", "Healthy")
-    if status == "restarting":
-        return "Starting"
-    if status in ("exited", "dead", "created", "paused", "removing"):
-        return "Stopped"
-    return "Unknown"
-
-
 def _run_state(state: dict[str, Any]) -> str:
     status = str(state.get("Status") or "unknown")
     return "stopped" if status in ("exited", "dead", "created") else status
@@ -219,7 +207,7 @@ def _services(
             continue
         states = [c.attrs.get("State") or {} for c in found]
         runs = [_run_state(s) for s in states]
-        healths = [service_health(s) for s in states]
+        healths = [container_health(s) for s in states]
         have = [c.labels.get(CONFIG_HASH) for c in found]
         want = hashes.get(svc) if hashes is not None else None
         entry: dict[str, Any] = {

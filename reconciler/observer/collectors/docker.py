@@ -47,6 +47,7 @@ from reconciler.drivers.container_observe import (
     MANAGED_BY,
     SPEC_LABEL,
     KnownSecrets,
+    container_health,
     container_runtime,
     label_spec,
     observed_container_spec,
@@ -106,18 +107,6 @@ def _close_later(stream: Any, stop: threading.Event, seconds: float) -> None:
     """Close `stream` when `stop` is set or after `seconds` (the next resync)."""
     stop.wait(seconds)
     _close(stream)
-
-
-def container_health(state: dict[str, Any]) -> str:
-    status = state.get("Status")
-    if status == "running":
-        health = (state.get("Health") or {}).get("Status")
-        return {"unhealthy": "Unhealthy", "starting": "Starting"}.get(health or "", "Healthy")
-    if status == "restarting":
-        return "Starting"
-    if status in ("exited", "dead", "created", "paused", "removing"):
-        return "Stopped"
-    return "Unknown"
 
 
 @dataclass(frozen=True)
