@@ -52,6 +52,7 @@ from reconciler.atomic_files import atomic_write_json, read_json, try_lock
 from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.log import EventLog
 from reconciler.events.reader import LogEvent, LogReader, LogRef, log_files
+from reconciler.file_watch import Change, FileWatch
 from reconciler.notifier.delivery import DOWN_AFTER, Courier, DeliverySettings, Outcome
 from reconciler.notifier.signals import SEVERITY_RANK, Digest, Message, Signal, Tracker
 from reconciler.notifier.targets import Target, read_targets
@@ -75,8 +76,8 @@ class NotifierSettings:
     ui_url: str = "http://127.0.0.1:8080"
     quiet: float = 2.0  # a burst ends after this many seconds without news
     max_wait: float = 5.0  # and is told at the latest this long after it began
-    poll: float = 0.5
-    config_period: float = 5.0
+    poll: float = 30.0  # fallback: the loop wakes on log appends and courier outcomes
+    config_period: float = 30.0
     outbox_cap: int = 500  # per target; past it the oldest message is recorded failed
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
@@ -116,6 +117,8 @@ class NotifierService:
         self._to_submit: list[tuple[str, Message]] = []  # in the outbox, not yet saved
         self._status_at = 0.0
         self._supervisor_stamp: tuple[int, int, int] | None = None
+        self._wake = threading.Event()  # a log append, the supervisor's status, an outcome
+        self._status_doc: dict[str, Any] | None = None  # what notifier_status.json holds
 
     # ---- the loop -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -127,10 +130,28 @@ class NotifierService:
             self._read(reader, tracker, digest)  # catch up before any courier starts
             self._save(reader, tracker, digest)
             self._start_couriers()
-            while not stop.is_set():
-                self._tick(reader, tracker, digest)
-                wait = digest.next_due(time.time())
-                stop.wait(self.settings.poll if wait is None else min(self.settings.poll, wait))
+            watch = FileWatch(
+                [self.root.events, (self.root.state, False)],
+                relevant=self._relevant,
+                on_change=lambda _change, _path: self._wake.set(),
+            )
+            watch.start()
+            # A stop must end the wait at once too.
+            threading.Thread(
+                target=self._wake_on, args=(stop,), name="notifier-stop", daemon=True
+            ).start()
+            try:
+                while not stop.is_set():
+                    self._wake.clear()
+                    self._tick(reader, tracker, digest)
+                    wait = digest.next_due(time.time())
+                    wait = self.settings.poll if wait is None else min(self.settings.poll, wait)
+                    # Nothing wakes an idle notifier but news: no polling tick.
+                    self._wake.wait(max(0.0, wait))
+                    if stop.is_set():
+                        break
+            finally:
+                watch.close()
             self._drain()
             self._save(reader, tracker, digest)
         finally:
@@ -148,6 +169,15 @@ class NotifierService:
                 f"another notifier already runs on {self.root.path} ({self.root.state / LOCK})"
             )
         return fh
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._wake.set()
+
+    def _relevant(self, change: Change, path: str) -> bool:
+        """Appends to the log, and the supervisor's status (drift, pass end), wake the loop."""
+        p = Path(path)
+        return p.is_relative_to(self.root.events) or p.name == SUPERVISOR_STATUS
 
     def _tick(self, reader: LogReader, tracker: Tracker, digest: Digest) -> None:
         self._load_config()
@@ -339,6 +369,7 @@ class NotifierService:
         """Called by a courier's thread right after a send: record it, then forget it."""
         self._record(target, message, outcome)
         self._done.put(_key(target.id, message.id))
+        self._wake.set()
 
     def _record(self, target: Target, message: Message, outcome: Outcome) -> None:
         assert self._log is not None
@@ -452,14 +483,17 @@ class NotifierService:
                     "down": failures >= DOWN_AFTER,
                 }
             )
-        doc = {
-            "updatedAt": time.time(),
+        doc: dict[str, Any] = {
             "state": "stopped" if stopped else "running",
             "commit": self._commit,
             "uiUrl": self.settings.ui_url,
             "targets": targets,
             "problems": self._problems,
         }
+        if doc == self._status_doc and not force:
+            return  # unchanged: an idle notifier writes nothing (the supervisor watches state/)
+        self._status_doc = doc
+        doc = {**doc, "updatedAt": time.time()}
         try:
             atomic_write_json(self.root.state / STATUS, doc)
         except OSError as exc:
