@@ -17,13 +17,14 @@ import urllib.request
 import click
 
 from reconciler.cli.common import get_root, root_option
+from reconciler.cli.run import SERVICES
 from reconciler.service_health import STALE_AFTER_SECONDS, judge, read_status, status_path
 
 
 @click.command()
 @click.argument(
     "service",
-    type=click.Choice(["observer", "supervisor", "executor", "ui", "collector", "docker-proxy"]),
+    type=click.Choice(sorted(SERVICES)),  # every service `homelab run` knows
 )
 @root_option
 @click.option(

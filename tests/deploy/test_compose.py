@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,20 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_from_wheels() -> None:
     assert "gcc" not in final and "build-essential" not in final
     ignore = (TOP / ".dockerignore").read_text().split()
     assert ignore[-2:] == ["*", "!dist/wheels"]
+
+
+def test_every_healthcheck_names_a_service_that_homelab_health_knows(
+    resolved: dict[str, Any], tmp_path: Path
+) -> None:
+    """`homelab health X` must accept X (the notifier was refused: its container unhealthy)."""
+    homelab = str(Path(sys.executable).with_name("homelab"))
+    for name, svc in resolved["services"].items():
+        test = svc["healthcheck"]["test"]
+        if test[1:3] != ["homelab", "health"]:
+            continue
+        assert test[3] == name, (name, test)
+        done = subprocess.run(
+            [homelab, "health", test[3], "--root", str(tmp_path)], capture_output=True, text=True
+        )
+        # No heartbeat under an empty root: "not running" (1), never a usage error (2).
+        assert done.returncode == 1, (name, done.returncode, done.stderr)
