@@ -91,7 +91,10 @@ def test_a_flood_of_half_sent_requests_leaves_the_ui_and_the_executor_working(
         )
         assert approve.returncode == 0, approve.stderr
         eventually(lambda: (files / "hello.txt").is_file(), "the approved File to be written", 30)
-        done = list((root / "queue" / "done").glob("*.json"))
+        # The executor writes the file, then moves the action to done: wait for the move.
+        done_dir = root / "queue" / "done"
+        eventually(lambda: any(done_dir.glob("*.json")), "the action to be done", 30)
+        done = list(done_dir.glob("*.json"))
         assert [json.loads(p.read_text())["kind"] for p in done] == ["File"]
         assert _healthy(port), "/healthz did not answer after the action ran"
         assert up.proc.poll() is None, "homelab up exited during the flood"
