@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -28,19 +28,11 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from tests.conftest import BUSYBOX
 from tests.drivers.test_ssh import sshd  # noqa: F401  (the fixture)
+from tests.observer.test_docker_collector import _wait
 
 pytestmark = pytest.mark.docker  # every test here uses the real engine
 
 Written = list[tuple[str, ResourceKey | None, dict[str, Any]]]
-
-
-def _wait(check: Callable[[], object], timeout: float) -> float:
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 class _Running:
