@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import zstandard
 
 from reconciler.runtime_root import RuntimeRoot
 
@@ -110,6 +111,19 @@ def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int, int]]]:
                 files.append((f"{day}/{entry.name}", st.st_size, st.st_ino))
         days[day] = sorted(files)
     return days
+
+
+def read_log_bytes(path: os.PathLike[str] | str) -> bytes:
+    """The whole content of one log file: a `.jsonl` as it is, a `.jsonl.zst` decompressed.
+
+    Every reader of whole days (rebuilds, `homelab events`, the UI's events
+    page) reads through this, so a compressed day reads like any other.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if str(path).endswith(".zst"):
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
 
 
 def _decode_slow(key: str, start: int, buf: bytes, batch: DayBatch) -> None:
