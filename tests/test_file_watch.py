@@ -100,3 +100,34 @@ def test_moves_within_the_watch_never_hold_back_what_follows(tmp_path: Path) -> 
 def test_a_missing_folder_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         FileWatch([tmp_path / "absent"]).start()
+
+
+def test_a_folder_moved_in_with_files_offers_them_and_is_watched(tmp_path: Path) -> None:
+    watched, outside = tmp_path / "watched", tmp_path / "outside"
+    watched.mkdir()
+    (outside / "day").mkdir(parents=True)
+    (outside / "day" / "a.jsonl").write_text("{}\n")
+    seen: list[tuple[str, str]] = []
+    with FileWatch([watched], on_change=lambda c, p: seen.append((c, p))):
+        os.rename(outside / "day", watched / "day")  # lands whole, files already inside
+        target = watched / "day" / "a.jsonl"
+        deadline = time.monotonic() + 5
+        while ("added", str(target)) not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ("added", str(target)) in seen
+        with open(target, "a") as fh:  # the new folder has its own watch
+            fh.write("{}\n")
+        while ("modified", str(target)) not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert ("added", str(watched / "day")) in seen
+    assert ("modified", str(target)) in seen
+
+
+def test_a_chmod_is_offered_only_when_attributes_are_asked_for(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("x")
+    for attributes in (False, True):
+        with FileWatch([tmp_path], attributes=attributes) as watch:
+            os.chmod(target, 0o600 if attributes else 0o640)
+            found = watch.changes(0.5 if not attributes else 5)
+        assert (("modified", str(target)) in found) is attributes

@@ -153,7 +153,23 @@ def summary(values: list[float]) -> str:
 def run_refresh(repo: Path, root: Path, profile: Path | None) -> tuple[float, str]:
     prefix, env = homelab()
     cmd = [*prefix, "plan", "--refresh", "--repo", str(repo), "--root", str(root)]
-    if profile is not None:
+    if profile is not None and profile.suffix == ".txt":  # py-spy: every thread, sampled
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [
+            spy,
+            "record",
+            "-r",
+            "100",
+            "--gil",
+            "--threads",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *cmd,
+        ]
+    elif profile is not None:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -189,7 +205,23 @@ def run_up(
 ) -> tuple[float, str]:
     prefix, env = homelab(tree)
     cmd = [*prefix, "up", "--repo", str(repo), "--root", str(root), "--port", str(free_port())]
-    if profile is not None:
+    if profile is not None and profile.suffix == ".txt":  # py-spy: every thread, sampled
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [
+            spy,
+            "record",
+            "-r",
+            "100",
+            "--gil",
+            "--threads",
+            "-f",
+            "raw",
+            "-o",
+            str(profile),
+            "--",
+            *cmd,
+        ]
+    elif profile is not None:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
     logfile = (root.parent / f"{root.name}.log").open("wb")
     wall0, t0 = time.time(), time.perf_counter()
@@ -200,6 +232,7 @@ def run_up(
             found = pending(root)
             if len(found) >= len(want):
                 took = time.perf_counter() - t0
+                CPU.setdefault(tree, []).append(cpu_seconds(proc.pid))
                 actions = [orjson.loads(p.read_bytes()) for p in found]
                 got = {a["name"] for a in actions if a["kind"] == "File"}
                 ops = {a["operation"] for a in actions}
@@ -225,6 +258,15 @@ def run_up(
 
 
 TIMELINES: dict[Path, list[dict[str, float]]] = {}
+CPU: dict[Path, list[float]] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 MILESTONES = {
     "services started": "homelab.services: ui: started",
     "observer resumed": "observer: resumed",
@@ -294,13 +336,16 @@ def bench_up(
         TIMELINES[tree] = []
     for run in range(runs):
         for k, tree in enumerate(trees):
-            prof = base / "up.prof" if profile and run == 0 and k == 0 else None
+            suffix = ".txt" if os.environ.get("BENCH_PYSPY") else ".prof"
+            prof = base / f"up{suffix}" if profile and run == 0 and k == 0 else None
             took, verdict = run_up(repo, fresh_root(100 + run), want, prof, tree)
             times[tree].append(took)
             verdicts[tree].append(verdict)
     for tree in trees:
         label = "this tree" if tree == CHECKOUT else str(tree)
         print(f"  up -> 500 pending updates ({label}): {summary(times[tree])}  (target < 3 s)")
+        if CPU.get(tree) and not profile:
+            print(f"    CPU (user + system) until then: {summary(CPU[tree][-runs:])}")
         for verdict in sorted(set(verdicts[tree])):
             print(f"    {verdicts[tree].count(verdict)}x {verdict}")
         for milestone in (*MILESTONES, "last proposal"):

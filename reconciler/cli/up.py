@@ -179,7 +179,6 @@ def up(
       homelab up --repo ~/homelab --root /opt/homelab --port 8080
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("watchdog").setLevel(logging.WARNING)
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)
     cfg = UpConfig(base.root, base.repo, host, port, docker_host)

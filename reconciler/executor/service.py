@@ -124,9 +124,8 @@ class Executor:
     def _loop(
         self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
     ) -> None:
-        # All of queue/, not approved/ alone: a move out of a watched folder into an
-        # unwatched one is held back (watchdog waits 0.5 s for its other half), and
-        # later notifications wait behind it; within one watch the halves pair at once.
+        # All of queue/ (the filter keeps arrivals in approved/): one inotify watch
+        # set whatever folder the next state of the queue moves an action to.
         approved = self.root.queue_dir("approved")
         watch = FileWatch([self.root.queue], relevant=_approved_only(approved))
         with watch:

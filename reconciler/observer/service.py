@@ -108,6 +108,7 @@ class ObserverService:
         self._file_dirs: frozenset[Path] = frozenset()
         self._file_paths: frozenset[str] = frozenset()
         self._files_due = False
+        self._files_checked = False
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -142,6 +143,7 @@ class ObserverService:
                 self._collectors.stop()
             self._targets = {}
             self._status = None
+            self._files_checked = False
             self._log.close()
             try:
                 self.builder.sync()
@@ -181,6 +183,8 @@ class ObserverService:
             if deleted:
                 self.builder.restore_deleted(deleted)
             result = self.builder.tick()
+            if result.written:
+                self.write_status()  # at once: the supervisor plans when a tick is whole
             if not self.builder.synced and (
                 not result.events or now - last_sync >= self.settings.sync_period
             ):
@@ -192,6 +196,7 @@ class ObserverService:
                 self._files.learn(self.builder.state.docs, self._desired_files)
                 local = {n for n, t in self._targets.items() if t.local}
                 self._files.check(self.builder.state.docs, local)
+                self._files_checked = True
                 self._watch_files(local)
                 next_files = now + self.settings.file_period
             self.write_status()
@@ -266,6 +271,9 @@ class ObserverService:
             "nodes": nodes,
             "dockerCollectors": self.settings.docker,
             "collectorService": self._collectors is None and bool(states),
+            # Since this start: the managed files were checked once (with `caughtUp`,
+            # what that found is folded; the supervisor's first pass waits for it).
+            "filesChecked": self._files_checked,
         }
         if status == self._status:
             return

@@ -50,6 +50,9 @@ class SupervisorSettings:
     flap_window: float = 3600.0
     step_ms: int = 20
     debounce_ms: int = 300
+    # Before the first pass, how long to wait for the observer to fold a fresh look
+    # (its status says `filesChecked` and `caughtUp`, written since this start).
+    startup_wait: float = 3.0
 
 
 def read_observer_status(root: RuntimeRoot) -> dict[str, Any] | None:
@@ -167,6 +170,7 @@ class Supervisor:
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile on every wake-up and every `resync` seconds until `stop`."""
+        started = now_iso()
         wake = threading.Event()
         watcher = Wakeup(
             self.repo,
@@ -180,6 +184,7 @@ class Supervisor:
         threading.Thread(target=_relay, args=(stop, watch_stop, wake), daemon=True).start()
         next_resync = 0.0
         try:
+            self._await_observer(stop, wake, started)
             while not stop.is_set():
                 wake.wait(max(0.0, next_resync - time.monotonic()))
                 if stop.is_set():
@@ -194,6 +199,30 @@ class Supervisor:
             watch_stop.set()
             watch_thread.join(timeout=5.0)
             self.events.close()
+
+    def _await_observer(self, stop: threading.Event, wake: threading.Event, started: str) -> None:
+        """Hold the first pass until the observer folded what it saw since `started`.
+
+        A plan of the world as it was at the last stop is thrown away (and may
+        propose what is already fixed) once the first look arrives: in `homelab up`
+        that look comes within a second, so waiting for it is cheaper. An observer
+        that is not running costs `startup_wait` seconds, once.
+        """
+        deadline = time.monotonic() + self.settings.startup_wait
+        while not stop.is_set():
+            status = read_observer_status(self.root) or {}
+            fresh = str(status.get("updatedAt") or "") >= started
+            if fresh and status.get("filesChecked") is True and status.get("caughtUp") is True:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.info(
+                    "no fresh observation after %.1fs; planning on the world as it is",
+                    self.settings.startup_wait,
+                )
+                return
+            wake.wait(left)
+            wake.clear()
 
     def _pass(self, periodic: bool) -> None:
         started = time.perf_counter()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from reconciler.errors import GitError
@@ -60,12 +61,14 @@ class Wakeup:
         *,
         step_ms: int = 20,
         debounce_ms: int = 300,
+        hold_ms: int = 1000,
     ) -> None:
         self.git = git_dirs(repo)
         self.root = root
         self.wake = wake
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
+        self.hold_ms = hold_ms
         self._queue = {str(root.queue_dir(s)) for s in REPLAN_QUEUE_STATES}
         self._state = {str(root.state / name) for name in STATE_FILES}
         self._world = str(root.world)
@@ -90,6 +93,26 @@ class Wakeup:
             return p.name.endswith(".json") and not p.name.startswith(".")
         return path in self._state
 
+    def _world_only(self, changes: set[tuple[Change, str]]) -> bool:
+        return all(path.startswith(self._world) for _, path in changes)
+
+    def _rest_of_tick(self, watch: FileWatch) -> set[tuple[Change, str]]:
+        """World documents come in observer ticks, each followed by the observer's
+        status: gather until that status (or `hold_ms`), so a pass sees a whole
+        tick (500 documents written over a second on a busy machine are one pass,
+        not two)."""
+        more: set[tuple[Change, str]] = set()
+        deadline = time.monotonic() + self.hold_ms / 1000
+        while not watch.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            found = watch.changes(left, step=self.step_ms / 1000, debounce=self.debounce_ms / 1000)
+            more |= found
+            if not found or any(path in self._state for _, path in found):
+                break
+        return more
+
     def folders(self) -> list[tuple[Path, bool]]:
         """(folder, recursive) for every watch."""
         found: list[tuple[Path, bool]] = []
@@ -98,8 +121,7 @@ class Wakeup:
             if (git_dir / "refs" / "heads").is_dir():
                 found.append((git_dir / "refs" / "heads", True))
         found.append((self.root.world, True))
-        # queue/ whole: a move between two watched folders pairs at once, while one
-        # leaving the watch is held back 0.5 s by watchdog (and what follows with it).
+        # queue/ whole: the folders whose arrivals count are filtered by `relevant`.
         found.append((self.root.queue, True))
         found.append((self.root.state, False))
         return found
@@ -120,6 +142,8 @@ class Wakeup:
                     changes = watch.changes(
                         step=self.step_ms / 1000, debounce=self.debounce_ms / 1000
                     )
+                    if changes and self._world_only(changes):
+                        changes |= self._rest_of_tick(watch)
                     if changes:
                         self.wake.set()
                     if any(c == "deleted" and Path(p) in self._folders for c, p in changes):
