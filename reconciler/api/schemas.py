@@ -225,3 +225,12 @@ class IngestResult(Struct):
 class Health(Struct):
     status: str
     checks: dict[str, str]
+
+
+class HookResult(Struct):
+    """A webhook accepted: who sent it and whether a fetch of the source was asked."""
+
+    accepted: bool
+    provider: str
+    event: str
+    fetch: bool
