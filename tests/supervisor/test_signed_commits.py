@@ -3,12 +3,15 @@
 A commit signed by a key in ROOT/signing/allowed_signers is planned; an
 unsigned tip, or one signed by another key, is held back: the last verified
 commit stays in force and the supervisor's status, `homelab plan` and the
-executor's view all say why.
+executor's view all say why. GnuPG signatures are checked against the
+keyring under the runtime root (keys made with the real `gpg`).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +204,51 @@ def test_verdicts_follow_the_allowed_signers_file(lab: Any, keys: dict[str, Path
     allow(lab, keys["mallory"], "mallory@example.invalid")  # the file changed: asked again
     verdict = gate.verify(commit)
     assert verdict.ok and verdict.signer and verdict.signer.startswith("mallory@example.invalid")
+
+
+def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    done = subprocess.run(["gpg", "--batch", *args], env=env, input=input, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+@pytest.fixture
+def gpg_home(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A GnuPG home with one signing key (its agent is stopped afterwards)."""
+    home = tmp_path / "gnupg-alice"
+    home.mkdir(mode=0o700)
+    _gpg(home, "--passphrase", "", "--quick-gen-key", "Alice <alice@example.invalid>", "ed25519")
+    listing = _gpg(home, "--list-keys", "--with-colons").decode()
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:")
+    yield home, fingerprint
+    subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(home)})
+
+
+def test_gpg_signed_commits_verify_against_the_keyring_under_the_root(
+    lab: Any, gpg_home: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, fingerprint = gpg_home
+    lab.observer_caught_up()
+    lab.repo.write("homelab.yaml", REQUIRE)
+    lab.container("web")
+    monkeypatch.setenv("GNUPGHOME", str(home))  # git commit -S signs with the user's own keyring
+    lab.repo.git("add", "-A")
+    lab.repo.git("commit", "-q", f"-S{fingerprint}", "-m", "gpg signed")
+    good = str(lab.repo.head)
+    # The user's keyring is never consulted: until the key is under ROOT/signing/gnupg/,
+    # the tip is held back.
+    status = lab.reconcile()
+    assert status["commit"] is None and "is held back" in status["signedCommits"]["heldBack"]
+    keyring = signing_dir(lab.root) / "gnupg"
+    keyring.mkdir(parents=True, mode=0o700)
+    _gpg(keyring, "--import", input=_gpg(home, "--export", fingerprint))
+    status = lab.reconcile()
+    assert status["commit"] == good
+    assert status["signedCommits"]["signer"] == "Alice <alice@example.invalid>"
+    assert pending_names(lab) == {"web"}
+    lab.container("db")
+    lab.commit("unsigned")
+    status = lab.reconcile()
+    assert status["commit"] == good and "is not signed" in status["signedCommits"]["heldBack"]
+    subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(keyring)})
