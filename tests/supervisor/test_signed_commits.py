@@ -252,3 +252,29 @@ def test_gpg_signed_commits_verify_against_the_keyring_under_the_root(
     status = lab.reconcile()
     assert status["commit"] == good and "is not signed" in status["signedCommits"]["heldBack"]
     subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(keyring)})
+
+
+def test_the_observer_watches_the_nodes_of_the_commit_in_force(
+    lab: Any, keys: dict[str, Path]
+) -> None:
+    from reconciler.observer.service import ObserverService
+
+    allow(lab, keys["alice"], "alice@example.invalid")
+    lab.repo.write("homelab.yaml", REQUIRE)
+    lab.repo.write(
+        "manifests/nas.yaml",
+        "apiVersion: homelab.reconciler/v1alpha1\nkind: Node\nmetadata:\n  name: nas\n"
+        "spec:\n  dockerHost: unix:///run/nas.sock\n",
+    )
+    good = signed_commit(lab, keys["alice"], "nas, signed")
+    lab.reconcile()
+    lab.repo.write(
+        "manifests/evil.yaml",
+        "apiVersion: homelab.reconciler/v1alpha1\nkind: Node\nmetadata:\n  name: evil\n"
+        "spec:\n  dockerHost: tcp://203.0.113.9:2375\n",
+    )
+    lab.commit("unsigned node")
+    observer = ObserverService(lab.root, lab.repo.path)
+    assert observer._commit_in_force() == good
+    observer._refresh_nodes()
+    assert "nas" in observer._targets and "evil" not in observer._targets
