@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 
 from tests.api.test_hooks import _port
-from tests.cli.test_up import HOMELAB, Up, eventually, get_json, start_up  # noqa: F401
+from tests.cli.test_up import HOMELAB, Up, eventually, get_json
+from tests.cli.test_up import start_up as start_up  # the fixture
 from tests.conftest import GitRepo
 
 SECRET = b"up-hook-secret-41c7"
