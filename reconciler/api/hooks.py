@@ -91,7 +91,6 @@ class DeliveryLedger:
 
     def __init__(self, root: RuntimeRoot) -> None:
         self.path = root.state / "source" / "hook-deliveries.json"
-        self._lock = threading.Lock()
         self.deliveries: dict[str, float] = {}
         self.bodies: dict[str, float] = {}
         try:
@@ -102,25 +101,28 @@ class DeliveryLedger:
             self.deliveries = _stamps(doc.get("deliveries"))
             self.bodies = _stamps(doc.get("bodies"))
 
-    def check_and_record(self, delivery: str, digest: str, now: float) -> None:
-        """Remember this delivery, or raise HookRefused(401) if it was seen already."""
-        with self._lock:
-            cutoff = now - REPLAY_SECONDS
-            for table in (self.deliveries, self.bodies):
-                for key in [k for k, ts in table.items() if ts < cutoff]:
-                    del table[key]
-            if delivery and delivery in self.deliveries:
-                raise HookRefused(401, "replayed: this delivery id was accepted already")
-            if digest in self.bodies:
-                raise HookRefused(401, "replayed: this exact body was accepted already")
-            if delivery:
-                self.deliveries[delivery] = now
-            self.bodies[digest] = now
-            for table in (self.deliveries, self.bodies):
-                while len(table) > LEDGER_ENTRIES:
-                    table.pop(next(iter(table)))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path, {"deliveries": self.deliveries, "bodies": self.bodies})
+    def check(self, delivery: str, digest: str, now: float) -> None:
+        """Raise HookRefused(401) if this delivery id or body was accepted within the window."""
+        cutoff = now - REPLAY_SECONDS
+        if delivery and self.deliveries.get(delivery, cutoff - 1) >= cutoff:
+            raise HookRefused(401, "replayed: this delivery id was accepted already")
+        if self.bodies.get(digest, cutoff - 1) >= cutoff:
+            raise HookRefused(401, "replayed: this exact body was accepted already")
+
+    def record(self, delivery: str, digest: str, now: float) -> None:
+        """Remember an accepted delivery: written first, kept in memory only once written."""
+        cutoff = now - REPLAY_SECONDS
+        tables = []
+        for table, key in ((self.deliveries, delivery), (self.bodies, digest)):
+            kept = {k: ts for k, ts in table.items() if ts >= cutoff}
+            if key:
+                kept[key] = now
+            while len(kept) > LEDGER_ENTRIES:
+                kept.pop(next(iter(kept)))
+            tables.append(kept)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path, {"deliveries": tables[0], "bodies": tables[1]})
+        self.deliveries, self.bodies = tables
 
 
 def _stamps(value: Any) -> dict[str, float]:
@@ -154,6 +156,7 @@ class GitHooks:
         self.audit = audit
         self.throttle = throttle or HookThrottle()
         self.ledger = DeliveryLedger(root)
+        self._ledger_lock = threading.Lock()
         self._quiet_since = float("-inf")  # when a rate-limit refusal was last audited
         self._suppressed = 0  # rate-limit refusals not audited since then
         self._lock = threading.Lock()
@@ -188,15 +191,24 @@ class GitHooks:
             if secret is None:
                 raise HookRefused(401, f"no webhook secret: put one in ROOT/secrets/{SECRET_NAME}")
             sender = verify(headers, body, secret)
-            key = f"{sender.provider}:{sender.delivery}" if sender.delivery else ""
-            self.ledger.check_and_record(key, hashlib.sha256(body).hexdigest(), now)
         except HookRefused as refusal:
             self.refused(refusal, headers, address, now)
             raise
-        facts = payload_facts(body, headers.get("content-type", ""))
+        key = f"{sender.provider}:{sender.delivery}" if sender.delivery else ""
+        digest = hashlib.sha256(body).hexdigest()
         fetch = sender.is_push
-        if fetch:
-            request_fetch(self.root, f"webhook: {sender.provider} {sender.event}")
+        # One at a time from the replay check to the record, so two copies sent at
+        # once count as one; a write that fails leaves nothing recorded (507, retry).
+        with self._ledger_lock:
+            try:
+                self.ledger.check(key, digest, now)
+            except HookRefused as refusal:
+                self.refused(refusal, headers, address, now)
+                raise
+            if fetch:
+                request_fetch(self.root, f"webhook: {sender.provider} {sender.event}")
+            self.ledger.record(key, digest, now)
+        facts = payload_facts(body, headers.get("content-type", ""))
         self.audit(
             "source.hook.accepted",
             {

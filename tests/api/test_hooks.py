@@ -327,3 +327,17 @@ def test_github_form_encoded_payloads_are_read(server: Server, root: RuntimeRoot
     assert post(server, body, headers).status_code == 202
     [accepted] = hook_events(root, "source.hook.accepted")
     assert accepted["data"]["after"] == "59b20b8d5c6ff8d09518454d4dd8b7b30f095ab5"
+
+
+def test_a_root_that_cannot_be_written_is_a_507_and_the_server_keeps_serving(
+    server: Server, root: RuntimeRoot
+) -> None:
+    (root.state / "source").write_text("not a folder")  # every write under it now fails
+    body = body_of("github")
+    response = post(server, body, github(body))
+    assert response.status_code == 507
+    assert "the runtime root cannot be written" in response.json()["detail"]
+    (root.state / "source").unlink()
+    again = post(server, body, github(body))
+    assert again.status_code == 202, again.text  # nothing was recorded the first time
+    assert fetch_request_path(root).exists()

@@ -5,7 +5,7 @@ through without a login): the sender proves itself with the shared secret
 instead (`reconciler.api.hooks`), and the most it can cause is a fetch of
 the configured source. The route caps the body at `MAX_BODY_BYTES` (413,
 audited); the rest is `GitHooks`, run in a worker thread since it writes
-files. Registered by `reconciler.api.app`.
+files (a disk that cannot take them is a 507, not a 500). Registered by `reconciler.api.app`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from reconciler.api.auth import client_address
 from reconciler.api.context import context
 from reconciler.api.hook_senders import HookRefused
 from reconciler.api.hooks import MAX_BODY_BYTES, WINDOW_SECONDS
+from reconciler.errors import StorageError
 
 Req = Request[Any, Any, Any]
 HOOK_PATH = "/api/hooks/git"
@@ -30,6 +31,7 @@ REFUSALS = {
     401: ResponseSpec(s.Problem, description="Unsigned, wrongly signed or replayed"),
     413: ResponseSpec(s.Problem, description="Body over the size limit"),
     429: ResponseSpec(s.Problem, description="Too many webhooks; retry later"),
+    507: ResponseSpec(s.Problem, description="The runtime root's disk is full"),
 }
 
 
@@ -68,6 +70,9 @@ async def git_hook(request: Req) -> Response[Any]:
         sender, fetch = await anyio.to_thread.run_sync(hooks.receive, headers, body, address)
     except HookRefused as refusal:
         return _problem(refusal)
+    except (StorageError, OSError) as exc:  # a full disk: say so, the sender may retry
+        detail = f"webhook not recorded: the runtime root cannot be written ({exc})"
+        return Response(s.Problem(507, detail), status_code=507)
     return Response(
         s.HookResult(accepted=True, provider=sender.provider, event=sender.event, fetch=fetch),
         status_code=202,
