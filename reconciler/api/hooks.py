@@ -1,11 +1,12 @@
 """The git webhook service behind `POST /api/hooks/git`: verify, de-duplicate, ask for a fetch.
 
-`GitHooks.receive` takes one request's headers, raw body and client address
-and either asks the source follower to fetch now (`request_fetch`, the only
-thing a webhook can cause) or raises `HookRefused`. In order:
+`GitHooks.admit` counts a request before its body is read, then
+`GitHooks.receive` takes its headers, raw body and client address and either
+asks the source follower to fetch now (`request_fetch`, the only thing a
+webhook can cause) or raises `HookRefused`. In order:
 
-1. the rate limit (`HookThrottle`: `PER_ADDRESS` requests a minute per
-   client address, `TOTAL` in all) -> 429;
+1. the rate limit (`admit`, `HookThrottle`: `PER_ADDRESS` requests a minute
+   per client address, `TOTAL` in all) -> 429;
 2. the shared secret, read from `ROOT/secrets/git-webhook` on every request
    (so rotating it needs no restart); missing or empty -> 401;
 3. the sender's proof (`reconciler.api.hook_senders.verify`) -> 401;
