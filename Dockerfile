@@ -4,14 +4,15 @@
 # package index:  pip wheel . -w dist/wheels && docker build -t homelab-reconciler:local .
 # (hack/bootstrap-vps-control-plane.sh does both). The base needs python3 with
 # venv (3.11, like the wheels), git (the services read the repository through
-# git) and, for ComposeStack resources, docker-compose; whatever is missing is
+# git; ssh-keygen from openssh-client and gpg from gnupg verify signed commits)
+# and, for ComposeStack resources, docker-compose; whatever is missing is
 # installed from Debian. hack/e2e-compose.sh passes a debootstrapped base that
 # has them all. Few instructions on purpose: every layer is a full copy on
 # engines using the vfs storage driver.
 ARG BASE_IMAGE=debian:bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
-ARG BASE_PACKAGES="python3 python3-venv git ca-certificates docker-compose"
+ARG BASE_PACKAGES="python3 python3-venv git ca-certificates docker-compose openssh-client gnupg"
 COPY dist/wheels /wheels
 # hadolint ignore=DL3008
 RUN set -eu; missing=""; \
@@ -25,7 +26,7 @@ RUN set -eu; missing=""; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE}
-ARG BASE_PACKAGES="python3 python3-venv git ca-certificates docker-compose"
+ARG BASE_PACKAGES="python3 python3-venv git ca-certificates docker-compose openssh-client gnupg"
 COPY --from=build /opt/venv /opt/venv
 # uid 1000 owns the runtime tree. The repository is mounted read-only and owned
 # by someone else, which git refuses unless told it is safe.

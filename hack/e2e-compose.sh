@@ -2,7 +2,7 @@
 # The real stack test, run by .ci/run after `make test`: does what
 # docs/vps-control-plane.md tells an operator, against the private Docker
 # engine of hack/dev-daemons.sh, and echoes every step.
-#  - base image: debootstrap of bookworm (python3, venv, git, docker-compose),
+#  - base image: debootstrap of bookworm (python3, venv, git, docker-compose, openssh-client, gnupg),
 #    cached in $HOMELAB_E2E_CACHE, imported with `docker import` (no registry)
 #  - install + upgrade: hack/bootstrap-vps-control-plane.sh, twice, on a temp root
 #  - verify: docker-compose ps healthy, /summary, commit → pending action,
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 TOP=$(pwd)
 CACHE=${HOMELAB_E2E_CACHE:-/var/cache/homelab-e2e}
 BASE_IMAGE=local/python-base:bookworm
-BASE_PACKAGES=python3,python3-venv,ca-certificates,git,docker-compose
+BASE_PACKAGES=python3,python3-venv,ca-certificates,git,docker-compose,openssh-client,gnupg
 PORT=${HOMELAB_E2E_PORT:-8080}
 KEEP=${1:-}
 WORK=$(mktemp -d /tmp/homelab-e2e.XXXXXX)

@@ -2,7 +2,8 @@
 
 Builds the in-memory views of the runtime root, the write side (approvals,
 rejections, ingest), the session keys from the operator token, and wires
-routes, the auth middleware, templates and static assets (from the
+routes (with the git webhook, `reconciler.api.controllers.hooks`), the auth
+middleware, templates and static assets (from the
 `reconciler.ui_assets` package, i.e. the repository's `ui/` folder), a
 Content-Security-Policy, the request body cap and `BoundedRequest`, whose JSON
 decoding turns a body nested too deeply for the decoder into a 400 instead of
@@ -38,7 +39,9 @@ from reconciler.api.auth import AuthMiddleware
 from reconciler.api.config import UISettings
 from reconciler.api.context import AppContext
 from reconciler.api.controllers import api, ops, pages
+from reconciler.api.controllers import hooks as hook_routes
 from reconciler.api.decisions import Decisions
+from reconciler.api.hooks import GitHooks
 from reconciler.api.limits import StreamSlots
 from reconciler.api.rendering import install_filters
 from reconciler.api.sessions import Keys, LoginThrottle, Revocations, load_or_create_token
@@ -98,7 +101,8 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
     token = settings.token or load_or_create_token(root)[0]
     keys = Keys(token, Revocations(root.state / "ui_revoked.json"))
     decisions = Decisions(root, views)
-    ctx = AppContext(settings, views, decisions, keys, LoginThrottle(), StreamSlots())
+    hooks = GitHooks(root, decisions.audit)
+    ctx = AppContext(settings, views, decisions, keys, LoginThrottle(), StreamSlots(), hooks)
     folder = ui_assets()
 
     @asynccontextmanager
@@ -133,7 +137,7 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[*api.ROUTES, *ops.ROUTES, *pages.ROUTES, static],
+        route_handlers=[*api.ROUTES, *hook_routes.ROUTES, *ops.ROUTES, *pages.ROUTES, static],
         middleware=[
             DefineMiddleware(
                 AuthMiddleware,

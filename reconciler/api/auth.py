@@ -8,7 +8,9 @@ event everywhere else; an unknown or revoked token is 401), the identity
 header of a trusted proxy (Tailscale Serve, a reverse proxy; only when the
 TCP peer is one of the configured proxy addresses) or a signed session
 cookie (sessions, cookies and the token are in `reconciler.api.sessions`).
-Anything but the open paths without an operator gets 401 (API) or a
+`POST /api/hooks/git` needs none of these: the webhook proves itself
+with its shared secret (`reconciler.api.hooks`) and can only ask for a
+fetch. Anything but the open paths without an operator gets 401 (API) or a
 redirect to the login page (pages); an identity header from any other
 address, or an operator name reserved for the services (`X-Operator:
 executor`), gets 403. CSRF tokens are HMACs of the session, so
@@ -34,6 +36,8 @@ from reconciler.events.log import reserved_actor
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/summary", "/login"})
 OPEN_PREFIXES = ("/static/",)
+# Routes that prove their caller themselves: the git webhook (a shared secret).
+SELF_AUTHENTICATED = frozenset({("POST", "/api/hooks/git")})
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AGENT_ROUTES = frozenset({("POST", "/api/events")})
 Audit = Callable[[str, dict[str, Any]], None]
@@ -132,6 +136,10 @@ class AuthMiddleware:
             if path == "/login":
                 found = self.identify(scope)
                 scope["user"] = found if isinstance(found, Operator) else None
+            await self.app(scope, receive, send)
+            return
+        if (scope.get("method"), path) in SELF_AUTHENTICATED:
+            scope["user"] = None
             await self.app(scope, receive, send)
             return
         found = self.identify(scope)

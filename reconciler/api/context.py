@@ -1,7 +1,8 @@
 """The objects a request handler needs, kept on the app's state.
 
 `AppContext` bundles settings, the in-memory views, the write side, the
-session keys, the failed-login counter and the live-stream slots;
+session keys, the failed-login counter, the live-stream slots and the git
+webhook service;
 `create_app` builds it and the controllers fetch it with `context(request)`.
 Kept apart from `app.py` so controllers import no factory code.
 """
@@ -17,6 +18,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from reconciler.api.auth import Agent, Operator
 from reconciler.api.config import UISettings
 from reconciler.api.decisions import Decisions
+from reconciler.api.hooks import GitHooks
 from reconciler.api.limits import StreamSlots
 from reconciler.api.sessions import Keys, LoginThrottle
 from reconciler.api.views import RuntimeViews
@@ -30,6 +32,7 @@ class AppContext:
     keys: Keys
     logins: LoginThrottle
     streams: StreamSlots
+    hooks: GitHooks
 
 
 def context(connection: ASGIConnection[Any, Any, Any, Any]) -> AppContext:

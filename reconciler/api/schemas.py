@@ -71,6 +71,16 @@ class NotificationsInfo(Struct):
     targets: dict[str, NotifyTargetInfo] = {}
 
 
+class SignedCommitsInfo(Struct):
+    """Signed commits are required: the tip, the commit in force, and why the tip is held back."""
+
+    tip: str | None
+    inForce: str | None
+    verified: bool
+    signer: str | None = None
+    heldBack: str | None = None  # None: the tip is in force
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -83,6 +93,7 @@ class Summary(Struct):
     supervisorUpdatedAt: str | None
     services: dict[str, ServiceInfo] = {}
     notifications: NotificationsInfo | None = None  # None: no notifier has run
+    signedCommits: SignedCommitsInfo | None = None  # None: signatures are not required
 
 
 class Condition(Struct):
@@ -225,3 +236,12 @@ class IngestResult(Struct):
 class Health(Struct):
     status: str
     checks: dict[str, str]
+
+
+class HookResult(Struct):
+    """A webhook accepted: who sent it and whether a fetch of the source was asked."""
+
+    accepted: bool
+    provider: str
+    event: str
+    fetch: bool

@@ -154,6 +154,21 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         supervisorUpdatedAt=_opt(sup.get("updatedAt")),
         services=service_infos(views, now),
         notifications=notifications_info(views),
+        signedCommits=signed_commits_info(views),
+    )
+
+
+def signed_commits_info(views: RuntimeViews) -> s.SignedCommitsInfo | None:
+    """What the supervisor's last pass kept in force when signed commits are required."""
+    doc = views.supervisor.get("signedCommits")
+    if not isinstance(doc, dict) or doc.get("required") is not True:
+        return None
+    return s.SignedCommitsInfo(
+        tip=_opt(doc.get("tip")),
+        inForce=_opt(doc.get("inForce")),
+        verified=doc.get("verified") is True,
+        signer=_opt(doc.get("signer")),
+        heldBack=_opt(doc.get("heldBack")),
     )
 
 

@@ -27,6 +27,7 @@ from reconciler.planning import PlanResult, compute_plan
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import DesiredState, GitSource
+from reconciler.sources.signatures import GateDecision, SignedCommitGate
 
 if TYPE_CHECKING:
     from reconciler.observer.refresh import RefreshResult
@@ -87,6 +88,28 @@ def _note_not_refreshed(result: PlanResult, refreshed: RefreshResult) -> None:
         result.plan.notes.append(f"{ref.kind}/{ref.name}: not refreshed ({why})")
 
 
+def _signed_commit(
+    runtime: RuntimeRoot, source: GitSource, ref: str | None, require: bool, as_json: bool
+) -> GateDecision:
+    """The commit signed commits keep in force for `ref`; exits 1 when there is none."""
+    gate = SignedCommitGate(runtime, source.repo.path, require=True if require else None)
+    decision = gate.decide(source.repo.resolve(ref), record=False)
+    if decision.held:
+        click.echo(f"signed commits: {decision.held}", err=True)
+    if decision.commit is None:
+        if as_json:
+            doc = {"changes": [], "errors": [], "signedCommits": decision.to_json()}
+            click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        raise SystemExit(1)
+    if decision.required and not as_json:
+        signer = f", signed by {decision.signer}" if decision.signer else ""
+        click.echo(f"Signed commits required: planning commit {decision.commit[:12]}{signer}.")
+        if decision.held:
+            click.echo(f"Held back: {decision.held}")
+        click.echo("")
+    return decision
+
+
 @click.command()
 @repo_option
 @root_option
@@ -105,6 +128,13 @@ def _note_not_refreshed(result: PlanResult, refreshed: RefreshResult) -> None:
     is_flag=True,
     help="Read every node (engines, files) once before planning; writes nothing.",
 )
+@click.option(
+    "--require-signed-commits",
+    "require_signed",
+    is_flag=True,
+    help="Plan only a commit signed by a key under ROOT/signing/ (also: "
+    "$HOMELAB_REQUIRE_SIGNED_COMMITS, requireSignedCommits in homelab.yaml).",
+)
 def plan(
     repo: str | None,
     root: str | None,
@@ -113,6 +143,7 @@ def plan(
     as_json: bool,
     detailed_exitcode: bool,
     refresh: bool,
+    require_signed: bool,
 ) -> None:
     """Show what would change: + create, ~ update, -/+ replace, - delete.
 
@@ -122,7 +153,9 @@ def plan(
     run) and the plan is made against what they hold now; a node that
     cannot be reached is reported, its resources are marked "not
     refreshed" (planned from their last observation) and the exit status
-    is 1, as for manifest errors.
+    is 1, as for manifest errors. When signed commits are required, a tip
+    not signed by an allowed key is held back: the last verified commit is
+    planned instead and the reason printed (exit 1 when none was verified).
 
     \b
     Example:
@@ -132,6 +165,8 @@ def plan(
     repo_path = get_repo(repo)
     runtime = get_root(root)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
+    signed = _signed_commit(runtime, source, ref, require_signed, as_json)
+    ref = signed.commit
     refreshed: RefreshResult | None = None
     seconds = 0.0
     if refresh:
@@ -153,6 +188,8 @@ def plan(
     if as_json:
         doc = plan_to_json(result.plan)
         doc["errors"] = [e.to_json() for e in result.errors]
+        if signed.required:
+            doc["signedCommits"] = signed.to_json()
         if refreshed is not None:
             doc["refresh"] = _refresh_json(refreshed, seconds)
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

@@ -36,6 +36,7 @@ from reconciler.cli.service_runner import Bound, Service, ServiceRunner
 from reconciler.cli.supervise import bound_options, supervise
 from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.signatures import ENV_REQUIRE
 
 SERVICE_ORDER = ("observer", "supervisor", "executor", "ui", "notifier")
 
@@ -162,12 +163,20 @@ def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> 
 @root_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--require-signed-commits",
+    "require_signed",
+    is_flag=True,
+    help="Plan and apply only commits signed by a key under ROOT/signing/ "
+    f"(the same as ${ENV_REQUIRE}=1).",
+)
 @bound_options
 def up(
     repo: str | None,
     root: str | None,
     host: str,
     port: int,
+    require_signed: bool,
     max_failures: int,
     failure_window: float,
 ) -> None:
@@ -178,6 +187,8 @@ def up(
       homelab up                                # example repository, per-user state
       homelab up --repo ~/homelab --root /opt/homelab --port 8080
     """
+    if require_signed:
+        os.environ[ENV_REQUIRE] = "1"  # read by every service's SignedCommitGate
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)

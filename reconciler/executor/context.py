@@ -1,6 +1,7 @@
 """What the executor knows about an action's world: desired tip, world basis, node.
 
-`DesiredView` loads the desired state at the current tip (through the git
+`DesiredView` loads the desired state at the commit in force (the tip, or
+the last verified commit while signed commits hold the tip back; through the git
 source and the planner's `desired_specs`, so the executor compares exactly
 what the supervisor planned with), reads the world document's basis, and
 builds the `ApplyContext` a driver gets: the node (from the Node manifest at
@@ -28,20 +29,39 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
+from reconciler.sources.signatures import SignedCommitGate
 from reconciler.world import read_world_doc, world_path
 
 
 class DesiredView:
     """Desired and observed facts for the executor's checks, read fresh each time."""
 
-    def __init__(self, source: GitSource, root: RuntimeRoot, ref: str | None = None) -> None:
+    def __init__(
+        self,
+        source: GitSource,
+        root: RuntimeRoot,
+        ref: str | None = None,
+        signatures: SignedCommitGate | None = None,
+    ) -> None:
         self.source = source
         self.root = root
         self.ref = ref
+        self.signatures = signatures or SignedCommitGate(root, source.repo.path)
+
+    def desired_commit(self) -> str:
+        """The commit in force: the tip, unless signed commits hold it back."""
+        tip = self.source.repo.resolve(self.ref)
+        decision = self.signatures.decide(tip, record=False)
+        if decision.commit is None:
+            raise TemporaryError(f"signed commits: {decision.held}")
+        return decision.commit
+
+    def load_desired(self) -> DesiredState:
+        return self.source.load(self.desired_commit())
 
     def tip(self) -> Tip:
         try:
-            state = self.source.load(self.ref)
+            state = self.load_desired()
             desired, _errors, invalid = desired_specs(self.source, state, self.root)
         except GitError as exc:
             raise TemporaryError(f"cannot read the desired state: {exc}") from exc

@@ -76,6 +76,7 @@ class Executor:
     ) -> None:
         self.root = root.ensure()
         self.source = GitSource(repo, manifests_path, BlobCache(root.cache))
+        self.desired = DesiredView(self.source, self.root)  # one, so verdicts stay cached
         self._fixed_path = manifests_path is not None
         self.settings = settings or DriverSettings()
         self.retry = retry or RetryPolicy()
@@ -91,7 +92,7 @@ class Executor:
             if not self._fixed_path:
                 self._pick_manifests_path()
             queue = ActionQueue(self.root, events)
-            view = DesiredView(self.source, self.root)
+            view = self.desired
             runner = ActionRunner(
                 queue,
                 events,
@@ -119,7 +120,8 @@ class Executor:
     def _pick_manifests_path(self) -> None:
         # No commit yet: keep the default; actions are checked when they come.
         with contextlib.suppress(HomelabError):
-            self.source.path = self.source.load().config.manifestsPath.strip("/") or "."
+            state = self.desired.load_desired()
+            self.source.path = state.config.manifestsPath.strip("/") or "."
 
     def _loop(
         self, stop: threading.Event, queue: ActionQueue, runner: ActionRunner, events: EventLog
@@ -165,7 +167,7 @@ class Executor:
 
     def _window_allows(self, queue: ActionQueue, ids: list[str], events: EventLog) -> bool:
         try:
-            windows = self.source.load().config.maintenanceWindows
+            windows = self.desired.load_desired().config.maintenanceWindows
         except HomelabError:
             return True  # the runner reports an unreadable repository per action
         now = datetime.now(UTC)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
+from reconciler.errors import GitError
 from reconciler.events.log import EventLog
 from reconciler.file_watch import Change, FileWatch
 from reconciler.observer.collectors.docker import now_iso
@@ -42,6 +43,7 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
+from reconciler.sources.signatures import SignedCommitGate
 
 log = logging.getLogger("reconciler.observer")
 COLLECTOR_STATUS = "collector_status.json"  # written by reconciler.observer.collector_service
@@ -103,6 +105,7 @@ class ObserverService:
         # The manifests cache the supervisor keeps warm: the first Node list (on the
         # way to the first file check) costs a cache read, not a parse of every file.
         self._source = GitSource(repo, None, BlobCache(root.cache)) if repo else None
+        self._signatures = SignedCommitGate(root, repo) if repo else None
         self._status: dict[str, Any] | None = None  # what observer_status.json holds
         self._file_watch: FileWatch | None = None  # the folders of the managed files
         self._file_dirs: frozenset[Path] = frozenset()
@@ -244,9 +247,18 @@ class ObserverService:
         self._files_due = True
         self._wake.set()
 
+    def _commit_in_force(self) -> str | None:
+        """The tip, or the last verified commit while signed commits hold the tip back."""
+        if self._source is None or self._signatures is None:
+            return None
+        decision = self._signatures.decide(self._source.repo.resolve(None), record=False)
+        if decision.commit is None:
+            raise GitError(f"signed commits: {decision.held}")
+        return decision.commit
+
     def _refresh_nodes(self) -> None:
         try:
-            targets, files = node_targets(self.repo, self._source)
+            targets, files = node_targets(self.repo, self._source, self._commit_in_force())
         except Exception as exc:  # a bad commit must not stop observation
             log.warning("observer: cannot read Node manifests (%s); keeping the old list", exc)
             return

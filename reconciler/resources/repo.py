@@ -118,6 +118,12 @@ class RepoConfig(StrictModel):
     )
     maintenanceWindows: list[MaintenanceWindow] = Field(default_factory=list)
     manifestsPath: str = "manifests"
+    requireSignedCommits: bool = Field(
+        default=False,
+        description="Plan only commits signed by a key under ROOT/signing/ (SSH keys in "
+        "allowed_signers, GPG keys in the gnupg/ keyring); an unsigned tip is held back "
+        "and the last verified commit stays in force. Turning it off takes a signed commit.",
+    )
     notifications: list[NotificationTarget] = Field(
         default_factory=list,
         description="Where the notifier service sends pending actions, failures, "

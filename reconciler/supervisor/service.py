@@ -6,7 +6,9 @@ plan depends on changes (`Wakeup`: a commit on the tracked branch, world
 documents, queue outcomes, the observer's status) and every `resync`
 seconds, and lets `Proposer` make the queue match. A wake-up whose inputs
 did not change (same commit, world, queue and gate) costs a few stats and
-a `git rev-parse`, not a plan. Each pass ends by writing
+a `git rev-parse`, not a plan. When the source requires signed commits,
+the commit planned is the one `SignedCommitGate` keeps in force (an
+unsigned tip is held back and the reason reported). Each pass ends by writing
 `state/supervisor_status.json` (docs/internals.md), which the UI reads.
 Errors of one pass (git unreachable, a bug) are logged and reported in
 that file; the service keeps running. Called by `homelab run supervisor`
@@ -32,6 +34,7 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
+from reconciler.sources.signatures import GateDecision, SignedCommitGate
 from reconciler.supervisor.flap import FlapGuard, read_flap_state, ref_key
 from reconciler.supervisor.policy import deletes_gate
 from reconciler.supervisor.proposals import Proposer, RefStatus
@@ -85,6 +88,7 @@ class Supervisor:
         self.ref = ref
         self.settings = settings or SupervisorSettings()
         self.source = GitSource(repo, None, BlobCache(self.root.cache))
+        self.signatures = SignedCommitGate(self.root, repo)
         self.world = WorldReader(self.root)
         self.events = EventLog(self.root, "supervisor")
         self.queue = ActionQueue(self.root, self.events)
@@ -112,17 +116,20 @@ class Supervisor:
 
     def _inputs(self) -> Any:
         """What one pass depends on; equal inputs give an equal plan."""
-        commit = self.source.repo.resolve(self.ref)
+        decision = self.signatures.decide(self.source.repo.resolve(self.ref))
         world = self.world.read()
         gate = deletes_gate(read_observer_status(self.root))
-        return (commit, world, gate, self.queue.snapshot(), read_flap_state(self.root))
+        return (decision, world, gate, self.queue.snapshot(), read_flap_state(self.root))
 
     def reconcile(self, *, force: bool = False) -> dict[str, Any] | None:
         """One pass; returns the status written, or None when nothing changed."""
         inputs = self._inputs()
         if not force and inputs == self._last_inputs:
             return None
-        commit, _world, gate, _queue, _flap = inputs
+        decision, _world, gate, _queue, _flap = inputs
+        if decision.commit is None:
+            return self._hold_everything(inputs, decision)
+        commit = decision.commit
         state = self.source.load(commit)
         wanted = state.config.manifestsPath.strip("/") or "."
         if wanted != self.source.path:
@@ -131,18 +138,44 @@ class Supervisor:
         result = compute_plan(self.source, self.root, commit, world_reader=self.world, state=state)
         statuses = self.proposer.apply(result, gate)
         status = self._status(commit, statuses, [str(e) for e in result.errors])
+        self._note_signatures(status, decision)
         if not gate.open and any(c.operation == "delete" for c in result.plan.changes):
             status["errors"].append(f"deletes withheld: {gate.reason}")
         self._write_status(status)
         # The pass's own queue and flap writes must not trigger another pass; a commit
         # or world change that arrived meanwhile must, so those keep the values planned.
         self._last_inputs = (
-            commit,
+            decision,
             _world,
             gate,
             self.queue.snapshot(),
             read_flap_state(self.root),
         )
+        return status
+
+    @staticmethod
+    def _note_signatures(status: dict[str, Any], decision: GateDecision) -> None:
+        if decision.required:
+            status["signedCommits"] = decision.to_json()
+        if decision.held:
+            status["errors"].append(f"signed commits: {decision.held}")
+
+    def _hold_everything(self, inputs: Any, decision: GateDecision) -> dict[str, Any]:
+        """No commit may be planned (none verified yet): propose nothing, say why."""
+        try:
+            previous = read_json(self.root.state / STATUS_FILE).get("resources") or {}
+        except (OSError, ValueError, AttributeError):
+            previous = {}
+        status: dict[str, Any] = {
+            "commit": None,
+            "updatedAt": now_iso(),
+            "lastResyncAt": self.last_resync,
+            "resources": previous,
+            "errors": [],
+        }
+        self._note_signatures(status, decision)
+        self._write_status(status)
+        self._last_inputs = inputs
         return status
 
     def _status(
@@ -237,7 +270,8 @@ class Supervisor:
             self._report_failure(exc)
             return
         if status is not None:
-            log.info("pass at %s in %.3fs", status["commit"][:12], time.perf_counter() - started)
+            at = (status["commit"] or "no commit")[:12]
+            log.info("pass at %s in %.3fs", at, time.perf_counter() - started)
 
 
 SupervisorService = Supervisor  # the name `homelab up` looks up

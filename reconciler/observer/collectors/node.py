@@ -73,16 +73,16 @@ def implicit_local() -> NodeTarget:
 
 
 def node_targets(
-    repo: Path | None, source: GitSource | None = None
+    repo: Path | None, source: GitSource | None = None, ref: str | None = None
 ) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
-    """Nodes to watch and the desired File paths, from the repository tip.
+    """Nodes to watch and the desired File paths, from `ref` (default: the repository tip).
 
     A caller that asks again and again passes its own `source` (with a blob
     cache), so only manifests that changed since are parsed again.
     """
     if repo is None:
         return {"local": implicit_local()}, []
-    return targets_from_state((source or GitSource(repo)).load())
+    return targets_from_state((source or GitSource(repo)).load(ref))
 
 
 def targets_from_state(state: DesiredState) -> tuple[dict[str, NodeTarget], list[DesiredFile]]:
