@@ -80,12 +80,19 @@ class Decisions:
         self._lock = threading.Lock()
 
     def decide(
-        self, action_id: str, approve: bool, operator: Operator, reason: str | None
+        self,
+        action_id: str,
+        approve: bool,
+        operator: Operator,
+        reason: str | None,
+        *,
+        refresh: bool = True,
     ) -> s.DecisionResult:
         """Approve or reject a pending action.
 
         QueueConflict when it is not pending; StorageError when the decision
-        cannot be recorded (then nothing moved).
+        cannot be recorded (then nothing moved). `refresh=False` leaves
+        re-reading the views to the caller (a bulk decision refreshes once).
         """
         reason = (reason or "").strip() or None
         if not approve and reason is None:
@@ -101,7 +108,8 @@ class Decisions:
                 address=operator.address,
             )
         finally:
-            self.views.refresh({"queue", "events"})
+            if refresh:
+                self.views.refresh({"queue", "events"})
         return s.DecisionResult(id=action_id, state=target, actor=operator.name)
 
     def audit(self, type: str, data: dict[str, Any]) -> None:

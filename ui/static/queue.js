@@ -138,7 +138,10 @@
     note.hidden = false;
     row.classList.add("gone");
     var box = row.querySelector("input.pick");
-    if (box) { box.checked = false; box.disabled = true; }
+    if (box) {
+      box.checked = false; // a decided row is never part of a bulk decision
+      if (box !== document.activeElement) box.disabled = true;
+    }
     var decide = row.querySelector(".decide");
     if (decide && !holdsFocus(decide)) decide.hidden = true;
   }

@@ -296,14 +296,17 @@ async def bulk_form(request: Req) -> Template | Redirect:
             page.status_code = 200
             return page
     done, skipped, errors = 0, [], []
-    for action_id in ids:
-        try:
-            decisions.decide(action_id, approve, who, reason or None)
-            done += 1
-        except QueueConflict as exc:
-            skipped.append(exc.current or "not found")
-        except (InvalidInput, StorageError) as exc:
-            errors.append(str(exc))
+    try:
+        for action_id in ids:
+            try:
+                decisions.decide(action_id, approve, who, reason or None, refresh=False)
+                done += 1
+            except QueueConflict as exc:
+                skipped.append(exc.current or "not found")
+            except (InvalidInput, StorageError) as exc:
+                errors.append(str(exc))
+    finally:
+        decisions.views.refresh({"queue", "events"})
     verb = "Approved" if approve else "Rejected"
     notice = f"{verb} {done}"
     if skipped:
