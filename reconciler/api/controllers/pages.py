@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
@@ -39,6 +39,7 @@ from reconciler.errors import QueueConflict, StorageError
 from reconciler.events.log import reserved_actor
 
 Req = Request[Any, Any, Any]
+RESOURCES_PAGE = 100  # rows of the resource list per page
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
 _NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 log = logging.getLogger("homelab.ui.login")
@@ -87,12 +88,26 @@ def resources_page(
 ) -> Template:
     views = context(request).views
     rows = services.filter_rows(views, kind, status)
-    kinds = sorted({r.kind for r in services.resource_rows(views)})
+    kinds = views.cached(
+        "resource_kinds", lambda: sorted({r.kind for r in services.resource_rows(views)})
+    )
+    raw = request.query_params.get("page", "")
+    pages = max(1, -(-len(rows) // RESOURCES_PAGE))
+    page = min(max(1, int(raw) if raw.isdigit() else 1), pages)
+    start = (page - 1) * RESOURCES_PAGE
+    shown = rows[start : start + RESOURCES_PAGE]
+    query = {k: v for k, v in (("kind", kind), ("status", status)) if v}
     return _page(
         request,
         "resources.html",
         "resources",
-        rows=rows,
+        rows=shown,
+        matched=len(rows),
+        first=start + 1 if shown else 0,
+        last=start + len(shown),
+        page=page,
+        pages=pages,
+        page_urls={n: "?" + urlencode({**query, "page": n}) for n in (page - 1, page + 1)},
         kinds=kinds,
         kind=kind or "",
         status=status or "",
