@@ -1,10 +1,17 @@
 """What the UI writes: approvals, rejections and events ingested from remote agents.
 
 An approval or rejection is one `ActionQueue.move` out of `pending` with the
-operator's name as actor and their address recorded in the event, so two
-operators clicking at once get one success and one `QueueConflict`. The
-move writes its event before the rename; when the disk is full it raises
-`StorageError` with nothing moved (the controllers answer 507). Ingested
+operator's name as actor and their address recorded in the event: the move
+holds the queue's flock (across processes), writes the event and renames, so
+two operators clicking at once, in one UI process or in two on the same
+runtime root, get one success (whose process wrote the one audit event) and
+one `QueueConflict` naming the state the action is in now ("already
+approved": 409, or the page's notice). Each UI process writes its events
+under its own producer, since a producer's file is locked by its one writer:
+the first UI on a root is `ui`, the next ones `ui-2`, `ui-3`, ... (claimed
+with a lock file under `ROOT/state/ui-writers/` held for the process's
+life). The move writes its event before the rename; when the disk is full
+it raises `StorageError` with nothing moved (the controllers answer 507). Ingested
 events go through `reconciler.events.ingest` (type pattern, known kind, DNS
 name, size; the project's own namespaces such as `observed.*`, `node.*`,
 `resource.*` and `action.*` refused) under the producer `ingest-<agent>`. An
@@ -19,12 +26,13 @@ from where and why (never a token). Called by the controllers in
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import IO, Any
 
 from reconciler.api import schemas as s
 from reconciler.api.auth import Agent, Operator
 from reconciler.api.views import RuntimeViews
-from reconciler.errors import HomelabError
+from reconciler.atomic_files import try_lock
+from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
 from reconciler.queue.store import ActionQueue
@@ -39,23 +47,52 @@ class Forbidden(HomelabError):
     """A request the caller may not make, refused with 403 and audited."""
 
 
+MAX_UI_WRITERS = 64
+
+
+def claim_producer(root: RuntimeRoot) -> tuple[str, IO[bytes]]:
+    """The event producer of this UI process: `ui`, or `ui-N` when other UIs hold the lower ones.
+
+    Returns the name and the open lock file, which holds the claim until it
+    is closed (by the kernel too, when the process dies).
+    """
+    folder = root.state / "ui-writers"
+    for n in range(1, MAX_UI_WRITERS + 1):
+        name = "ui" if n == 1 else f"ui-{n}"
+        held = try_lock(folder / f"{name}.lock")
+        if held is not None:
+            return name, held
+    raise ConfigError(
+        f"{MAX_UI_WRITERS} UI processes already write events to {root.path}: "
+        "stop one before starting another"
+    )
+
+
 class Decisions:
-    """The UI's write side; one per app, sharing the `ui` event producer."""
+    """The UI's write side; one per app, with its own event producer (`ui`, `ui-2`, ...)."""
 
     def __init__(self, root: RuntimeRoot, views: RuntimeViews) -> None:
         self.root = root
         self.views = views
-        self.events = EventLog(root, "ui")
+        self.producer, self._claim = claim_producer(root)
+        self.events = EventLog(root, self.producer)
         self.queue = ActionQueue(root, self.events)
         self._lock = threading.Lock()
 
     def decide(
-        self, action_id: str, approve: bool, operator: Operator, reason: str | None
+        self,
+        action_id: str,
+        approve: bool,
+        operator: Operator,
+        reason: str | None,
+        *,
+        refresh: bool = True,
     ) -> s.DecisionResult:
         """Approve or reject a pending action.
 
         QueueConflict when it is not pending; StorageError when the decision
-        cannot be recorded (then nothing moved).
+        cannot be recorded (then nothing moved). `refresh=False` leaves
+        re-reading the views to the caller (a bulk decision refreshes once).
         """
         reason = (reason or "").strip() or None
         if not approve and reason is None:
@@ -71,7 +108,8 @@ class Decisions:
                 address=operator.address,
             )
         finally:
-            self.views.refresh({"queue", "events"})
+            if refresh:
+                self.views.refresh({"queue", "events"})
         return s.DecisionResult(id=action_id, state=target, actor=operator.name)
 
     def audit(self, type: str, data: dict[str, Any]) -> None:
@@ -117,3 +155,4 @@ class Decisions:
 
     def close(self) -> None:
         self.events.close()
+        self._claim.close()

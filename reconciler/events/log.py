@@ -35,6 +35,7 @@ from reconciler.runtime_root import RuntimeRoot
 
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 _SLUG = re.compile(r"[^a-z0-9.-]+")
+_NUMBERED_UI = re.compile(r"^ui-[0-9]+$")  # a second UI process on a root writes as ui-2, ...
 SERVICE_ACTORS = frozenset(
     {"executor", "supervisor", "observer", "ui", "notifier", "collector", "docker-proxy"}
 )
@@ -70,6 +71,8 @@ def reserved_actor(name: str) -> str | None:
     `Executor` or `executor!` count too.
     """
     slug = _SLUG.sub("-", name.strip().lower()).strip(".-")
+    if _NUMBERED_UI.match(slug):
+        slug = "ui"
     if slug in SERVICE_ACTORS:
         return (
             f"operator name {name!r} is reserved for the {slug} service "

@@ -8,6 +8,8 @@ shapes, and serves the app with `UIService` on a free loopback port.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import threading
 import time
@@ -46,6 +48,20 @@ spec:
 
 
 def free_port() -> int:
+    """A free loopback port: from HOMELAB_TEST_PORTS ("18700-18799") when set, else any."""
+    span = os.environ.get("HOMELAB_TEST_PORTS", "")
+    if span:
+        low, _, high = span.partition("-")
+        for port in random.sample(
+            range(int(low), int(high or low) + 1), int(high or low) - int(low) + 1
+        ):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise AssertionError(f"no free port in HOMELAB_TEST_PORTS={span}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]

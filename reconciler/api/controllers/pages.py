@@ -2,18 +2,24 @@
 
 Dashboard, resources, resource detail, action queue, action detail, events
 and the login page. Each page re-fetches its own `#live` part when the
-`/live` stream says something changed. Form posts (login, approve, reject,
-approve-all) check the CSRF field, call `Decisions` and redirect back
-(post/redirect/get), carrying a short notice. Registered by
+`/live` stream says something changed; the queue page instead patches the
+rows that changed (`ui/static/queue.js`), and is filtered and paged on the
+server (`reconciler.api.queue_page`). Form posts (login, approve, reject,
+bulk approve/reject of the selected rows) check the CSRF field, call
+`Decisions` and redirect back (post/redirect/get), carrying a short notice.
+Approving a delete needs the resource's name typed; a bulk approval that
+includes deletes first answers a page listing them, to be confirmed by
+typing `delete N`. Registered by
 `reconciler.api.app`; templates live in `ui/templates`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
@@ -26,11 +32,14 @@ from reconciler.api.auth import Operator, client_address
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
 from reconciler.api.eventfeed import EventQuery
+from reconciler.api.queue_page import QueueFilter
+from reconciler.api.queue_page import queue_page as build_queue_page
 from reconciler.api.sessions import LOGIN_WINDOW_SECONDS, SESSION_COOKIE, SESSION_SECONDS
 from reconciler.errors import QueueConflict, StorageError
 from reconciler.events.log import reserved_actor
 
 Req = Request[Any, Any, Any]
+RESOURCES_PAGE = 100  # rows of the resource list per page
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
 _NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 log = logging.getLogger("homelab.ui.login")
@@ -53,7 +62,8 @@ def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
 
 
 def _back(request: Req, path: str, notice: str = "") -> Redirect:
-    suffix = f"?notice={quote(notice)}" if notice else ""
+    join = "&" if "?" in path else "?"
+    suffix = f"{join}notice={quote(notice)}" if notice else ""
     return Redirect(f"{context(request).settings.base_path}{path}{suffix}", status_code=303)
 
 
@@ -78,12 +88,26 @@ def resources_page(
 ) -> Template:
     views = context(request).views
     rows = services.filter_rows(views, kind, status)
-    kinds = sorted({r.kind for r in services.resource_rows(views)})
+    kinds = views.cached(
+        "resource_kinds", lambda: sorted({r.kind for r in services.resource_rows(views)})
+    )
+    raw = request.query_params.get("page", "")
+    pages = max(1, -(-len(rows) // RESOURCES_PAGE))
+    page = min(max(1, int(raw) if raw.isdigit() else 1), pages)
+    start = (page - 1) * RESOURCES_PAGE
+    shown = rows[start : start + RESOURCES_PAGE]
+    query = {k: v for k, v in (("kind", kind), ("status", status)) if v}
     return _page(
         request,
         "resources.html",
         "resources",
-        rows=rows,
+        rows=shown,
+        matched=len(rows),
+        first=start + 1 if shown else 0,
+        last=start + len(shown),
+        page=page,
+        pages=pages,
+        page_urls={n: "?" + urlencode({**query, "page": n}) for n in (page - 1, page + 1)},
         kinds=kinds,
         kind=kind or "",
         status=status or "",
@@ -100,10 +124,9 @@ def resource_page(request: Req, kind: FromPath[str], name: FromPath[str]) -> Tem
 
 @get("/queue", include_in_schema=False, sync_to_thread=False)
 def queue_page(request: Req) -> Template:
-    views = context(request).views
-    pending = [services.action_detail(views, a.id) for a in services.actions(views, "pending")]
-    recent = [a for a in services.actions(views, None) if a.state != "pending"][:30]
-    return _page(request, "queue.html", "queue", pending=[p for p in pending if p], recent=recent)
+    wanted = QueueFilter.from_query(request.query_params)
+    q = build_queue_page(context(request).views, wanted)
+    return _page(request, "queue.html", "queue", q=q, back="/queue" + wanted.url())
 
 
 @get("/actions/{action_id:str}", include_in_schema=False, sync_to_thread=False)
@@ -205,11 +228,33 @@ async def logout(request: Req) -> Redirect:
     return redirect
 
 
+def _safe_back(value: Any) -> str:
+    back = str(value or "/queue")
+    return back if _NEXT.match(back) else "/queue"
+
+
+def _unconfirmed_delete(request: Req, action_id: str, typed: str) -> str | None:
+    """Why approving `action_id` needs its name typed first, or None (read from disk)."""
+    try:
+        found = context(request).decisions.queue.get(action_id)
+    except QueueConflict:
+        return None  # not an action id: `decide` answers for it
+    if found is None or found[1].operation != "delete" or typed.strip() == found[1].name:
+        return None
+    return (
+        f"Not approved: type the resource name {found[1].name!r} to approve deleting "
+        f"{found[1].kind}/{found[1].name}"
+    )
+
+
 async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
     form = await request.form()
     who = require_csrf(request, str(form.get("_csrf") or ""))
-    back = str(form.get("back") or "/queue")
-    back = back if _NEXT.match(back) else "/queue"
+    back = _safe_back(form.get("back"))
+    if approve:
+        refused = _unconfirmed_delete(request, action_id, str(form.get("confirm_name") or ""))
+        if refused:
+            return _back(request, back, refused)
     try:
         context(request).decisions.decide(action_id, approve, who, str(form.get("reason") or ""))
     except QueueConflict as exc:
@@ -230,22 +275,72 @@ async def reject_form(request: Req, action_id: FromPath[str]) -> Redirect:
     return await _decide_form(request, action_id, False)
 
 
-@post("/queue/approve-all", include_in_schema=False, status_code=303)
-async def approve_all_form(request: Req) -> Redirect:
-    """Approves exactly the actions the operator saw listed, after the confirmation box."""
+@post("/queue/bulk", include_in_schema=False, status_code=303)
+async def bulk_form(request: Req) -> Template | Redirect:
+    """Approves or rejects the selected rows; deletes are listed first, to be confirmed."""
     form = await request.form()
     who = require_csrf(request, str(form.get("_csrf") or ""))
-    if form.get("confirm") != "yes":
-        return _back(request, "/queue", "Tick the confirmation box to approve all.")
+    back = _safe_back(form.get("back"))
+    ids = list(dict.fromkeys(str(i) for i in form.getall("ids"))) if "ids" in form else []
+    if not ids:
+        return _back(request, back, "Select at least one action first.")
+    approve = form.get("decision") != "reject"
+    reason = str(form.get("reason") or "").strip()
+    if not approve and not reason:
+        return _back(request, back, "Give a reason to reject the selected actions.")
     decisions = context(request).decisions
-    done, skipped = 0, 0
-    for action_id in form.getall("ids") if "ids" in form else []:
-        try:
-            decisions.decide(str(action_id), True, who, None)
-            done += 1
-        except QueueConflict:
-            skipped += 1
-    return _back(request, "/queue", f"Approved {done}, skipped {skipped} no longer pending")
+    if approve:
+        found = []
+        for action_id in ids:
+            with contextlib.suppress(QueueConflict):
+                found.append(decisions.queue.get(action_id))
+        deletes = [f[1] for f in found if f and f[0] == "pending" and f[1].operation == "delete"]
+        phrase = f"delete {len(deletes)}"
+        if deletes and str(form.get("confirm_deletes") or "").strip() != phrase:
+            page = _page(
+                request,
+                "queue_confirm.html",
+                "queue",
+                ids=ids,
+                deletes=deletes,
+                others=len(ids) - len(deletes),
+                phrase=phrase,
+                back=back,
+                typed=str(form.get("confirm_deletes") or "")[:40],
+            )
+            page.status_code = 200
+            return page
+    done, skipped, errors = 0, [], []
+    try:
+        for action_id in ids:
+            try:
+                decisions.decide(action_id, approve, who, reason or None, refresh=False)
+                done += 1
+            except QueueConflict as exc:
+                skipped.append(exc.current or "not found")
+            except (InvalidInput, StorageError) as exc:
+                errors.append(str(exc))
+    finally:
+        decisions.views.refresh({"queue", "events"})
+    verb = "Approved" if approve else "Rejected"
+    notice = f"{verb} {done}"
+    if skipped:
+        states = ", ".join(f"{n} {_now(st)}" for st, n in sorted(_count(skipped).items()))
+        notice += f"; skipped {len(skipped)} no longer pending ({states})"
+    if errors:
+        notice += f"; {len(errors)} failed: {errors[0]}"
+    return _back(request, back, notice)
+
+
+def _now(state: str) -> str:
+    return state if state == "not found" else f"already {state}"
+
+
+def _count(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
 
 
 ROUTES = [
@@ -260,5 +355,5 @@ ROUTES = [
     logout,
     approve_form,
     reject_form,
-    approve_all_form,
+    bulk_form,
 ]
