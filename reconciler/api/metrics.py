@@ -5,8 +5,8 @@ checkpoint age and events folded (from the observer's status file), the
 supervisor's last pass duration when it records one, how long actions
 took from claim to outcome (from the queue history), and per notification
 target the messages sent and failed, whether it is up and its backlog
-(from the notifier's status file). Called by the health
-controller.
+(from the notifier's status file), and whether signed commits hold the
+tip back. Called by the health controller.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reconciler.api.services import _counts, notifications_info, parse_ts, resource_rows
+from reconciler.api.services import (
+    _counts,
+    notifications_info,
+    parse_ts,
+    resource_rows,
+    signed_commits_info,
+)
 from reconciler.api.views import RuntimeViews
 from reconciler.runtime_root import QUEUE_STATES
 
@@ -151,6 +157,15 @@ def render_metrics(views: RuntimeViews) -> str:
         [("_count", count), ("_sum", round(total, 3))],
     )
     _notification_metrics(out, views)
+    signed = signed_commits_info(views)
+    held = -1 if signed is None else int(signed.heldBack is not None)
+    _metric(
+        out,
+        "homelab_source_tip_held_back",
+        "gauge",
+        "1 while signed commits hold the tip back, 0 when it is in force (-1: not required).",
+        [("", held)],
+    )
     _metric(
         out,
         "homelab_ui_events_read_total",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ PORTS = range(18600, 18650)  # this suite's share of the helper's port range
 
 
 def _port() -> int:
-    for port in PORTS:
+    """A free port of the range, tried in random order (a closing server may hold one)."""
+    for port in random.sample(PORTS, len(PORTS)):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -41,6 +41,7 @@ def test_summary_and_dashboard_show_the_commit_in_force_and_why(
     try:
         summary = srv.client(token=False).get("/summary").json()
         page = srv.client().get("/", headers={"Accept": "text/html"}).text
+        metrics = srv.client().get("/metrics").text
     finally:
         srv.close()
     signed = summary["signedCommits"]
@@ -48,6 +49,7 @@ def test_summary_and_dashboard_show_the_commit_in_force_and_why(
     assert signed["tip"] == tip and signed["verified"] is True
     assert signed["signer"].startswith("alice@example.invalid (ED25519 SHA256:")
     assert 'data-testid="signed-commits"' in page and good[:12] in page
+    assert f"\nhomelab_source_tip_held_back {int(held)}\n" in metrics
     if held:
         reason = (
             f"tip {tip[:12]} is held back: commit {tip[:12]} is not signed; "
