@@ -26,6 +26,7 @@ from reconciler.planning import Tip, desired_specs
 from reconciler.queue.action import Action
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.follow import commit_in_force
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
 from reconciler.world import read_world_doc, world_path
@@ -41,7 +42,7 @@ class DesiredView:
 
     def tip(self) -> Tip:
         try:
-            state = self.source.load(self.ref)
+            state = self.source.load(commit_in_force(self.root, self.source.repo.path, self.ref))
             desired, _errors, invalid = desired_specs(self.source, state, self.root)
         except GitError as exc:
             raise TemporaryError(f"cannot read the desired state: {exc}") from exc
