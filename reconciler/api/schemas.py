@@ -71,6 +71,23 @@ class NotificationsInfo(Struct):
     targets: dict[str, NotifyTargetInfo] = {}
 
 
+class SourceInfo(Struct):
+    """The followed remote (URL without credentials): SourceReady, commit, fetch times."""
+
+    url: str | None
+    branch: str | None
+    ready: bool
+    error: str | None
+    commit: str | None
+    lastFetchAt: str | None
+    lastSuccessAt: str | None
+    lastFetchSeconds: float | None
+    consecutiveFailures: int
+    forcePushFrom: str | None = None  # the last rewritten history: the tip before
+    forcePushTo: str | None = None
+    forcePushAt: float | None = None
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -83,6 +100,7 @@ class Summary(Struct):
     supervisorUpdatedAt: str | None
     services: dict[str, ServiceInfo] = {}
     notifications: NotificationsInfo | None = None  # None: no notifier has run
+    source: SourceInfo | None = None  # None: the repository is a local folder
 
 
 class Condition(Struct):

@@ -126,27 +126,36 @@ class Follower:
         }
 
     def fetch_once(self, reason: str = "poll") -> bool:
-        """One fetch, its status and events; True when it succeeded."""
+        """One fetch, its status and events; True when it succeeded.
+
+        The status file is written before the events are emitted, so whoever an
+        event wakes (the supervisor) reads the new SourceReady.
+        """
         started = time.perf_counter()
         at = time.time()
         self.fetches += 1
+        events: list[tuple[str, dict[str, Any]]] = []
         try:
             result = self.remote.fetch(self.settings.timeout)
         except (GitError, HomelabError, OSError) as exc:
             error = self.remote.redact(str(exc))
             self.failures += 1
             if error != self.status.get("error"):
-                self.emit(
-                    "source.fetch_failed",
-                    {"url": self.remote.shown_url, "error": error, "reason": reason},
+                events.append(
+                    (
+                        "source.fetch_failed",
+                        {"url": self.remote.shown_url, "error": error, "reason": reason},
+                    )
                 )
                 log.warning("source: %s", error)
             self.status["error"] = error
             self._write(False, at, time.perf_counter() - started)
+            self._emit_all(events)
             return False
         seconds = time.perf_counter() - started
         if self.status.get("error"):
-            self.emit("source.recovered", {"url": self.remote.shown_url, "commit": result.new})
+            recovered = {"url": self.remote.shown_url, "commit": result.new}
+            events.append(("source.recovered", recovered))
         self.failures = 0
         self.status.update(error=None, lastSuccessAt=_now_iso(), lastSuccessTs=at)
         if result.changed:
@@ -157,10 +166,10 @@ class Follower:
                 "to": result.new,
                 "reason": reason,
             }
-            self.emit("source.fetched", data)
+            events.append(("source.fetched", data))
             if result.forced:
                 self.status["lastForcePush"] = {"from": result.old, "to": result.new, "at": at}
-                self.emit("source.force_pushed", data)
+                events.append(("source.force_pushed", data))
                 log.warning(
                     "source: %s was rewritten: %s -> %s (not a descendant)",
                     result.branch,
@@ -169,7 +178,12 @@ class Follower:
                 )
         self.status["commit"] = result.new
         self._write(True, at, seconds)
+        self._emit_all(events)
         return True
+
+    def _emit_all(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        for type_, data in events:
+            self.emit(type_, data)
 
     def _write(self, ready: bool, at: float, seconds: float) -> None:
         doc = {

@@ -51,6 +51,7 @@ USERNAME_FILE = "git-username"
 PASSWORD_FILE = "git-password"  # a password or an access token
 SSH_KEY_FILE = "git-ssh-key"
 DEFAULT_TIMEOUT = 60.0
+BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists")
 BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 
 
@@ -98,7 +99,8 @@ def mirror_name(url: str) -> str:
     else:
         readable = shown.split("@", 1)[-1].replace(":", "/", 1)
     readable = re.sub(r"\.git$", "", readable.strip("/"))
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", readable).strip("-.")[:60] or "repo"
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", readable)
+    readable = re.sub(r"\.{2,}", ".", readable).strip("-.")[:60] or "repo"
     digest = hashlib.sha256(url.encode()).hexdigest()[:10]
     return f"{readable}-{digest}.git"
 
@@ -251,8 +253,9 @@ class Remote:
                 f"{what or 'git ' + args[0]} from {self.shown_url} timed out after {timeout:g}s"
             ) from None
         if proc.returncode != 0:
-            lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-            msg = self.redact(" ".join(lines[-3:]).strip() or f"exit {proc.returncode}")
+            lines = [ln.strip() for ln in err.decode(errors="replace").splitlines()]
+            lines = [ln for ln in lines if ln and not ln.startswith(BOILERPLATE)]
+            msg = self.redact(" ".join(lines[-4:]) or f"exit {proc.returncode}")
             raise GitError(f"{what or 'git ' + args[0]} from {self.shown_url} failed: {msg}")
         return out.decode(errors="replace")
 
