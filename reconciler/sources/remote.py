@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -264,7 +265,7 @@ class Remote:
         if (self.mirror / "HEAD").is_file():
             return
         tmp = self.mirror.with_name(self.mirror.name + ".init")
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(
             ["git", "init", "-q", "--bare", str(tmp)], check=True, capture_output=True, timeout=30
         )
