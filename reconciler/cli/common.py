@@ -227,14 +227,28 @@ def optional_repo(flag: str | None) -> Path | None:
 
 
 def _cli_events(root: RuntimeRoot) -> Callable[[str, dict[str, Any]], None]:
+    """Record the follower's events of a command-line fetch as producer `cli-source`.
+
+    Two commands fetching at once (services starting together) take turns on
+    the producer's lock, which each holds only for one append.
+    """
+
     def emit(type: str, data: dict[str, Any]) -> None:
+        import time
+
         from reconciler.events.log import EventLog
 
-        log = EventLog(root, "cli-source")
-        try:
-            log.append(type, None, data)
-        finally:
-            log.close()
+        for attempt in range(100):
+            log = EventLog(root, "cli-source")
+            try:
+                log.append(type, None, data, sync=True)
+                return
+            except ConfigError:  # another command holds the producer: wait for its turn
+                if attempt == 99:
+                    raise
+                time.sleep(0.05)
+            finally:
+                log.close()
 
     return emit
 

@@ -15,7 +15,9 @@ proposes no deletes while it says not ready (`source_gate`). Events, through
 the `emit` callback the service gives (sources do not write the log
 themselves): `source.fetched` (a new tip), `source.force_pushed` (a tip that
 does not descend from the previous one, both ids), `source.fetch_failed`
-(when the error first appears or changes) and `source.recovered`.
+(when the error first appears or changes) and `source.recovered`; each
+carries `source` (the URL shown) and `ready`, which the notifier turns into
+`source.notready` and its recovery.
 
 `commit_in_force(root, repo, ref)` is the ONE answer to "which commit is
 desired now", used by the supervisor, `homelab plan` and the executor, for a
@@ -141,12 +143,8 @@ class Follower:
             error = self.remote.redact(str(exc))
             self.failures += 1
             if error != self.status.get("error"):
-                events.append(
-                    (
-                        "source.fetch_failed",
-                        {"url": self.remote.shown_url, "error": error, "reason": reason},
-                    )
-                )
+                failed = {**self._ident(False), "error": error, "message": error, "trigger": reason}
+                events.append(("source.fetch_failed", failed))
                 log.warning("source: %s", error)
             self.status["error"] = error
             self._write(False, at, time.perf_counter() - started)
@@ -154,17 +152,17 @@ class Follower:
             return False
         seconds = time.perf_counter() - started
         if self.status.get("error"):
-            recovered = {"url": self.remote.shown_url, "commit": result.new}
+            recovered = {**self._ident(True), "commit": result.new}
             events.append(("source.recovered", recovered))
         self.failures = 0
         self.status.update(error=None, lastSuccessAt=_now_iso(), lastSuccessTs=at)
         if result.changed:
             data = {
-                "url": self.remote.shown_url,
+                **self._ident(True),
                 "branch": result.branch,
                 "from": result.old,
                 "to": result.new,
-                "reason": reason,
+                "trigger": reason,
             }
             events.append(("source.fetched", data))
             if result.forced:
@@ -180,6 +178,10 @@ class Follower:
         self._write(True, at, seconds)
         self._emit_all(events)
         return True
+
+    def _ident(self, ready: bool) -> dict[str, Any]:
+        """What names the source in its events (the notifier's `source.notready` reads these)."""
+        return {"source": self.remote.shown_url, "url": self.remote.shown_url, "ready": ready}
 
     def _emit_all(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         for type_, data in events:
