@@ -48,6 +48,7 @@ Emit = Callable[[str, dict[str, Any]], None]
 DEFAULT_POLL = 60.0
 DEFAULT_JITTER = 0.1
 DEFAULT_MAX_BACKOFF = 600.0
+MAINTAIN_EVERY = 50  # fetches that brought a new tip between two `git maintenance --auto`
 
 
 def status_path(root: RuntimeRoot) -> Path:
@@ -79,7 +80,15 @@ def commit_in_force(root: RuntimeRoot | None, repo: Path, ref: str | None = None
     fetched commit in force. GitError when there is no commit yet.
     """
     del root  # the signed-commit gate (per runtime root) plugs in here
-    return GitRepo(repo).resolve(ref)
+    try:
+        return GitRepo(repo).resolve(ref)
+    except GitError:
+        if ref is None and repo.parent.name == "git" and (repo / "HEAD").is_file():
+            raise GitError(
+                f"no commit fetched yet into the mirror {repo} "
+                "(see `homelab source status` for why)"
+            ) from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Follower:
         self.emit = emit or (lambda _type, _data: None)
         self.failures = 0
         self.fetches = 0
+        self.changed_fetches = 0
         self._rng = random.Random()
         self._wake = threading.Event()
         previous = read_status(root) or {}
@@ -139,8 +149,10 @@ class Follower:
         events: list[tuple[str, dict[str, Any]]] = []
         try:
             result = self.remote.fetch(self.settings.timeout)
-        except (GitError, HomelabError, OSError) as exc:
-            error = self.remote.redact(str(exc))
+        except Exception as exc:  # a git error, or a bug: reported, and the next fetch retries
+            if not isinstance(exc, GitError | HomelabError | OSError):
+                log.exception("source: fetch crashed")
+            error = self.remote.redact(str(exc) or type(exc).__name__)
             self.failures += 1
             if error != self.status.get("error"):
                 failed = {**self._ident(False), "error": error, "message": error, "trigger": reason}
@@ -177,7 +189,17 @@ class Follower:
         self.status["commit"] = result.new
         self._write(True, at, seconds)
         self._emit_all(events)
+        if result.changed:
+            self.changed_fetches += 1
+            if self.changed_fetches % MAINTAIN_EVERY == 0:
+                self._maintain()
         return True
+
+    def _maintain(self) -> None:
+        try:
+            self.remote.maintain()
+        except (GitError, OSError) as exc:  # the mirror still works, only less packed
+            log.warning("source: %s", self.remote.redact(str(exc)))
 
     def _ident(self, ready: bool) -> dict[str, Any]:
         """What names the source in its events (the notifier's `source.notready` reads these)."""

@@ -52,6 +52,7 @@ USERNAME_FILE = "git-username"
 PASSWORD_FILE = "git-password"  # a password or an access token
 SSH_KEY_FILE = "git-ssh-key"
 DEFAULT_TIMEOUT = 60.0
+SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists")
 BRANCH_NAME = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 
@@ -281,18 +282,25 @@ class Remote:
         finally:
             os.close(fd)
 
-    def _rev(self, ref: str) -> str | None:
+    def _read_ref(self, branch: str) -> str | None:
+        """The commit `refs/heads/<branch>` names, read from the ref files (no git process)."""
+        loose = self.mirror / "refs" / "heads" / branch
         try:
-            out = subprocess.run(
-                ["git", "--git-dir", str(self.mirror), "rev-parse", "--verify", "--quiet", ref],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=30,
-            )
-        except (OSError, subprocess.TimeoutExpired):
+            value = loose.read_text().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            value = ""
+        if SHA.fullmatch(value):
+            return value
+        try:
+            packed = (self.mirror / "packed-refs").read_text()
+        except FileNotFoundError:
             return None
-        return out.stdout.strip() or None
+        wanted = f"refs/heads/{branch}"
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == wanted and SHA.fullmatch(sha):
+                return sha
+        return None
 
     def branch(self) -> str | None:
         """The followed branch: the flag, else what the mirror's HEAD names once known."""
@@ -308,7 +316,7 @@ class Remote:
     def tip(self) -> str | None:
         """The last fetched commit (None before the first successful fetch)."""
         branch = self.branch()
-        return self._rev(f"refs/heads/{branch}^{{commit}}") if branch else None
+        return self._read_ref(branch) if branch else None
 
     def _remote_head(self, timeout: float) -> str:
         out = self._git(
@@ -326,19 +334,22 @@ class Remote:
             branch = self.branch() or self._remote_head(timeout)
             if not BRANCH_NAME.match(branch):
                 raise GitError(f"{self.shown_url} names an unusable HEAD branch {branch!r}")
-            old = self._rev(f"refs/heads/{branch}^{{commit}}")
+            old = self._read_ref(branch)
             refspec = f"+refs/heads/{branch}:refs/heads/{branch}"
             self._git(
                 "fetch",
                 "--quiet",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--no-auto-maintenance",  # `maintain()` runs it, off the push's path
+                "--no-show-forced-updates",  # `_descends` answers that
+                "--no-recurse-submodules",
                 self.url,
                 refspec,
                 timeout=timeout,
                 what="fetch",
             )
-            new = self._rev(f"refs/heads/{branch}^{{commit}}")
+            new = self._read_ref(branch)
             if new is None:
                 raise GitError(f"fetch from {self.shown_url} left no branch {branch!r}")
             head = f"ref: refs/heads/{branch}\n"
@@ -347,6 +358,13 @@ class Remote:
             (self.mirror / "homelab-branch").touch()
             forced = old is not None and old != new and not self._descends(old, new)
             return FetchResult(branch, old, new, forced)
+
+    def maintain(self, timeout: float = 600.0) -> None:
+        """`git maintenance run --auto` on the mirror (packs loose objects when many)."""
+        with self._locked():
+            self._git(
+                "maintenance", "run", "--auto", "--quiet", timeout=timeout, what="maintenance"
+            )
 
     def _descends(self, old: str, new: str) -> bool:
         cmd = ["git", "--git-dir", str(self.mirror), "merge-base", "--is-ancestor", old, new]
