@@ -439,3 +439,35 @@ def test_a_fetch_request_fetches_at_once_and_the_poll_backs_off(
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_validate_follows_the_branch_asked_for(upstream: Upstream, root: RuntimeRoot) -> None:
+    main = upstream.work.head
+    upstream.work.git("checkout", "-q", "-b", "prod")
+    upstream.file("prod-only")
+    prod = upstream.work.commit("prod")
+    upstream.work.git("push", "-q", "origin", "prod")
+    url = f"file://{upstream.bare}"
+    proc = subprocess.run(
+        [HOMELAB, "validate", "--repo", url, "--branch", "prod", "--root", str(root.path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"OK: 2 resource(s) valid at commit {prod[:12]}" in proc.stdout
+    default = subprocess.run(  # another root: the remote's HEAD, main
+        [HOMELAB, "validate", "--repo", url, "--root", str(root.path / "other")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert f"OK: 1 resource(s) valid at commit {main[:12]}" in default.stdout, default.stderr
+    status = subprocess.run(
+        [HOMELAB, "source", "status", "--json", "--root", str(root.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = orjson.loads(status.stdout)
+    assert doc["branch"] == "prod" and doc["commit"] == prod and doc["ready"] is True
