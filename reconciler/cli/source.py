@@ -23,7 +23,13 @@ from reconciler.sources.follow import read_status
 
 @click.group()
 def source() -> None:
-    """The remote repository the control plane follows (`--repo URL`)."""
+    """The remote repository the control plane follows (`--repo URL`).
+
+    \b
+    Examples:
+      homelab source status
+      homelab source fetch --wait 30
+    """
 
 
 @source.command("status")

@@ -101,7 +101,7 @@ class FollowSettings:
 
 def next_delay(settings: FollowSettings, failures: int, rng: random.Random) -> float:
     """Seconds to the next fetch: the poll period with jitter, doubled per failure."""
-    base = settings.poll if failures == 0 else settings.poll * 2 ** (failures - 1)
+    base = settings.poll if failures == 0 else settings.poll * 2 ** min(failures - 1, 30)
     base = min(base, max(settings.poll, settings.max_backoff))
     return max(0.05, base * (1 + rng.uniform(-settings.jitter, settings.jitter)))
 

@@ -199,7 +199,7 @@ class Remote:
         if paths[PASSWORD_FILE].is_file():
             askpass = self.folder / "askpass.sh"
             if not askpass.is_file() or askpass.read_text() != ASKPASS:
-                tmp = askpass.with_suffix(".tmp")
+                tmp = askpass.with_suffix(f".tmp{os.getpid()}")
                 tmp.write_text(ASKPASS)
                 tmp.chmod(0o700)
                 tmp.replace(askpass)

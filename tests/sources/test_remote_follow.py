@@ -420,6 +420,7 @@ def test_a_fetch_request_fetches_at_once_and_the_poll_backs_off(
     delays = [next_delay(slow, 0, rng) for _ in range(200)]
     assert 27.0 <= min(delays) < 29.0 and 31.0 < max(delays) <= 33.0
     assert 54 <= next_delay(slow, 2, rng) <= 66 and 270 <= next_delay(slow, 9, rng) <= 330
+    assert 270 <= next_delay(slow, 100_000, rng) <= 330  # days of outage: still capped
     file_remote = FileRemote(upstream, tmp_path)
     remote = Remote(file_remote.url, root)
     events: list[str] = []
