@@ -25,6 +25,9 @@ need_packages() {
   command -v wrk >/dev/null || missing+=(wrk)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  # The remote-source tests: git http-backend behind nginx, an htpasswd by openssl.
+  [ -x /usr/sbin/fcgiwrap ] || missing+=(fcgiwrap)
+  command -v openssl >/dev/null || missing+=(openssl)
   # Playwright's bundled node (the driver of the browser tests) links libatomic.so.1.
   /sbin/ldconfig -p 2>/dev/null | grep -q 'libatomic\.so\.1 ' || missing+=(libatomic1)
   command -v curl >/dev/null || missing+=(curl)                   # e2e: the UI's API

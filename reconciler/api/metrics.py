@@ -5,8 +5,10 @@ checkpoint age and events folded (from the observer's status file), the
 supervisor's last pass duration when it records one, how long actions
 took from claim to outcome (from the queue history), and per notification
 target the messages sent and failed, whether it is up and its backlog
-(from the notifier's status file), and whether signed commits hold the
-tip back. Called by the health controller.
+(from the notifier's status file), whether signed commits hold the tip
+back, and for a followed remote its SourceReady, last fetch duration and
+last success (from the follower's status file). Called by the health
+controller.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from reconciler.api.services import (
     parse_ts,
     resource_rows,
     signed_commits_info,
+    source_info,
 )
 from reconciler.api.views import RuntimeViews
 from reconciler.runtime_root import QUEUE_STATES
@@ -45,6 +48,39 @@ def _run_seconds(views: RuntimeViews) -> tuple[int, float]:
             if start is not None and end is not None and end >= start:
                 count, total = count + 1, total + (end - start)
     return count, total
+
+
+def _source_metrics(out: list[str], views: RuntimeViews) -> None:
+    """The followed remote's fetches (no samples for a local repository)."""
+    info = source_info(views)
+    success = _num_or(views.source.get("lastSuccessTs"), -1)
+    samples = [] if info is None else [("", 1 if info.ready else 0)]
+    _metric(out, "homelab_source_ready", "gauge", "SourceReady of the remote (1/0).", samples)
+    _metric(
+        out,
+        "homelab_source_fetch_seconds",
+        "gauge",
+        "Duration of the last fetch of the remote repository.",
+        [] if info is None else [("", info.lastFetchSeconds or 0)],
+    )
+    _metric(
+        out,
+        "homelab_source_last_success_timestamp",
+        "gauge",
+        "Unix time of the last successful fetch (-1: none yet).",
+        [] if info is None else [("", success)],
+    )
+    _metric(
+        out,
+        "homelab_source_consecutive_failures",
+        "gauge",
+        "Fetches that failed in a row.",
+        [] if info is None else [("", info.consecutiveFailures)],
+    )
+
+
+def _num_or(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, int | float) else default
 
 
 def _notification_metrics(out: list[str], views: RuntimeViews) -> None:
@@ -166,6 +202,7 @@ def render_metrics(views: RuntimeViews) -> str:
         "1 while signed commits hold the tip back, 0 when it is in force (-1: not required).",
         [("", held)],
     )
+    _source_metrics(out, views)
     _metric(
         out,
         "homelab_ui_events_read_total",

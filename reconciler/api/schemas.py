@@ -81,6 +81,23 @@ class SignedCommitsInfo(Struct):
     heldBack: str | None = None  # None: the tip is in force
 
 
+class SourceInfo(Struct):
+    """The followed remote (URL without credentials): SourceReady, commit, fetch times."""
+
+    url: str | None
+    branch: str | None
+    ready: bool
+    error: str | None
+    commit: str | None
+    lastFetchAt: str | None
+    lastSuccessAt: str | None
+    lastFetchSeconds: float | None
+    consecutiveFailures: int
+    forcePushFrom: str | None = None  # the last rewritten history: the tip before
+    forcePushTo: str | None = None
+    forcePushAt: float | None = None
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -94,6 +111,7 @@ class Summary(Struct):
     services: dict[str, ServiceInfo] = {}
     notifications: NotificationsInfo | None = None  # None: no notifier has run
     signedCommits: SignedCommitsInfo | None = None  # None: signatures are not required
+    source: SourceInfo | None = None  # None: the repository is a local folder
 
 
 class Condition(Struct):

@@ -155,6 +155,7 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         services=service_infos(views, now),
         notifications=notifications_info(views),
         signedCommits=signed_commits_info(views),
+        source=source_info(views),
     )
 
 
@@ -169,6 +170,33 @@ def signed_commits_info(views: RuntimeViews) -> s.SignedCommitsInfo | None:
         verified=doc.get("verified") is True,
         signer=_opt(doc.get("signer")),
         heldBack=_opt(doc.get("heldBack")),
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def source_info(views: RuntimeViews) -> s.SourceInfo | None:
+    """The remote follower's status file (`reconciler.sources.follow`), None for a local repo."""
+    doc = views.source
+    if not doc:
+        return None
+    forced = doc.get("lastForcePush")
+    forced = forced if isinstance(forced, dict) else {}
+    return s.SourceInfo(
+        url=_str(doc.get("url")),
+        branch=_str(doc.get("branch")),
+        ready=doc.get("ready") is True,
+        error=_str(doc.get("error")),
+        commit=_str(doc.get("commit")),
+        lastFetchAt=_str(doc.get("lastFetchAt")),
+        lastSuccessAt=_str(doc.get("lastSuccessAt")),
+        lastFetchSeconds=_num(doc.get("lastFetchSeconds")),
+        consecutiveFailures=_int(doc.get("consecutiveFailures")),
+        forcePushFrom=_str(forced.get("from")),
+        forcePushTo=_str(forced.get("to")),
+        forcePushAt=_num(forced.get("at")),
     )
 
 

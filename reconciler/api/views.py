@@ -56,6 +56,7 @@ class RuntimeViews:
         self.observer: dict[str, Any] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.notifier: dict[str, Any] = {}
+        self.source: dict[str, Any] = {}  # the remote follower's status (none: a local repo)
         self.checkpoint_mtime: float | None = None
         self.version = 0
         self.derived: dict[str, Any] = {}
@@ -137,15 +138,30 @@ class RuntimeViews:
         observer = _read_doc(self.root.state / "observer_status.json")
         services = read_statuses(self.root)
         notifier = _read_doc(self.root.state / "notifier_status.json")
+        source = _read_doc(self.root.state / "source" / "status.json")
         try:
             mtime: float | None = self.root.checkpoint.stat().st_mtime
         except FileNotFoundError:
             mtime = None
-        new = (supervisor, observer, services, mtime, notifier)
-        old = (self.supervisor, self.observer, self.services, self.checkpoint_mtime, self.notifier)
+        new = (supervisor, observer, services, mtime, notifier, source)
+        old = (
+            self.supervisor,
+            self.observer,
+            self.services,
+            self.checkpoint_mtime,
+            self.notifier,
+            self.source,
+        )
         if new == old:
             return False
-        self.supervisor, self.observer, self.services, self.checkpoint_mtime, self.notifier = new
+        (
+            self.supervisor,
+            self.observer,
+            self.services,
+            self.checkpoint_mtime,
+            self.notifier,
+            self.source,
+        ) = new
         return True
 
     # ---- reading ----------------------------------------------------------

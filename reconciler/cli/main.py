@@ -27,6 +27,7 @@ COMMANDS = {
     "tokens": "reconciler.cli.tokens:tokens",
     "health": "reconciler.cli.health:health",
     "notify": "reconciler.cli.notify:notify",
+    "source": "reconciler.cli.source:source",
 }
 
 

@@ -16,6 +16,7 @@ import orjson
 
 from reconciler.cli.common import (
     cache_dir,
+    get_remote,
     get_repo,
     get_root,
     repo_option,
@@ -26,6 +27,7 @@ from reconciler.diff import plan_to_json, render_text
 from reconciler.planning import PlanResult, compute_plan
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.follow import commit_in_force, read_status
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.signatures import GateDecision, SignedCommitGate
 
@@ -110,6 +112,73 @@ def _signed_commit(
     return decision
 
 
+SOURCE_KEYS = (
+    "url",
+    "branch",
+    "ready",
+    "error",
+    "commit",
+    "lastFetchAt",
+    "lastSuccessAt",
+    "lastForcePush",
+)
+
+
+def source_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """The followed remote as `homelab plan --json` shows it (the status file's public part)."""
+    return {k: doc.get(k) for k in SOURCE_KEYS}
+
+
+def source_line(doc: dict[str, Any]) -> str:
+    """One or two lines above the plan: the remote, its commit and SourceReady."""
+    commit = str(doc.get("commit") or "none")[:12]
+    head = f"Source {doc.get('url')} ({doc.get('branch') or 'HEAD'}) at {commit}, "
+    head += f"fetched {doc.get('lastSuccessAt') or 'never'}: "
+    if doc.get("ready") is False:
+        head += f"SourceReady=False: {doc.get('error')} (deletes are withheld)"
+    else:
+        head += "SourceReady=True"
+    forced = doc.get("lastForcePush")
+    if isinstance(forced, dict):
+        head += (
+            f"\nHistory rewritten (force push): {str(forced.get('from'))[:12]} -> "
+            f"{str(forced.get('to'))[:12]}"
+        )
+    return head + "\n"
+
+
+def _show(
+    result: PlanResult,
+    as_json: bool,
+    refreshed: RefreshResult | None,
+    seconds: float,
+    source_doc: dict[str, Any] | None,
+    signed: GateDecision,
+) -> None:
+    if as_json:
+        doc = plan_to_json(result.plan)
+        doc["errors"] = [e.to_json() for e in result.errors]
+        if signed.required:
+            doc["signedCommits"] = signed.to_json()
+        if source_doc is not None:
+            doc["source"] = source_json(source_doc)
+        if refreshed is not None:
+            doc["refresh"] = _refresh_json(refreshed, seconds)
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        if source_doc is not None:
+            click.echo(source_line(source_doc))
+        if refreshed is not None:
+            click.echo("\n".join(_refresh_report(refreshed, seconds)))
+        click.echo(render_text(result.plan, colour=use_colour()))
+        if result.errors:
+            click.echo(
+                f"{len(result.errors)} manifest error(s): "
+                "those resources are left out of the plan.",
+                err=True,
+            )
+
+
 @click.command()
 @repo_option
 @root_option
@@ -162,9 +231,13 @@ def plan(
       homelab plan --repo ~/homelab --root /opt/homelab --detailed-exitcode
       homelab plan --refresh
     """
-    repo_path = get_repo(repo)
     runtime = get_root(root)
+    repo_path = get_repo(repo, fetch="always", root=runtime)
+    remote = get_remote()
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
+    if ref is None:
+        ref = commit_in_force(runtime, repo_path, None)
+    source_doc = read_status(runtime) if remote is not None else None
     signed = _signed_commit(runtime, source, ref, require_signed, as_json)
     ref = signed.commit
     refreshed: RefreshResult | None = None
@@ -185,24 +258,7 @@ def plan(
         result = compute_plan(source, runtime, ref)
     for error in result.errors:
         click.echo(str(error), err=True)
-    if as_json:
-        doc = plan_to_json(result.plan)
-        doc["errors"] = [e.to_json() for e in result.errors]
-        if signed.required:
-            doc["signedCommits"] = signed.to_json()
-        if refreshed is not None:
-            doc["refresh"] = _refresh_json(refreshed, seconds)
-        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
-    else:
-        if refreshed is not None:
-            click.echo("\n".join(_refresh_report(refreshed, seconds)))
-        click.echo(render_text(result.plan, colour=use_colour()))
-        if result.errors:
-            click.echo(
-                f"{len(result.errors)} manifest error(s): "
-                "those resources are left out of the plan.",
-                err=True,
-            )
+    _show(result, as_json, refreshed, seconds, source_doc, signed)
     if result.errors or (refreshed is not None and refreshed.unreachable):
         raise SystemExit(1)
     if detailed_exitcode and not result.plan.empty:

@@ -7,11 +7,10 @@ Registers itself on the `run` group (`reconciler.cli.run`); the service is
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import click
 
-from reconciler.cli.common import get_root, root_option
+from reconciler.cli.common import get_root, optional_repo, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.observer.collector_service import CollectorService, CollectorSettings
 
@@ -20,9 +19,10 @@ from reconciler.observer.collector_service import CollectorService, CollectorSet
 @root_option
 @click.option(
     "--repo",
-    metavar="PATH",
+    metavar="PATH|URL",
     default=None,
-    help="Repository whose Node manifests (at its tip) name the engines to watch; "
+    help="Repository (a folder, or a URL read through its mirror under ROOT/git) whose "
+    "Node manifests (at its tip) name the engines to watch; "
     "without it, the node `local` at $DOCKER_HOST.",
 )
 @click.option(
@@ -55,6 +55,6 @@ def collector(root: str | None, repo: str | None, resync: float, local_engine: s
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     runtime = get_root(root)
     runtime.path.mkdir(parents=True, exist_ok=True)
-    repo_path = Path(repo).expanduser().absolute() if repo else None
+    repo_path = optional_repo(repo)
     settings = CollectorSettings(resync=resync, local_engine=local_engine)
     run_service(CollectorService(runtime, repo_path, settings), runtime)

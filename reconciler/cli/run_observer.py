@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 import shlex
-from pathlib import Path
 
 import click
 
-from reconciler.cli.common import get_root, root_option
+from reconciler.cli.common import get_root, optional_repo, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.observer.service import ObserverService, ObserverSettings
 
@@ -21,9 +20,10 @@ from reconciler.observer.service import ObserverService, ObserverSettings
 @root_option
 @click.option(
     "--repo",
-    metavar="PATH",
+    metavar="PATH|URL",
     default=None,
-    help="Repository whose Node manifests (at its tip) name the engines to watch; "
+    help="Repository (a folder, or a URL read through its mirror under ROOT/git) whose "
+    "Node manifests (at its tip) name the engines to watch; "
     "without it, the node `local` at $DOCKER_HOST.",
 )
 @click.option(
@@ -60,7 +60,7 @@ def observer(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     runtime = get_root(root)
     runtime.path.mkdir(parents=True, exist_ok=True)
-    repo_path = Path(repo).expanduser().absolute() if repo else None
+    repo_path = optional_repo(repo)
     command = tuple(shlex.split(compose_command)) if compose_command else None
     settings = ObserverSettings(resync=resync, docker=docker, compose_command=command)
     run_service(ObserverService(runtime, repo_path, settings), runtime)

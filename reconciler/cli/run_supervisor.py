@@ -10,7 +10,15 @@ import logging
 
 import click
 
-from reconciler.cli.common import get_repo, get_root, repo_option, root_option
+from reconciler.cli.common import (
+    follow_options,
+    follow_settings,
+    get_remote,
+    get_repo,
+    get_root,
+    repo_option,
+    root_option,
+)
 from reconciler.cli.run import run, run_service
 from reconciler.supervisor.service import Supervisor, SupervisorSettings
 
@@ -18,6 +26,7 @@ from reconciler.supervisor.service import Supervisor, SupervisorSettings
 @run.command("supervisor")
 @repo_option
 @root_option
+@follow_options
 @click.option(
     "--ref", default=None, help="Branch (or ref) to track (default: the current branch, HEAD)."
 )
@@ -60,6 +69,7 @@ def supervisor(
     \b
     Example:
       homelab run supervisor --repo ~/homelab --root /opt/homelab --resync 60
+      homelab run supervisor --repo git@git.lan:me/homelab.git --branch main --poll 60
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -68,6 +78,9 @@ def supervisor(
     settings = SupervisorSettings(
         resync=resync, flap_threshold=flap_threshold, flap_window=flap_window
     )
-    service = Supervisor(get_repo(repo), get_root(root), ref, settings)
+    repo_path = get_repo(repo)
+    service = Supervisor(
+        repo_path, get_root(root), ref, settings, remote=get_remote(), follow=follow_settings()
+    )
     click.echo(f"supervisor: watching {service.repo} -> {service.root.path}", err=True)
     run_service(service, service.root)

@@ -6,14 +6,12 @@ Adds the `ui` subcommand to the `run` group; the service itself is
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from reconciler.api.config import UISettings
 from reconciler.api.limits import raise_descriptor_limit
 from reconciler.api.server import UIService
-from reconciler.cli.common import get_root, repo_option, root_option
+from reconciler.cli.common import get_root, optional_repo, repo_option, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.errors import ConfigError
 
@@ -81,7 +79,7 @@ def run_ui(
         raise ConfigError(f"--base-path {base_path!r}: start it with '/', e.g. /homelab")
     settings = UISettings(
         root=get_root(root),
-        repo=Path(repo) if repo else None,
+        repo=optional_repo(repo),
         host=host,
         port=port,
         auth_mode="proxy" if auth_mode == "proxy" else "token",

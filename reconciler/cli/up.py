@@ -30,12 +30,21 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import get_repo, get_root, root_option
+from reconciler.cli.common import (
+    follow_options,
+    follow_settings,
+    get_remote,
+    get_repo,
+    get_root,
+    root_option,
+)
 from reconciler.cli.example import DEFAULT_DOCKER_HOST, create_example_repo
 from reconciler.cli.service_runner import Bound, Service, ServiceRunner
 from reconciler.cli.supervise import bound_options, supervise
 from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.follow import FollowSettings
+from reconciler.sources.remote import Remote, is_remote
 from reconciler.sources.signatures import ENV_REQUIRE
 
 SERVICE_ORDER = ("observer", "supervisor", "executor", "ui", "notifier")
@@ -48,6 +57,8 @@ class UpConfig:
     host: str
     port: int
     docker_host: str
+    remote: Remote | None = None
+    follow: FollowSettings | None = None
 
 
 Factory = Callable[[UpConfig], Service]
@@ -62,7 +73,7 @@ def _observer(cfg: UpConfig) -> Service:
 def _supervisor(cfg: UpConfig) -> Service:
     from reconciler.supervisor.service import Supervisor
 
-    return Supervisor(cfg.repo, cfg.root)
+    return Supervisor(cfg.repo, cfg.root, remote=cfg.remote, follow=cfg.follow)
 
 
 def _executor(cfg: UpConfig) -> Service:
@@ -139,6 +150,11 @@ def _wait_for_ui(url: str, stop: threading.Event, timeout: float = 20.0) -> bool
 
 def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> UpConfig:
     root = get_root(root_flag).ensure()
+    chosen = repo_flag or os.environ.get("HOMELAB_REPO")
+    if chosen and is_remote(chosen):
+        repo = get_repo(chosen, root=root)  # a first fetch when the mirror has none
+        remote = get_remote()
+        return UpConfig(root, repo, "", 0, docker_host, remote, follow_settings())
     if repo_flag:
         repo = get_repo(repo_flag)
         if not (repo / ".git").exists():
@@ -156,11 +172,20 @@ def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> 
 @click.option(
     "--repo",
     "repo",
-    metavar="PATH",
+    metavar="PATH|URL",
     default=None,
-    help="Git repository with the manifests (default: an example one under the runtime root).",
+    help="Git repository with the manifests, a folder or a URL followed through a mirror "
+    "under ROOT/git (default: an example one under the runtime root).",
+)
+@click.option(
+    "--branch",
+    default=None,
+    expose_value=False,
+    callback=lambda ctx, _p, v: ctx.meta.__setitem__("homelab.branch", v),
+    help="Branch of a remote --repo (default: the remote's HEAD).",
 )
 @root_option
+@follow_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -186,14 +211,16 @@ def up(
     Examples:
       homelab up                                # example repository, per-user state
       homelab up --repo ~/homelab --root /opt/homelab --port 8080
+      homelab up --repo https://git.lan/me/homelab.git --branch main --poll 60
     """
     if require_signed:
         os.environ[ENV_REQUIRE] = "1"  # read by every service's SignedCommitGate
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)
-    cfg = UpConfig(base.root, base.repo, host, port, docker_host)
-    click.echo(f"Runtime root {cfg.root.path}  ·  repository {cfg.repo}")
+    cfg = UpConfig(base.root, base.repo, host, port, docker_host, base.remote, base.follow)
+    shown = cfg.repo if cfg.remote is None else f"{cfg.remote.shown_url} (mirror {cfg.repo})"
+    click.echo(f"Runtime root {cfg.root.path}  ·  repository {shown}")
     why = docker_reachable(docker_host)
     if why:
         click.echo(

@@ -45,8 +45,8 @@ def validate(repo: str | None, root: str | None, ref: str | None, path: str | No
     Example:
       homelab validate --repo ~/homelab --ref main
     """
-    repo_path = get_repo(repo)
     runtime = get_root(root)
+    repo_path = get_repo(repo, fetch="always", root=runtime)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     state = source.load(ref)
     _desired, errors, invalid = desired_specs(source, state, runtime)

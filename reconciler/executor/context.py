@@ -27,6 +27,7 @@ from reconciler.planning import Tip, desired_specs
 from reconciler.queue.action import Action
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.follow import commit_in_force
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.resolver import CommitResolver
 from reconciler.sources.signatures import SignedCommitGate
@@ -50,7 +51,7 @@ class DesiredView:
 
     def desired_commit(self) -> str:
         """The commit in force: the tip, unless signed commits hold it back."""
-        tip = self.source.repo.resolve(self.ref)
+        tip = commit_in_force(self.root, self.source.repo.path, self.ref)
         decision = self.signatures.decide(tip, record=False)
         if decision.commit is None:
             raise TemporaryError(f"signed commits: {decision.held}")

@@ -11,8 +11,12 @@ the commit planned is the one `SignedCommitGate` keeps in force (an
 unsigned tip is held back and the reason reported). Each pass ends by writing
 `state/supervisor_status.json` (docs/internals.md), which the UI reads.
 Errors of one pass (git unreachable, a bug) are logged and reported in
-that file; the service keeps running. Called by `homelab run supervisor`
-and `homelab up`.
+that file; the service keeps running. With a remote repository (`remote`)
+it runs the source follower (`reconciler.sources.follow`) beside the loop:
+each fetch that moves the mirror's branch wakes it through the watch of
+`refs/heads/`, a change of SourceReady wakes it directly, and while the
+source is not ready no delete is proposed. The commit planned is
+`commit_in_force`. Called by `homelab run supervisor` and `homelab up`.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from reconciler.queue.action import now_iso
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.follow import Follower, FollowSettings, commit_in_force, source_gate
 from reconciler.sources.git import GitSource
+from reconciler.sources.remote import Remote
 from reconciler.sources.signatures import GateDecision, SignedCommitGate
 from reconciler.supervisor.flap import FlapGuard, read_flap_state, ref_key
-from reconciler.supervisor.policy import deletes_gate
+from reconciler.supervisor.policy import Gate, deletes_gate
 from reconciler.supervisor.proposals import Proposer, RefStatus
 from reconciler.supervisor.watch import Wakeup
 from reconciler.world import WorldReader
@@ -82,8 +88,12 @@ class Supervisor:
         root: RuntimeRoot,
         ref: str | None = None,
         settings: SupervisorSettings | None = None,
+        remote: Remote | None = None,
+        follow: FollowSettings | None = None,
     ) -> None:
         self.repo = repo
+        self.remote = remote
+        self.follow = follow or FollowSettings()
         self.root = root.ensure()
         self.ref = ref
         self.settings = settings or SupervisorSettings()
@@ -116,9 +126,14 @@ class Supervisor:
 
     def _inputs(self) -> Any:
         """What one pass depends on; equal inputs give an equal plan."""
-        decision = self.signatures.decide(self.source.repo.resolve(self.ref))
+        tip = commit_in_force(self.root, self.repo, self.ref)
+        decision = self.signatures.decide(tip)
         world = self.world.read()
         gate = deletes_gate(read_observer_status(self.root))
+        if self.remote is not None:
+            why = source_gate(self.root)
+            if why is not None:
+                gate = Gate(False, why)
         return (decision, world, gate, self.queue.snapshot(), read_flap_state(self.root))
 
     def reconcile(self, *, force: bool = False) -> dict[str, Any] | None:
@@ -215,6 +230,10 @@ class Supervisor:
         watch_stop = threading.Event()  # ends this run's watch even when run() raises
         watch_thread = watcher.start(watch_stop)
         threading.Thread(target=_relay, args=(stop, watch_stop, wake), daemon=True).start()
+        if self.remote is not None:
+            Follower(self.remote, self.root, self.follow, emit=self._source_event(wake)).start(
+                watch_stop
+            )
         next_resync = 0.0
         try:
             self._await_observer(stop, wake, started)
@@ -256,6 +275,17 @@ class Supervisor:
                 return
             wake.wait(left)
             wake.clear()
+
+    def _source_event(self, wake: threading.Event) -> Any:
+        def emit(type: str, data: dict[str, Any]) -> None:
+            try:
+                self.events.append(type, None, data, sync=True)
+            except HomelabError as exc:  # the status file still says it; never stop following
+                log.error("cannot record %s: %s", type, exc)
+            if type in ("source.fetch_failed", "source.recovered"):
+                wake.set()  # SourceReady changed: the deletes gate with it
+
+        return emit
 
     def _pass(self, periodic: bool) -> None:
         started = time.perf_counter()
