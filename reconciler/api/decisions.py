@@ -36,7 +36,7 @@ from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
 from reconciler.queue.store import ActionQueue
-from reconciler.runtime_root import RuntimeRoot
+from reconciler.runtime_root import PRIVATE_DIR, RuntimeRoot
 
 
 class InvalidInput(HomelabError):
@@ -57,6 +57,7 @@ def claim_producer(root: RuntimeRoot) -> tuple[str, IO[bytes]]:
     is closed (by the kernel too, when the process dies).
     """
     folder = root.state / "ui-writers"
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)  # the tree is private
     for n in range(1, MAX_UI_WRITERS + 1):
         name = "ui" if n == 1 else f"ui-{n}"
         held = try_lock(folder / f"{name}.lock")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 import threading
@@ -165,6 +166,9 @@ def test_two_ui_processes_approving_at_once_one_wins(
         assert events[0]["source"] == ("ui", "ui-2")[winner]
         sources.add(events[0]["source"])
     assert sources <= {"ui", "ui-2"}
+    claims = runtime_root.state / "ui-writers"
+    assert stat.S_IMODE(claims.stat().st_mode) == 0o700  # the runtime tree stays private
+    assert sorted(p.name for p in claims.iterdir()) == ["ui-2.lock", "ui.lock"]
     for client in api:
         client.close()
     for client, _ in forms:

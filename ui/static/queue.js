@@ -18,6 +18,7 @@
   var list = document.getElementById("pending-list");
   var busy = false;
   var again = false;
+  var carry = 0;
   document.documentElement.classList.add("script-anchored");
 
   live.addEventListener("htmx:beforeRequest", function (event) {
@@ -107,8 +108,12 @@
           }
         });
         if (anchor.isConnected) {
-          var moved = anchor.getBoundingClientRect().top - before;
-          if (moved) window.scrollBy(0, moved);
+          // Scroll offsets snap to whole pixels while rows are fractionally tall: carry the
+          // rest to the next patch so a burst of updates does not add up to a visible drift.
+          var wanted = anchor.getBoundingClientRect().top - before + carry;
+          var y = window.scrollY;
+          if (wanted) window.scrollBy(0, wanted);
+          carry = wanted - (window.scrollY - y);
         }
         updateBar();
       });
