@@ -7,6 +7,7 @@ the world documents are left untouched.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,19 @@ def _refresh_json(refreshed: RefreshResult, seconds: float) -> dict[str, Any]:
     }
 
 
+def _note_invalid(result: PlanResult) -> None:
+    """Invalid resources get no change: say so, with where, as the supervisor does."""
+    for ref in sorted(result.invalid):
+        result.plan.notes.append(f"{ref.kind}/{ref.name}: {result.invalid_at(ref)}; not planned")
+
+
+def _which_repo(flag: str | None) -> str:
+    """How the repository was chosen, for the line that names it."""
+    if flag:
+        return "--repo"
+    return "$HOMELAB_REPO" if os.environ.get("HOMELAB_REPO") else "the current folder"
+
+
 def _note_not_refreshed(result: PlanResult, refreshed: RefreshResult) -> None:
     for ref, why in refreshed.not_refreshed.items():
         result.plan.notes.append(f"{ref.kind}/{ref.name}: not refreshed ({why})")
@@ -131,6 +145,8 @@ def plan(
     """
     repo_path = get_repo(repo)
     runtime = get_root(root)
+    if repo is None and not as_json:  # chosen implicitly: say which one is planned
+        click.echo(f"Planning repository {repo_path} (from {_which_repo(repo)})", err=True)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     refreshed: RefreshResult | None = None
     seconds = 0.0
@@ -148,6 +164,7 @@ def plan(
             )
     else:
         result = compute_plan(source, runtime, ref)
+    _note_invalid(result)
     for error in result.errors:
         click.echo(str(error), err=True)
     if as_json:

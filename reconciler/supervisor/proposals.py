@@ -74,9 +74,17 @@ class RefStatus:
     status: str
     errors: list[str] = field(default_factory=list)
     action: str | None = None
+    # The desired spec at the commit and where its manifest is (file:line:column).
+    desired: dict[str, Any] | None = None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "errors": self.errors, "action": self.action}
+        out: dict[str, Any] = {"status": self.status, "errors": self.errors, "action": self.action}
+        if self.source is not None:
+            out["source"] = self.source
+        if self.desired is not None:
+            out["desired"] = self.desired
+        return out
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -205,7 +213,13 @@ class Proposer:
         out: dict[ResourceKey, RefStatus] = {}
         self._batch = []
         for ref in sorted(refs):
-            out[ref] = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
+            status = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
+            manifest = result.state.manifests.get(ref)
+            status.desired = result.desired.get(ref)
+            errors = result.invalid_errors.get(ref)
+            where = manifest.location if manifest else (errors[0].location if errors else None)
+            status.source = str(where) if where is not None else None
+            out[ref] = status
             if ref not in result.invalid:
                 self.condition(ref, "InvalidManifest", False, "Valid", "manifest is valid")
         self._flush()
@@ -241,10 +255,18 @@ class Proposer:
         marks: dict[str, Any],
     ) -> RefStatus:
         if ref in result.invalid:
-            errors = [str(e) for e in result.errors if ref[1] in str(e)] or ["manifest invalid"]
+            reason = result.invalid_at(ref)
+            errors = [str(e) for e in result.invalid_errors.get(ref, [])] or [reason]
             self.condition(ref, "InvalidManifest", True, "InvalidManifest", "; ".join(errors))
-            self._supersede(live, None, "manifest is invalid")
+            self._supersede(live, None, reason)
             return RefStatus("Invalid", errors)
+        if ref not in result.desired and not result.state.complete:
+            # Not found in a desired state that could not be read whole: maybe in the
+            # unreadable file. Nothing is decided about it until the file is fixed.
+            first = result.state.errors[0].location if result.state.errors else None
+            why = f"manifest invalid at {first.path}:{first.line}" if first else "manifest invalid"
+            self._supersede(live, None, f"desired state incomplete ({why})")
+            return RefStatus("Unknown", [f"desired state incomplete: {why}"])
         mark = marks.get(ref_key(ref))
         if mark is not None:
             if spec_hash(result.desired.get(ref)) == mark.get("desiredHash"):

@@ -128,6 +128,7 @@ class Supervisor:
         result = compute_plan(self.source, self.root, commit, world_reader=self.world, state=state)
         statuses = self.proposer.apply(result, gate)
         status = self._status(commit, statuses, [str(e) for e in result.errors])
+        status["manifestErrors"] = [e.to_json() for e in result.errors]
         if not gate.open and any(c.operation == "delete" for c in result.plan.changes):
             status["errors"].append(f"deletes withheld: {gate.reason}")
         self._write_status(status)
