@@ -37,7 +37,7 @@ from reconciler.api.agent_tokens import AgentTokens
 from reconciler.api.auth import AuthMiddleware
 from reconciler.api.config import UISettings
 from reconciler.api.context import AppContext
-from reconciler.api.controllers import api, ops, pages
+from reconciler.api.controllers import api, operator_pages, ops, pages
 from reconciler.api.decisions import Decisions
 from reconciler.api.limits import StreamSlots
 from reconciler.api.rendering import install_filters
@@ -133,7 +133,7 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[*api.ROUTES, *ops.ROUTES, *pages.ROUTES, static],
+        route_handlers=[*api.ROUTES, *ops.ROUTES, *pages.ROUTES, *operator_pages.ROUTES, static],
         middleware=[
             DefineMiddleware(
                 AuthMiddleware,

@@ -50,8 +50,17 @@ class ChainStep:
     after_failure: bool = False
 
 
-def walk_chain(plan_id: str, states: dict[str, str], settled: Callable[[str], bool]) -> ChainStep:
-    """Where a plan stands: its live action, the next id to propose, or why not (pure)."""
+def walk_chain(
+    plan_id: str,
+    states: dict[str, str],
+    settled: Callable[[str], bool],
+    reopened: frozenset[str] = frozenset(),
+) -> ChainStep:
+    """Where a plan stands: its live action, the next id to propose, or why not (pure).
+
+    A rejected generation ends the chain unless an operator asked for it again
+    (`reopened`): then the next generation is proposed.
+    """
     previous: tuple[str, str] | None = None
     for generation in range(MAX_GENERATIONS):
         current = generation_id(plan_id, generation)
@@ -63,7 +72,7 @@ def walk_chain(plan_id: str, states: dict[str, str], settled: Callable[[str], bo
             return ChainStep("propose", current, generation, failed)
         if state in LIVE_STATES:
             return ChainStep("live", current, generation)
-        if state == "rejected":
+        if state == "rejected" and current not in reopened:
             return ChainStep("rejected", current, generation)
         previous = (current, state)
     return ChainStep("wait", plan_id, MAX_GENERATIONS)
@@ -138,6 +147,7 @@ class Proposer:
         self.queue_states: dict[str, str] = {}
         self._refs: dict[str, ResourceKey] = {}  # live action id -> resource (never changes)
         self._batch: list[tuple[ResourceKey, Action, bool]] = []  # (ref, action, auto-approve)
+        self.reopened: frozenset[str] = frozenset()  # rejected ids to propose again
 
     # -- queue view -------------------------------------------------------------
     def _live(self, states: dict[str, str]) -> dict[ResourceKey, list[tuple[str, str]]]:
@@ -202,8 +212,14 @@ class Proposer:
         )
 
     # -- one pass ---------------------------------------------------------------
-    def apply(self, result: PlanResult, gate: Gate) -> dict[ResourceKey, RefStatus]:
-        """Make the queue match one plan; the status of every resource it covers."""
+    def apply(
+        self, result: PlanResult, gate: Gate, reopened: frozenset[str] = frozenset()
+    ) -> dict[ResourceKey, RefStatus]:
+        """Make the queue match one plan; the status of every resource it covers.
+
+        `reopened`: rejected action ids an operator asked to propose again.
+        """
+        self.reopened = reopened
         self.queue_states = self.queue.snapshot()
         self.flap.scan_done()
         live = self._live(self.queue_states)
@@ -299,7 +315,9 @@ class Proposer:
     ) -> RefStatus:
         basis = world_basis(result.world.get(ref))
         plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
-        step = walk_chain(plan_id, self.queue_states, self._settled(result.world, ref))
+        step = walk_chain(
+            plan_id, self.queue_states, self._settled(result.world, ref), self.reopened
+        )
         if step.outcome == "live":
             self._supersede(live, step.action_id, f"replaced by {step.action_id}")
             return RefStatus("Pending", [], step.action_id)

@@ -28,6 +28,7 @@ from reconciler.events.log import EventLog
 from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
+from reconciler.queue.reproposals import reopened
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
@@ -112,21 +113,28 @@ class Supervisor:
         commit = self.source.repo.resolve(self.ref)
         world = self.world.read()
         gate = deletes_gate(read_observer_status(self.root))
-        return (commit, world, gate, self.queue.snapshot(), read_flap_state(self.root))
+        return (
+            commit,
+            world,
+            gate,
+            self.queue.snapshot(),
+            read_flap_state(self.root),
+            reopened(self.root),
+        )
 
     def reconcile(self, *, force: bool = False) -> dict[str, Any] | None:
         """One pass; returns the status written, or None when nothing changed."""
         inputs = self._inputs()
         if not force and inputs == self._last_inputs:
             return None
-        commit, _world, gate, _queue, _flap = inputs
+        commit, _world, gate, _queue, _flap, again = inputs
         state = self.source.load(commit)
         wanted = state.config.manifestsPath.strip("/") or "."
         if wanted != self.source.path:
             self.source.path = wanted
             state = self.source.load(commit)
         result = compute_plan(self.source, self.root, commit, world_reader=self.world, state=state)
-        statuses = self.proposer.apply(result, gate)
+        statuses = self.proposer.apply(result, gate, again)
         status = self._status(commit, statuses, [str(e) for e in result.errors])
         status["manifestErrors"] = [e.to_json() for e in result.errors]
         if not gate.open and any(c.operation == "delete" for c in result.plan.changes):
@@ -140,6 +148,7 @@ class Supervisor:
             gate,
             self.queue.snapshot(),
             read_flap_state(self.root),
+            again,
         )
         return status
 

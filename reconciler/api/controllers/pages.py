@@ -21,7 +21,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from reconciler.api import services
+from reconciler.api import problems, services
 from reconciler.api.auth import Operator, client_address
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
@@ -39,6 +39,11 @@ log = logging.getLogger("homelab.ui.login")
 def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
     ctx = context(request)
     who = request.scope.get("user")
+    if isinstance(who, Operator):  # what every signed-in page shows: the banner, node marks
+        values.update(
+            manifest_problems=problems.manifest_problems(ctx.views),
+            not_ready=problems.not_ready_actions(ctx.views),
+        )
     values.update(
         base=ctx.settings.base_path,
         nav=nav,
@@ -60,12 +65,14 @@ def _back(request: Req, path: str, notice: str = "") -> Redirect:
 @get("/", include_in_schema=False, sync_to_thread=False)
 def dashboard(request: Req) -> Template:
     views = context(request).views
+    pending = services.actions(views, "pending")
     return _page(
         request,
         "dashboard.html",
         "dashboard",
         summary=services.summary(views),
-        pending=services.actions(views, "pending")[:10],
+        pending=pending[:10],
+        pending_total=len(pending),
         events=[services.event_out(e) for e in views.feed.recent(15)],
         notify_targets=services.notification_targets(views),
         notify_problems=services.notification_problems(views),
@@ -74,10 +81,13 @@ def dashboard(request: Req) -> Template:
 
 @get("/resources", include_in_schema=False, sync_to_thread=False)
 def resources_page(
-    request: Req, kind: FromQuery[str | None] = None, status: FromQuery[str | None] = None
+    request: Req,
+    kind: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    last: FromQuery[str | None] = None,
 ) -> Template:
     views = context(request).views
-    rows = services.filter_rows(views, kind, status)
+    rows = services.filter_rows(views, kind, status, last)
     kinds = sorted({r.kind for r in services.resource_rows(views)})
     return _page(
         request,
@@ -87,6 +97,8 @@ def resources_page(
         kinds=kinds,
         kind=kind or "",
         status=status or "",
+        last=last or "",
+        statuses=services.STATUSES,
     )
 
 
@@ -210,6 +222,9 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
     who = require_csrf(request, str(form.get("_csrf") or ""))
     back = str(form.get("back") or "/queue")
     back = back if _NEXT.match(back) else "/queue"
+    blocked = problems.not_ready_actions(context(request).views).get(action_id)
+    if approve and blocked and form.get("confirm_not_ready") != "yes":
+        return _back(request, back, f"Not approved: {blocked}; tick the box to approve anyway")
     try:
         context(request).decisions.decide(action_id, approve, who, str(form.get("reason") or ""))
     except QueueConflict as exc:
