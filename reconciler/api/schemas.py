@@ -22,7 +22,7 @@ Reason = Annotated[str, Meta(max_length=500)]
 class ResourceCounts(Struct):
     """Resources by status: the eight status counts add up to `total`.
 
-    `failed` (the latest action failed) cuts across them and is not in the sum.
+    `failed` (the last run of an action failed) cuts across them and is not in the sum.
     """
 
     total: int
@@ -116,6 +116,7 @@ class ResourceRow(Struct):
     labels: dict[str, str]
     node: str | None = None  # the node a Docker-backed resource runs on
     lastActionState: str | None = None  # the state of its newest action, of any state
+    lastRun: str | None = None  # how the newest action the executor ran ended: done | failed
 
 
 class EventRefOut(Struct):

@@ -64,10 +64,10 @@ def _live(views: RuntimeViews) -> dict[ResourceKey, tuple[str, str]]:
     return live
 
 
-def _newest(views: RuntimeViews) -> dict[ResourceKey, str]:
-    """The state of each resource's newest action, of any state."""
+def _newest(views: RuntimeViews, states: tuple[str, ...]) -> dict[ResourceKey, str]:
+    """The state of each resource's newest action among those in `states`."""
     newest: dict[ResourceKey, tuple[str, str]] = {}
-    for state in QUEUE_STATES:
+    for state in states:
         for action in views.queue[state].values():
             stamp = action.created_at or ""
             seen = newest.get(action.key)
@@ -82,6 +82,7 @@ def _row(
     entry: dict[str, Any],
     live: tuple[str, str] | None,
     newest: str | None,
+    last_run: str | None,
 ) -> s.ResourceRow:
     doc = views.world.get(ref)
     status_doc = doc.status if doc is not None else WorldStatus()
@@ -107,6 +108,7 @@ def _row(
         labels={str(k): str(v) for k, v in labels.items()},
         node=node,
         lastActionState=newest,
+        lastRun=last_run,
     )
 
 
@@ -114,12 +116,18 @@ def resource_rows(views: RuntimeViews) -> list[s.ResourceRow]:
     def build() -> list[s.ResourceRow]:
         statuses: dict[str, Any] = views.supervisor.get("resources") or {}
         live = _live(views)
-        newest = _newest(views)
+        newest = _newest(views, QUEUE_STATES)
+        runs = _newest(views, ("done", "failed"))
         refs: set[ResourceKey] = set(views.world) | set(live)
         refs |= {ResourceKey(*k.split("/", 1)) for k in statuses if "/" in k}
         return [
             _row(
-                views, ref, statuses.get(f"{ref[0]}/{ref[1]}") or {}, live.get(ref), newest.get(ref)
+                views,
+                ref,
+                statuses.get(f"{ref[0]}/{ref[1]}") or {},
+                live.get(ref),
+                newest.get(ref),
+                runs.get(ref),
             )
             for ref in sorted(refs)
         ]
@@ -158,7 +166,7 @@ def _counts(views: RuntimeViews) -> tuple[s.ResourceCounts, dict[str, int]]:
             unknown=by["Unknown"],
             waitingOnNode=by["NodeNotReady"],
             nodesNotReady=by["NotReady"],
-            failed=sum(1 for r in rows if r.lastActionState == "failed"),
+            failed=sum(1 for r in rows if r.lastRun == "failed"),
         )
         return counts, {state: len(views.queue[state]) for state in QUEUE_STATES}
 
@@ -273,27 +281,27 @@ def summary_json(views: RuntimeViews) -> bytes:
 
 
 def rows_json(
-    views: RuntimeViews, kind: str | None, status: str | None, last: str | None = None
+    views: RuntimeViews, kind: str | None, status: str | None, run: str | None = None
 ) -> bytes:
     """The encoded resource table for one filter, built once per views version."""
-    key = f"rows_json:{kind or ''}:{status or ''}:{last or ''}"
+    key = f"rows_json:{kind or ''}:{status or ''}:{run or ''}"
     body: bytes = views.cached(
-        key, lambda: msgspec.json.encode(filter_rows(views, kind, status, last))
+        key, lambda: msgspec.json.encode(filter_rows(views, kind, status, run))
     )
     return body
 
 
 def filter_rows(
-    views: RuntimeViews, kind: str | None, status: str | None, last: str | None = None
+    views: RuntimeViews, kind: str | None, status: str | None, run: str | None = None
 ) -> list[s.ResourceRow]:
-    """Rows of a kind, a status and whose newest action is in state `last` (each optional)."""
+    """Rows of a kind, a status and whose last run ended `run` (done, failed); each optional."""
     rows = resource_rows(views)
     if kind:
         rows = [r for r in rows if r.kind == kind]
     if status:
         rows = [r for r in rows if r.status == status]
-    if last:
-        rows = [r for r in rows if r.lastActionState == last]
+    if run:
+        rows = [r for r in rows if r.lastRun == run]
     return rows
 
 

@@ -84,10 +84,10 @@ def resources_page(
     request: Req,
     kind: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
-    last: FromQuery[str | None] = None,
+    run: FromQuery[str | None] = None,
 ) -> Template:
     views = context(request).views
-    rows = services.filter_rows(views, kind, status, last)
+    rows = services.filter_rows(views, kind, status, run)
     kinds = sorted({r.kind for r in services.resource_rows(views)})
     return _page(
         request,
@@ -97,7 +97,7 @@ def resources_page(
         kinds=kinds,
         kind=kind or "",
         status=status or "",
-        last=last or "",
+        run=run or "",
         statuses=services.STATUSES,
     )
 
