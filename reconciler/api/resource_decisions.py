@@ -16,7 +16,7 @@ from __future__ import annotations
 from reconciler.api.auth import Operator
 from reconciler.api.decisions import Decisions, InvalidInput
 from reconciler.queue.flap_marks import clear_flapping, read_flap_state, ref_key
-from reconciler.queue.reproposals import request_again
+from reconciler.queue.reproposals import reopened, request_again
 from reconciler.queue.store import LIVE_STATES
 from reconciler.resources.key import ResourceKey
 
@@ -24,18 +24,19 @@ from reconciler.resources.key import ResourceKey
 def propose_again(decisions: Decisions, ref: ResourceKey, who: Operator) -> str:
     """Ask for the resource's rejected change again; the notice to show."""
     views = decisions.views
+    views.refresh({"queue"})  # decide on the queue as it is now, not as last watched
     history = views.actions_of(ref.kind, ref.name)
     if not history or history[0][0] != "rejected":
         raise InvalidInput(f"{ref_key(ref)}: its newest action is not rejected; nothing to redo")
     if any(state in LIVE_STATES for state, _a in history):
         raise InvalidInput(f"{ref_key(ref)} already has a live action")
     action = history[0][1]
+    if action.id in reopened(decisions.root):
+        return f"Already asked: {ref_key(ref)} will be proposed again"
     data = {"action": action.id, "actor": who.name, "address": who.address}
     decisions.events.append("operator.propose_again", ref, data, sync=True)
-    asked = request_again(decisions.root, action.id, who.name)
+    request_again(decisions.root, action.id, who.name)
     views.refresh({"events"})
-    if not asked:
-        return f"Already asked: {ref_key(ref)} will be proposed again"
     return f"Asked the supervisor to propose {ref_key(ref)} again"
 
 

@@ -34,6 +34,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from reconciler.atomic_files import atomic_write_json
 from reconciler.observer.service import ObserverService, ObserverSettings
 from reconciler.queue.action import now_iso
+from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.supervisor.service import Supervisor
@@ -370,5 +371,42 @@ def test_dashboard_cards_add_up_and_each_links_to_what_it_counts(
         for key, href in links.items():
             page.goto(server.url + href)
             expect(page.locator("[data-testid=resource-count]")).to_have_text(f"({counts[key]})")
+    finally:
+        server.close()
+
+
+def test_clear_flap_on_the_resource_page_lets_the_supervisor_propose_again(
+    git_repo: GitRepo, runtime_root: RuntimeRoot, supervisor: Supervisor, page: Page, viewport: str
+) -> None:
+    lab = UILab(git_repo, runtime_root)
+    lab.container("web")
+    git_repo.commit("web")
+    lab.status_files()
+    status = supervisor.reconcile(force=True)
+    assert status is not None
+    desired = status["resources"]["Container/web"]["desired"]
+    [first] = lab.queue.actions("pending")
+    evidence = ["a1", "a2", "a3"]
+    supervisor.flap.mark(ResourceKey("Container", "web"), spec_hash(desired), first.patch, evidence)
+    status = supervisor.reconcile(force=True)
+    assert status is not None
+    assert status["resources"]["Container/web"]["status"] == "Flapping"
+    assert lab.queue.actions("pending") == []
+    server = serve(runtime_root)
+    try:
+        _login(page, server, "/resources/Container/web")
+        page.goto(server.url + "/resources/Container/web")
+        expect(page.locator("[data-testid=resource-status]")).to_have_text("Flapping")
+        _shot(page, "flapping", viewport)
+        page.click("[data-testid=clear-flap]")
+        expect(page.locator("[data-testid=notice]")).to_contain_text("Cleared the flap mark")
+        [event] = [e for e in _ui_events(runtime_root, "resource.condition") if e["data"]["actor"]]
+        assert (event["data"]["type"], event["data"]["status"]) == ("Flapping", "False")
+        assert event["data"]["actor"] == "alice"
+        supervisor.reconcile(force=True)
+        assert [a.name for a in lab.queue.actions("pending")] == ["web"]
+        page.reload()
+        expect(page.locator("[data-testid=resource-status]")).to_have_text("Pending")
+        expect(page.locator("[data-testid=clear-flap]")).to_have_count(0)
     finally:
         server.close()
