@@ -38,7 +38,7 @@ from reconciler.api.agent_tokens import AgentTokens
 from reconciler.api.auth import AuthMiddleware
 from reconciler.api.config import UISettings
 from reconciler.api.context import AppContext
-from reconciler.api.controllers import api, ops, pages
+from reconciler.api.controllers import api, operator_pages, ops, pages
 from reconciler.api.controllers import hooks as hook_routes
 from reconciler.api.decisions import Decisions
 from reconciler.api.hooks import GitHooks
@@ -137,7 +137,14 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[*api.ROUTES, *hook_routes.ROUTES, *ops.ROUTES, *pages.ROUTES, static],
+        route_handlers=[
+            *api.ROUTES,
+            *hook_routes.ROUTES,
+            *ops.ROUTES,
+            *pages.ROUTES,
+            *operator_pages.ROUTES,
+            static,
+        ],
         middleware=[
             DefineMiddleware(
                 AuthMiddleware,

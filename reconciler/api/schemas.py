@@ -20,6 +20,11 @@ Reason = Annotated[str, Meta(max_length=500)]
 
 
 class ResourceCounts(Struct):
+    """Resources by status: the eight status counts add up to `total`.
+
+    `failed` (the last run of an action failed) cuts across them and is not in the sum.
+    """
+
     total: int
     inSync: int
     drifted: int
@@ -27,6 +32,9 @@ class ResourceCounts(Struct):
     flapping: int
     pending: int
     unknown: int
+    waitingOnNode: int = 0  # status NodeNotReady: a change waits for its node's engine
+    nodesNotReady: int = 0  # Nodes whose engine does not answer (status NotReady)
+    failed: int = 0
 
 
 class ObserverInfo(Struct):
@@ -135,6 +143,9 @@ class ResourceRow(Struct):
     observedAt: str | None
     conditions: list[Condition]
     labels: dict[str, str]
+    node: str | None = None  # the node a Docker-backed resource runs on
+    lastActionState: str | None = None  # the state of its newest action, of any state
+    lastRun: str | None = None  # how the newest action the executor ran ended: done | failed
 
 
 class EventRefOut(Struct):
@@ -197,6 +208,40 @@ class ResourceDetail(Struct):
     errors: list[str]
     actions: list[ActionRow]
     events: list[EventOut]
+    source: str | None = None  # file:line:column of the manifest at the desired commit
+    commit: str | None = None
+    desiredFrom: str = "none"  # git (the commit's manifest) | action (the latest action's)
+    lastAction: ActionRow | None = None
+    lastOutcome: str | None = None  # what the latest action ended with (its failure reason)
+    nodeReady: NodeReadiness | None = None
+    canProposeAgain: bool = False
+    canClearFlap: bool = False
+
+
+class NodeReadiness(Struct):
+    """Whether a resource's node answers: its Node's Ready condition."""
+
+    name: str
+    ready: bool | None  # None: never observed
+    message: str = ""
+
+
+class ManifestProblem(Struct):
+    """One manifest error of the desired commit: `path:line:column: field: message`."""
+
+    path: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+
+class ManifestProblems(Struct):
+    """Every manifest error of the supervisor's desired commit (the banner and /errors)."""
+
+    commit: str | None
+    errors: list[ManifestProblem]
+    invalid: list[str]  # KIND/NAME of the resources that are Invalid
 
 
 class Decision(Struct):

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from reconciler.api import problems
 from reconciler.api import schemas as s
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
@@ -63,13 +64,35 @@ def _live(views: RuntimeViews) -> dict[ResourceKey, tuple[str, str]]:
     return live
 
 
+def _newest(views: RuntimeViews, states: tuple[str, ...]) -> dict[ResourceKey, str]:
+    """The state of each resource's newest action among those in `states`."""
+    newest: dict[ResourceKey, tuple[str, str]] = {}
+    for state in states:
+        for action in views.queue[state].values():
+            stamp = action.created_at or ""
+            seen = newest.get(action.key)
+            if seen is None or stamp > seen[0]:
+                newest[action.key] = (stamp, state)
+    return {ref: state for ref, (_stamp, state) in newest.items()}
+
+
 def _row(
-    views: RuntimeViews, ref: ResourceKey, entry: dict[str, Any], live: tuple[str, str] | None
+    views: RuntimeViews,
+    ref: ResourceKey,
+    entry: dict[str, Any],
+    live: tuple[str, str] | None,
+    newest: str | None,
+    last_run: str | None,
 ) -> s.ResourceRow:
     doc = views.world.get(ref)
     status_doc = doc.status if doc is not None else WorldStatus()
     labels = doc.metadata.labels if doc is not None else {}
     status = str(entry.get("status") or ("Pending" if live else "Unknown"))
+    if ref.kind == "Node" and problems.node_readiness(views, ref.name).ready is False:
+        status = "NotReady"  # its engine does not answer, whatever its manifest says
+    node = None
+    if ref.kind in problems.DOCKER_KINDS:
+        node = problems.node_of(_dict(entry.get("desired")) or status_doc.observed)
     return s.ResourceRow(
         kind=ref.kind,
         name=ref.name,
@@ -77,12 +100,15 @@ def _row(
         health=status_doc.health or "Unknown",
         exists=status_doc.exists,
         managed=status_doc.managed,
-        drift=status in ("Drifted", "Pending") or live is not None,
+        drift=status in ("Drifted", "Pending", "NodeNotReady") or live is not None,
         action=live[1] if live else _opt(entry.get("action")),
         actionState=live[0] if live else None,
         observedAt=status_doc.observed_at,
         conditions=[_condition(c) for c in status_doc.conditions],
         labels={str(k): str(v) for k, v in labels.items()},
+        node=node,
+        lastActionState=newest,
+        lastRun=last_run,
     )
 
 
@@ -90,10 +116,19 @@ def resource_rows(views: RuntimeViews) -> list[s.ResourceRow]:
     def build() -> list[s.ResourceRow]:
         statuses: dict[str, Any] = views.supervisor.get("resources") or {}
         live = _live(views)
+        newest = _newest(views, QUEUE_STATES)
+        runs = _newest(views, ("done", "failed"))
         refs: set[ResourceKey] = set(views.world) | set(live)
         refs |= {ResourceKey(*k.split("/", 1)) for k in statuses if "/" in k}
         return [
-            _row(views, ref, statuses.get(f"{ref[0]}/{ref[1]}") or {}, live.get(ref))
+            _row(
+                views,
+                ref,
+                statuses.get(f"{ref[0]}/{ref[1]}") or {},
+                live.get(ref),
+                newest.get(ref),
+                runs.get(ref),
+            )
             for ref in sorted(refs)
         ]
 
@@ -101,26 +136,37 @@ def resource_rows(views: RuntimeViews) -> list[s.ResourceRow]:
     return rows
 
 
-def _flapping(row: s.ResourceRow) -> bool:
-    return row.status == "Flapping" or any(
-        c.type == "Flapping" and c.status == "True" for c in row.conditions
-    )
+# The statuses a resource row has; exactly one each, so their counts add up to the total.
+STATUSES = (
+    "InSync",
+    "Drifted",
+    "Pending",
+    "Invalid",
+    "Unknown",
+    "Flapping",
+    "NodeNotReady",
+    "NotReady",
+)
 
 
 def _counts(views: RuntimeViews) -> tuple[s.ResourceCounts, dict[str, int]]:
     def build() -> tuple[s.ResourceCounts, dict[str, int]]:
         rows = resource_rows(views)
-        statuses = [r.status for r in rows]
+        by: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for row in rows:
+            # A status this UI does not know yet counts as Unknown, so the sum still holds.
+            by[row.status if row.status in by else "Unknown"] += 1
         counts = s.ResourceCounts(
             total=len(rows),
-            inSync=statuses.count("InSync"),
-            drifted=statuses.count("Drifted")
-            + statuses.count("Pending")
-            + statuses.count("NodeNotReady"),
-            invalid=statuses.count("Invalid"),
-            flapping=sum(1 for r in rows if _flapping(r)),
-            pending=sum(1 for r in rows if r.actionState == "pending"),
-            unknown=statuses.count("Unknown"),
+            inSync=by["InSync"],
+            drifted=by["Drifted"],
+            invalid=by["Invalid"],
+            flapping=by["Flapping"],
+            pending=by["Pending"],
+            unknown=by["Unknown"],
+            waitingOnNode=by["NodeNotReady"],
+            nodesNotReady=by["NotReady"],
+            failed=sum(1 for r in rows if r.lastRun == "failed"),
         )
         return counts, {state: len(views.queue[state]) for state in QUEUE_STATES}
 
@@ -277,19 +323,28 @@ def summary_json(views: RuntimeViews) -> bytes:
     return body
 
 
-def rows_json(views: RuntimeViews, kind: str | None, status: str | None) -> bytes:
+def rows_json(
+    views: RuntimeViews, kind: str | None, status: str | None, run: str | None = None
+) -> bytes:
     """The encoded resource table for one filter, built once per views version."""
-    key = f"rows_json:{kind or ''}:{status or ''}"
-    body: bytes = views.cached(key, lambda: msgspec.json.encode(filter_rows(views, kind, status)))
+    key = f"rows_json:{kind or ''}:{status or ''}:{run or ''}"
+    body: bytes = views.cached(
+        key, lambda: msgspec.json.encode(filter_rows(views, kind, status, run))
+    )
     return body
 
 
-def filter_rows(views: RuntimeViews, kind: str | None, status: str | None) -> list[s.ResourceRow]:
+def filter_rows(
+    views: RuntimeViews, kind: str | None, status: str | None, run: str | None = None
+) -> list[s.ResourceRow]:
+    """Rows of a kind, a status and whose last run ended `run` (done, failed); each optional."""
     rows = resource_rows(views)
     if kind:
         rows = [r for r in rows if r.kind == kind]
     if status:
         rows = [r for r in rows if r.status == status]
+    if run:
+        rows = [r for r in rows if r.lastRun == run]
     return rows
 
 
@@ -369,28 +424,61 @@ def _with_text_diffs(change: Change, actions: list[Action]) -> Change:
     return change
 
 
+def _outcome_text(state: str, action: Action) -> str | None:
+    """What the newest action ended with, in words: its failure reason, who rejected it."""
+    last = action.moves[-1] if action.moves else None
+    if state == "failed":
+        error = (action.outcome or {}).get("error")
+        return str(error or (last.reason if last else None) or "failed (no reason recorded)")
+    if state in ("rejected", "superseded") and last is not None:
+        who = f" by {last.actor}" if last.actor and state == "rejected" else ""
+        return f"{state}{who}: {last.reason or 'no reason given'}"
+    if state == "done":
+        return "applied"
+    return None
+
+
+def _desired_of(
+    entry: dict[str, Any], history: list[tuple[str, Action]]
+) -> tuple[dict[str, Any] | None, str]:
+    """The desired spec and where it came from: the commit's manifest, else the newest action."""
+    from_git = _dict(entry.get("desired"))
+    if from_git is not None:
+        return from_git, "git"
+    if entry.get("status") == "Invalid":
+        return None, "none"  # the manifest is invalid at the commit: nothing is desired
+    for _state, action in history:
+        if action.desired is not None:
+            return action.desired, "action"
+    return None, "none"
+
+
 def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDetail | None:
+    """One resource's story: desired (from git) against observed, the diff, the last action."""
     row = next((r for r in resource_rows(views) if r.kind == kind and r.name == name), None)
     if row is None:
         return None
     entry = (views.supervisor.get("resources") or {}).get(f"{kind}/{name}") or {}
     history = views.actions_of(kind, name)
     live = [(st, d) for st, d in history if st in LIVE_STATES]
-    latest = live[0] if live else next(((st, d) for st, d in history if st == "done"), None)
-    desired = latest[1].desired if latest else _dict(entry.get("desired"))
+    desired, desired_from = _desired_of(entry, history)
     observed = observed_spec(views.world.get(ResourceKey(kind, name)))
     patch: list[dict[str, Any]] = []
     diff = ""
     if live:
         change: Change | None = live[0][1].change()
-    else:
-        change = diff_resource(kind, name, desired, observed) if desired is not None else None
+    elif desired is not None:
+        change = diff_resource(kind, name, desired, observed)
         if change is not None:
             change = _with_text_diffs(change, [d for _, d in history])
+    else:
+        change = None
     if change is not None:
         patch, diff = change.patch, render_change(change)
     if live and live[0][1].summary:
         diff = live[0][1].summary  # exactly what the planner printed when it proposed it
+    newest = history[0] if history else None
+    node = row.node if kind in problems.DOCKER_KINDS else name if kind == "Node" else None
     return s.ResourceDetail(
         resource=row,
         desired=desired,
@@ -400,4 +488,13 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
         errors=[str(e) for e in entry.get("errors") or []],
         actions=[action_row(st, d) for st, d in history[:50]],
         events=[event_out(e) for e in views.feed.for_ref(kind, name)],
+        source=_opt(entry.get("source")),
+        commit=_opt(views.supervisor.get("commit")),
+        desiredFrom=desired_from,
+        lastAction=action_row(*newest) if newest else None,
+        lastOutcome=_outcome_text(*newest) if newest else None,
+        nodeReady=problems.node_readiness(views, node) if node else None,
+        canProposeAgain=newest is not None and newest[0] == "rejected" and not live,
+        canClearFlap=row.status == "Flapping"
+        or any(c.type == "Flapping" and c.status == "True" for c in row.conditions),
     )

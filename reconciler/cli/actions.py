@@ -161,14 +161,19 @@ def show(root: str | None, action_id: str, as_json: bool) -> None:
         doc = {**action_to_dict(action), "state": state}
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
+    basis = action.basis or "none (the resource did not exist)"
     click.echo(f"Action {action.id}  [{state}]")
-    click.echo(f"  desired commit {action.commit}  observed basis {action.basis!r}")
-    click.echo(f"  created {action.created_at}  auto-approve {action.auto_approve}")
+    click.echo(f"  desired commit {action.commit}  observed basis {basis}")
+    click.echo(
+        f"  created {action.created_at}  auto-approve {'yes' if action.auto_approve else 'no'}"
+    )
     for entry in action.moves:
         why = f" ({entry.reason})" if entry.reason else ""
         click.echo(f"  {entry.at}  {entry.state} by {entry.actor}{why}")
     if action.outcome:
-        click.echo(f"  outcome: {orjson.dumps(action.outcome).decode()}")
+        for key, value in sorted(action.outcome.items()):
+            shown = value if isinstance(value, str) else orjson.dumps(value).decode()
+            click.echo(f"  outcome {key}: {shown}")
     click.echo("")
     click.echo(render_change(action.change(), colour=use_colour()))
 

@@ -45,6 +45,11 @@ class HomelabGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`homelab actions show ID | head`): what it wanted
+            # it has. Nothing more may reach the closed pipe, not even at exit's flush.
+            quiet_stdout()
+            ctx.exit(0)
         except Exception as exc:
             if ctx.meta.get("homelab.debug"):
                 raise
@@ -52,6 +57,17 @@ class HomelabGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True
             )
             ctx.exit(1)
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a real file (tests capture it): nothing to flush into a pipe
+    finally:
+        os.close(devnull)
 
 
 class LazyGroup(click.Group):

@@ -7,6 +7,7 @@ the world documents are left untouched.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,19 @@ def _refresh_json(refreshed: RefreshResult, seconds: float) -> dict[str, Any]:
             for ref, why in refreshed.not_refreshed.items()
         ],
     }
+
+
+def _note_invalid(result: PlanResult) -> None:
+    """Invalid resources get no change: say so, with where, as the supervisor does."""
+    for ref in sorted(result.invalid):
+        result.plan.notes.append(f"{ref.kind}/{ref.name}: {result.invalid_at(ref)}; not planned")
+
+
+def _which_repo(flag: str | None) -> str:
+    """How the repository was chosen, for the line that names it."""
+    if flag:
+        return "--repo"
+    return "$HOMELAB_REPO" if os.environ.get("HOMELAB_REPO") else "the current folder"
 
 
 def _note_not_refreshed(result: PlanResult, refreshed: RefreshResult) -> None:
@@ -234,6 +248,8 @@ def plan(
     runtime = get_root(root)
     repo_path = get_repo(repo, fetch="always", root=runtime)
     remote = get_remote()
+    if repo is None and not as_json:  # chosen implicitly: say which one is planned
+        click.echo(f"Planning repository {repo_path} (from {_which_repo(repo)})", err=True)
     source = GitSource(repo_path, path, BlobCache(cache_dir(runtime)))
     if ref is None:
         ref = commit_in_force(runtime, repo_path, None)
@@ -256,6 +272,7 @@ def plan(
             )
     else:
         result = compute_plan(source, runtime, ref)
+    _note_invalid(result)
     for error in result.errors:
         click.echo(str(error), err=True)
     _show(result, as_json, refreshed, seconds, source_doc, signed)

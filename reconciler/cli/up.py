@@ -8,9 +8,10 @@ Ctrl-C or SIGTERM stops them all. It exits 0 only when stopped while every
 service ran, 1 when stopped while one was failing and 3 when one failed
 more often than `--max-failures` within `--failure-window`. Without
 `--repo` it creates and commits an example repository under the runtime
-root (reconciler/cli/example.py). It prints the UI address, the login
-token (only on the start that creates it; later starts say where it is
-kept) and how to change the desired state. A service whose code is not
+root (reconciler/cli/example.py). It prints the UI address and the login
+token in a box (the token only on the start that creates it; later starts
+say where it is kept; reconciler/cli/up_output.py) and how to change the
+desired state, and keeps log lines short. A service whose code is not
 installed is named as missing, never pretended. The soft descriptor limit is
 raised to the hard one and the UI's connections capped below it
 (`reconciler.api.limits`), so a flood on the UI leaves the other services
@@ -20,7 +21,6 @@ reconciler/cli/main.py; `make run` calls it.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import urllib.request
@@ -41,6 +41,7 @@ from reconciler.cli.common import (
 from reconciler.cli.example import DEFAULT_DOCKER_HOST, create_example_repo
 from reconciler.cli.service_runner import Bound, Service, ServiceRunner
 from reconciler.cli.supervise import bound_options, supervise
+from reconciler.cli.up_output import login_box, login_lines, short_logging
 from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.follow import FollowSettings
@@ -215,7 +216,7 @@ def up(
     """
     if require_signed:
         os.environ[ENV_REQUIRE] = "1"  # read by every service's SignedCommitGate
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    short_logging()
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)
     cfg = UpConfig(base.root, base.repo, host, port, docker_host, base.remote, base.follow)
@@ -252,14 +253,10 @@ def up(
         click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
         if token is not None:
             url = f"http://{cfg.host}:{cfg.port}/"
-            if _wait_for_ui(url, runner.stop_event):
-                click.echo(f"UI: {url}")
-            else:
-                click.echo(f"UI: {url} (not answering yet; see the messages above)")
-            where = cfg.root.state / "ui_token"
-            if created:  # shown once: terminals and their logs keep what they print
-                click.echo(f"Login token: {token}  (shown once; kept in {where})")
-            else:
-                click.echo(f"Login token: in {where} (printed only when created)")
+            answering = _wait_for_ui(url, runner.stop_event)
+            where = str(cfg.root.state / "ui_token")
+            # The token is shown once, when created: terminals and their logs keep it.
+            lines = login_lines(url, answering, token if created else None, where)
+            click.echo(login_box(lines))
 
     supervise(services, cfg.root, Bound(max_failures, failure_window), started=_started)

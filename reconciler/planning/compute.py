@@ -39,6 +39,16 @@ class PlanResult:
     errors: list[ManifestError] = field(default_factory=list)
     invalid: set[ResourceKey] = field(default_factory=set)
     world: dict[ResourceKey, WorldDoc] = field(default_factory=dict)
+    # The located errors of each invalid resource (its file's syntax error included).
+    invalid_errors: dict[ResourceKey, list[ManifestError]] = field(default_factory=dict)
+
+    def invalid_at(self, ref: ResourceKey) -> str:
+        """`manifest invalid at file:line` for an invalid resource (its first error)."""
+        errors = self.invalid_errors.get(ref)
+        if not errors:
+            return "manifest invalid"
+        where = errors[0].location
+        return f"manifest invalid at {where.path}:{where.line}"
 
 
 def managed_observed(
@@ -131,7 +141,8 @@ def _plan_state(
     allow_deletes: bool,
     given: dict[ResourceKey, WorldDoc] | None,
 ) -> PlanResult:
-    desired, errors, invalid = desired_specs(source, state, root)
+    reasons = {ref: list(errs) for ref, errs in state.invalid_errors.items()}
+    desired, errors, invalid = desired_specs(source, state, root, reasons)
     world: dict[ResourceKey, WorldDoc] = {} if given is None else given
     if given is None and root is not None:
         world = (world_reader or WorldReader(root)).read()
@@ -152,4 +163,4 @@ def _plan_state(
         unchanged=_unchanged(source, desired, world, ignore),
     )
     attach_text_diffs(plan, state, source, world)
-    return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world)
+    return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world, reasons)

@@ -76,9 +76,15 @@ def _cross_check(
 
 
 def desired_specs(
-    source: GitSource, state: DesiredState, root: RuntimeRoot | None
+    source: GitSource,
+    state: DesiredState,
+    root: RuntimeRoot | None,
+    reasons: dict[ResourceKey, list[ManifestError]] | None = None,
 ) -> tuple[dict[ResourceKey, dict[str, Any]], list[ManifestError], set[ResourceKey]]:
-    """Comparable specs of every valid manifest; errors make a resource invalid."""
+    """Comparable specs of every valid manifest; errors make a resource invalid.
+
+    `reasons`, when given, receives the located errors of each invalid resource.
+    """
     resolver = CommitResolver(source, state, root.secrets if root else None)
     desired: dict[ResourceKey, dict[str, Any]] = {}
     errors: list[ManifestError] = []
@@ -96,6 +102,8 @@ def desired_specs(
         if problems:
             errors.extend(problems)
             invalid.add(ref)
+            if reasons is not None:
+                reasons.setdefault(ref, []).extend(problems)
     return desired, errors, invalid
 
 

@@ -31,16 +31,19 @@ def encode_result(result: FileResult) -> list[Any]:
         [[e.location.line, e.location.column, e.field, e.message] for e in result.errors],
         [list(ref) for ref in result.invalid],
         result.parsed_whole,
+        result.invalid_errors,
     ]
 
 
 def decode_result(raw: list[Any]) -> FileResult:
-    manifests, errors, invalid, whole = raw
+    manifests, errors, invalid, whole = raw[:4]
+    invalid_errors = raw[4] if len(raw) > 4 else []  # older entries: all the file's errors
     return FileResult(
         [Manifest(k, n, Location("", line, col), doc) for k, n, line, col, doc in manifests],
         [ManifestError(Location("", line, col), f, msg) for line, col, f, msg in errors],
         [ResourceKey(k, n) for k, n in invalid],
         bool(whole),
+        [[int(i) for i in ix] for ix in invalid_errors],
     )
 
 

@@ -133,6 +133,8 @@ class DesiredState:
     manifests: dict[ResourceKey, Manifest] = field(default_factory=dict)
     errors: list[ManifestError] = field(default_factory=list)
     invalid: set[ResourceKey] = field(default_factory=set)
+    # Why each invalid resource is invalid: its own errors, located.
+    invalid_errors: dict[ResourceKey, list[ManifestError]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # repo path -> blob id (whole tree)
     complete: bool = True  # False when a file could not be parsed at all
     config: RepoConfig = field(default_factory=RepoConfig)
@@ -201,13 +203,13 @@ class GitSource:
         self._placed = {k: v for k, v in self._placed.items() if k in live}
         for dup_ref in sorted(state.invalid & state.manifests.keys()):
             dup = state.manifests.pop(dup_ref)
-            state.errors.append(
-                ManifestError(
-                    dup.location,
-                    "metadata.name",
-                    f"duplicate {dup_ref[0]} name {dup_ref[1]!r}: another definition is invalid",
-                )
+            error = ManifestError(
+                dup.location,
+                "metadata.name",
+                f"duplicate {dup_ref[0]} name {dup_ref[1]!r}: another definition is invalid",
             )
+            state.errors.append(error)
+            state.invalid_errors.setdefault(dup_ref, []).append(error)
         self.cache.flush(keep=[e.blob for e in entries])
         return state
 
@@ -235,18 +237,20 @@ class GitSource:
     def _merge(state: DesiredState, result: FileResult) -> None:
         state.errors.extend(result.errors)
         state.invalid.update(result.invalid)
+        for i, ref in enumerate(result.invalid):
+            state.invalid_errors.setdefault(ref, []).extend(result.errors_of(i))
         state.complete = state.complete and result.parsed_whole
         for manifest in result.manifests:
             first = state.manifests.get(manifest.ref)
             if first is not None or manifest.ref in state.invalid:
                 where = f" (first defined at {first.location})" if first else ""
-                state.errors.append(
-                    ManifestError(
-                        manifest.location,
-                        "metadata.name",
-                        f"duplicate {manifest.kind} name {manifest.name!r}{where}",
-                    )
+                error = ManifestError(
+                    manifest.location,
+                    "metadata.name",
+                    f"duplicate {manifest.kind} name {manifest.name!r}{where}",
                 )
+                state.errors.append(error)
+                state.invalid_errors.setdefault(manifest.ref, []).append(error)
                 state.manifests.pop(manifest.ref, None)
                 state.invalid.add(manifest.ref)
                 continue

@@ -16,26 +16,19 @@ supervisor runs. Called by the supervisor service and the CLI.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.queue.action import InvalidAction, action_from_json, now_iso
+from reconciler.queue.flap_marks import clear_flapping, read_flap_state, ref_key
+from reconciler.queue.flap_marks import locked_marks as _locked
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import spec_hash
 from reconciler.runtime_root import RuntimeRoot
 
-FLAP_FILE = "supervisor_flap.json"
-LOCK_FILE = "supervisor_flap.lock"
-
-
-def ref_key(ref: ResourceKey) -> str:
-    return f"{ref[0]}/{ref[1]}"
+__all__ = ["FlapGuard", "Success", "clear_flapping", "flap_evidence", "read_flap_state", "ref_key"]
 
 
 @dataclass(frozen=True)
@@ -48,45 +41,6 @@ class Success:
 def flap_evidence(history: list[Success], patch: str, since: float) -> list[str]:
     """Ids of successes of this exact patch after `since` (pure)."""
     return [s.action for s in history if s.patch == patch and s.at >= since]
-
-
-@contextmanager
-def _locked(root: RuntimeRoot) -> Iterator[dict[str, Any]]:
-    """The flap state, read and written back under the lock."""
-    root.state.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root.state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        path = root.state / FLAP_FILE
-        try:
-            doc: dict[str, Any] = read_json(path)
-        except (FileNotFoundError, ValueError):
-            doc = {}
-        doc.setdefault("flapping", {})
-        doc.setdefault("clearedAt", {})
-        before = repr(doc)
-        yield doc
-        if repr(doc) != before:
-            atomic_write_json(path, doc)
-    finally:
-        os.close(fd)
-
-
-def read_flap_state(root: RuntimeRoot) -> dict[str, Any]:
-    try:
-        doc: dict[str, Any] = read_json(root.state / FLAP_FILE)
-    except (FileNotFoundError, ValueError):
-        doc = {}
-    return {"flapping": doc.get("flapping") or {}, "clearedAt": doc.get("clearedAt") or {}}
-
-
-def clear_flapping(root: RuntimeRoot, ref: ResourceKey) -> bool:
-    """Operator clears a mark; earlier successes no longer count. False if not flapping."""
-    key = ref_key(ref)
-    with _locked(root) as doc:
-        was = doc["flapping"].pop(key, None) is not None
-        doc["clearedAt"][key] = time.time()
-    return was
 
 
 class FlapGuard:

@@ -50,8 +50,17 @@ class ChainStep:
     after_failure: bool = False
 
 
-def walk_chain(plan_id: str, states: dict[str, str], settled: Callable[[str], bool]) -> ChainStep:
-    """Where a plan stands: its live action, the next id to propose, or why not (pure)."""
+def walk_chain(
+    plan_id: str,
+    states: dict[str, str],
+    settled: Callable[[str], bool],
+    reopened: frozenset[str] = frozenset(),
+) -> ChainStep:
+    """Where a plan stands: its live action, the next id to propose, or why not (pure).
+
+    A rejected generation ends the chain unless an operator asked for it again
+    (`reopened`): then the next generation is proposed.
+    """
     previous: tuple[str, str] | None = None
     for generation in range(MAX_GENERATIONS):
         current = generation_id(plan_id, generation)
@@ -63,7 +72,7 @@ def walk_chain(plan_id: str, states: dict[str, str], settled: Callable[[str], bo
             return ChainStep("propose", current, generation, failed)
         if state in LIVE_STATES:
             return ChainStep("live", current, generation)
-        if state == "rejected":
+        if state == "rejected" and current not in reopened:
             return ChainStep("rejected", current, generation)
         previous = (current, state)
     return ChainStep("wait", plan_id, MAX_GENERATIONS)
@@ -74,9 +83,17 @@ class RefStatus:
     status: str
     errors: list[str] = field(default_factory=list)
     action: str | None = None
+    # The desired spec at the commit and where its manifest is (file:line:column).
+    desired: dict[str, Any] | None = None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "errors": self.errors, "action": self.action}
+        out: dict[str, Any] = {"status": self.status, "errors": self.errors, "action": self.action}
+        if self.source is not None:
+            out["source"] = self.source
+        if self.desired is not None:
+            out["desired"] = self.desired
+        return out
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -130,6 +147,7 @@ class Proposer:
         self.queue_states: dict[str, str] = {}
         self._refs: dict[str, ResourceKey] = {}  # live action id -> resource (never changes)
         self._batch: list[tuple[ResourceKey, Action, bool]] = []  # (ref, action, auto-approve)
+        self.reopened: frozenset[str] = frozenset()  # rejected ids to propose again
 
     # -- queue view -------------------------------------------------------------
     def _live(self, states: dict[str, str]) -> dict[ResourceKey, list[tuple[str, str]]]:
@@ -194,8 +212,14 @@ class Proposer:
         )
 
     # -- one pass ---------------------------------------------------------------
-    def apply(self, result: PlanResult, gate: Gate) -> dict[ResourceKey, RefStatus]:
-        """Make the queue match one plan; the status of every resource it covers."""
+    def apply(
+        self, result: PlanResult, gate: Gate, reopened: frozenset[str] = frozenset()
+    ) -> dict[ResourceKey, RefStatus]:
+        """Make the queue match one plan; the status of every resource it covers.
+
+        `reopened`: rejected action ids an operator asked to propose again.
+        """
+        self.reopened = reopened
         self.queue_states = self.queue.snapshot()
         self.flap.scan_done()
         live = self._live(self.queue_states)
@@ -205,7 +229,13 @@ class Proposer:
         out: dict[ResourceKey, RefStatus] = {}
         self._batch = []
         for ref in sorted(refs):
-            out[ref] = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
+            status = self._one(ref, result, changes.get(ref), live.get(ref, []), gate, marks)
+            manifest = result.state.manifests.get(ref)
+            status.desired = result.desired.get(ref)
+            errors = result.invalid_errors.get(ref)
+            where = manifest.location if manifest else (errors[0].location if errors else None)
+            status.source = str(where) if where is not None else None
+            out[ref] = status
             if ref not in result.invalid:
                 self.condition(ref, "InvalidManifest", False, "Valid", "manifest is valid")
         self._flush()
@@ -241,10 +271,18 @@ class Proposer:
         marks: dict[str, Any],
     ) -> RefStatus:
         if ref in result.invalid:
-            errors = [str(e) for e in result.errors if ref[1] in str(e)] or ["manifest invalid"]
+            reason = result.invalid_at(ref)
+            errors = [str(e) for e in result.invalid_errors.get(ref, [])] or [reason]
             self.condition(ref, "InvalidManifest", True, "InvalidManifest", "; ".join(errors))
-            self._supersede(live, None, "manifest is invalid")
+            self._supersede(live, None, reason)
             return RefStatus("Invalid", errors)
+        if ref not in result.desired and not result.state.complete:
+            # Not found in a desired state that could not be read whole: maybe in the
+            # unreadable file. Nothing is decided about it until the file is fixed.
+            first = result.state.errors[0].location if result.state.errors else None
+            why = f"manifest invalid at {first.path}:{first.line}" if first else "manifest invalid"
+            self._supersede(live, None, f"desired state incomplete ({why})")
+            return RefStatus("Unknown", [f"desired state incomplete: {why}"])
         mark = marks.get(ref_key(ref))
         if mark is not None:
             if spec_hash(result.desired.get(ref)) == mark.get("desiredHash"):
@@ -277,7 +315,9 @@ class Proposer:
     ) -> RefStatus:
         basis = world_basis(result.world.get(ref))
         plan_id = action_id(change.kind, change.name, change.operation, change.patch, basis)
-        step = walk_chain(plan_id, self.queue_states, self._settled(result.world, ref))
+        step = walk_chain(
+            plan_id, self.queue_states, self._settled(result.world, ref), self.reopened
+        )
         if step.outcome == "live":
             self._supersede(live, step.action_id, f"replaced by {step.action_id}")
             return RefStatus("Pending", [], step.action_id)

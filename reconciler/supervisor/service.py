@@ -34,6 +34,7 @@ from reconciler.events.log import EventLog
 from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
+from reconciler.queue.reproposals import reopened
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
@@ -134,14 +135,21 @@ class Supervisor:
             why = source_gate(self.root)
             if why is not None:
                 gate = Gate(False, why)
-        return (decision, world, gate, self.queue.snapshot(), read_flap_state(self.root))
+        return (
+            decision,
+            world,
+            gate,
+            self.queue.snapshot(),
+            read_flap_state(self.root),
+            reopened(self.root),
+        )
 
     def reconcile(self, *, force: bool = False) -> dict[str, Any] | None:
         """One pass; returns the status written, or None when nothing changed."""
         inputs = self._inputs()
         if not force and inputs == self._last_inputs:
             return None
-        decision, _world, gate, _queue, _flap = inputs
+        decision, _world, gate, _queue, _flap, again = inputs
         if decision.commit is None:
             return self._hold_everything(inputs, decision)
         commit = decision.commit
@@ -151,9 +159,10 @@ class Supervisor:
             self.source.path = wanted
             state = self.source.load(commit)
         result = compute_plan(self.source, self.root, commit, world_reader=self.world, state=state)
-        statuses = self.proposer.apply(result, gate)
+        statuses = self.proposer.apply(result, gate, again)
         status = self._status(commit, statuses, [str(e) for e in result.errors])
         self._note_signatures(status, decision)
+        status["manifestErrors"] = [e.to_json() for e in result.errors]
         if not gate.open and any(c.operation == "delete" for c in result.plan.changes):
             status["errors"].append(f"deletes withheld: {gate.reason}")
         self._write_status(status)
@@ -165,6 +174,7 @@ class Supervisor:
             gate,
             self.queue.snapshot(),
             read_flap_state(self.root),
+            again,
         )
         return status
 

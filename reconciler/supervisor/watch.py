@@ -29,7 +29,7 @@ from reconciler.runtime_root import RuntimeRoot
 
 log = logging.getLogger("reconciler.supervisor")
 REPLAN_QUEUE_STATES = ("done", "failed", "superseded", "rejected")
-STATE_FILES = ("observer_status.json", "supervisor_flap.json")
+STATE_FILES = ("observer_status.json", "supervisor_flap.json", "supervisor_repropose.json")
 
 
 def git_dirs(repo: Path) -> list[Path]:

@@ -57,11 +57,13 @@ class Up:
             self._new.put(line)
 
     def wait_line(self, prefix: str, timeout: float = 60) -> str:
+        """The first line starting with `prefix`; a line of the login box counts unframed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in self.lines:
-                if line.startswith(prefix):
-                    return line
+                text = line.removeprefix("│ ").removesuffix("│").rstrip()
+                if text.startswith(prefix):
+                    return text
             if self.proc.poll() is not None and self._new.empty():
                 break
             with contextlib.suppress(queue.Empty):

@@ -298,7 +298,7 @@ ROWS = {
         action=None,
         after=(("stale", "superseded"),),
         error="spec.colour: Extra inputs are not permitted",
-        reason="manifest is invalid",
+        reason="manifest invalid at manifests/web.yaml:7",
         conditions=(("InvalidManifest", "True"),),
     ),
     "invalid-manifest-leaves-a-running-action-alone": Row(
@@ -466,18 +466,25 @@ class Desk:
         )
         errors = []
         if row.invalid:
-            # The Proposer picks a resource's errors by its name appearing in the error text
-            # (here: in the file name); an error in manifests/apps.yaml would show only
-            # "manifest invalid". Reported, not relied on beyond this one row.
+            # The resource's own errors, as the git source records them per invalid resource.
             where = Location("manifests/web.yaml", 7, 3)
             errors.append(ManifestError(where, "spec.colour", "Extra inputs are not permitted"))
             state.invalid.add(ref)
+            state.invalid_errors[ref] = list(errors)
             state.errors.extend(errors)
         elif self.desired is not None:
             where = Location("manifests/web.yaml")
             state.manifests[ref] = Manifest(row.kind, "web", where, self.manifest_doc())
         desired = {ref: self.desired} if self.desired and not row.invalid else {}
-        return PlanResult(state, self.plan, desired, errors, set(state.invalid), self.world())
+        return PlanResult(
+            state,
+            self.plan,
+            desired,
+            errors,
+            set(state.invalid),
+            self.world(),
+            dict(state.invalid_errors),
+        )
 
     def conditions(self) -> list[tuple[str, str]]:
         out = []

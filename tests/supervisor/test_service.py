@@ -22,6 +22,8 @@ def test_new_manifest_commit_becomes_one_pending_create(lab: Any) -> None:
         "status": "Pending",
         "errors": [],
         "action": action.id,
+        "source": "manifests/web.yaml:4:9",
+        "desired": action.desired,
     }
     assert read_json(lab.root.state / "supervisor_status.json")["commit"] == commit
     pending = [e for e in lab.events("action.pending") if e["data"]["action"] == action.id]

@@ -27,7 +27,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from reconciler.api import services
+from reconciler.api import problems, services
 from reconciler.api.auth import Operator, client_address
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
@@ -48,6 +48,11 @@ log = logging.getLogger("homelab.ui.login")
 def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
     ctx = context(request)
     who = request.scope.get("user")
+    if isinstance(who, Operator):  # what every signed-in page shows: the banner, node marks
+        values.update(
+            manifest_problems=problems.manifest_problems(ctx.views),
+            not_ready=problems.not_ready_actions(ctx.views),
+        )
     values.update(
         base=ctx.settings.base_path,
         nav=nav,
@@ -70,12 +75,14 @@ def _back(request: Req, path: str, notice: str = "") -> Redirect:
 @get("/", include_in_schema=False, sync_to_thread=False)
 def dashboard(request: Req) -> Template:
     views = context(request).views
+    pending = services.actions(views, "pending")
     return _page(
         request,
         "dashboard.html",
         "dashboard",
         summary=services.summary(views),
-        pending=services.actions(views, "pending")[:10],
+        pending=pending[:10],
+        pending_total=len(pending),
         events=[services.event_out(e) for e in views.feed.recent(15)],
         notify_targets=services.notification_targets(views),
         notify_problems=services.notification_problems(views),
@@ -84,10 +91,13 @@ def dashboard(request: Req) -> Template:
 
 @get("/resources", include_in_schema=False, sync_to_thread=False)
 def resources_page(
-    request: Req, kind: FromQuery[str | None] = None, status: FromQuery[str | None] = None
+    request: Req,
+    kind: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    run: FromQuery[str | None] = None,
 ) -> Template:
     views = context(request).views
-    rows = services.filter_rows(views, kind, status)
+    rows = services.filter_rows(views, kind, status, run)
     kinds = views.cached(
         "resource_kinds", lambda: sorted({r.kind for r in services.resource_rows(views)})
     )
@@ -96,7 +106,7 @@ def resources_page(
     page = min(max(1, int(raw) if raw.isdigit() else 1), pages)
     start = (page - 1) * RESOURCES_PAGE
     shown = rows[start : start + RESOURCES_PAGE]
-    query = {k: v for k, v in (("kind", kind), ("status", status)) if v}
+    query = {k: v for k, v in (("kind", kind), ("status", status), ("run", run)) if v}
     return _page(
         request,
         "resources.html",
@@ -111,6 +121,8 @@ def resources_page(
         kinds=kinds,
         kind=kind or "",
         status=status or "",
+        run=run or "",
+        statuses=services.STATUSES,
     )
 
 
@@ -251,6 +263,9 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
     form = await request.form()
     who = require_csrf(request, str(form.get("_csrf") or ""))
     back = _safe_back(form.get("back"))
+    blocked = problems.not_ready_actions(context(request).views).get(action_id)
+    if approve and blocked and form.get("confirm_not_ready") != "yes":
+        return _back(request, back, f"Not approved: {blocked}; tick the box to approve anyway")
     if approve:
         refused = _unconfirmed_delete(request, action_id, str(form.get("confirm_name") or ""))
         if refused:
