@@ -101,14 +101,8 @@ class CompactionReport:
     repaired: list[str] = field(default_factory=list)  # leftovers of a crash resolved
     skipped: list[str] = field(default_factory=list)  # due, but not yet allowed, and why
     busy: bool = False  # another compaction held the lock: nothing done
-
-    @property
-    def bytes_before(self) -> int:
-        return sum(d.bytes_before for d in self.days)
-
-    @property
-    def bytes_after(self) -> int:
-        return sum(d.bytes_after for d in self.days)
+    bytes_before: int = 0  # on disk, of the days changed
+    bytes_after: int = 0
 
     def lines(self) -> list[str]:
         """Human-readable: one line per day changed, repair or skip, then a total."""
@@ -123,8 +117,8 @@ class CompactionReport:
             )
         out.extend(f"skipped {s}" for s in self.skipped)
         out.append(
-            f"{len(self.days)} days changed, {sum(d.files for d in self.days)} files, "
-            f"{_size(self.bytes_before)} -> {_size(self.bytes_after)}"
+            f"{len({d.day for d in self.days})} days changed, "
+            f"{_size(self.bytes_before)} -> {_size(self.bytes_after)} on disk"
         )
         return out
 
@@ -256,6 +250,7 @@ def _compact_days(
             )
             continue
         folder = root.events / day
+        before, changes = _du(folder), len(report.days)
         try:
             if audit:
                 _delete_day(folder, report)
@@ -265,6 +260,21 @@ def _compact_days(
                     _prune_day(folder, report)
         except _Busy as exc:
             report.skipped.append(f"{day}: {exc}")
+        if len(report.days) > changes:
+            report.bytes_before += before
+            report.bytes_after += _du(folder)
+
+
+def _du(folder: Path) -> int:
+    """Bytes of the log files in one day's folder (0 once it is gone)."""
+    try:
+        return sum(
+            e.stat().st_size
+            for e in os.scandir(folder)
+            if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+        )
+    except FileNotFoundError:
+        return 0
 
 
 class _Busy(Exception):
@@ -279,25 +289,27 @@ def _held(path: Path) -> None:
 
 
 def _compress_day(folder: Path, names: list[str], report: CompactionReport) -> None:
-    plain = [n for n in names if (folder / n).exists()]
-    if not plain:
-        return
     entry = DayReport(folder.name, "compressed")
-    for name in plain:
-        path = folder / name
-        lock = try_lock(path)  # a writer appends under this lock: none may while we copy
-        if lock is None:
-            raise _Busy(f"{name} is still open for writing")
-        try:
-            data = path.read_bytes()
-            entry.bytes_after += _write_zst(folder, name + ZST, data)
-            entry.bytes_before += len(data)
-            path.unlink()
-            fsync_dir(folder)
-        finally:
-            lock.close()
-        entry.files += 1
-    report.days.append(entry)
+    try:
+        for name in names:
+            path = folder / name
+            if not path.exists():
+                continue  # compressed already
+            lock = try_lock(path)  # a writer appends under this lock: none may while we copy
+            if lock is None:
+                raise _Busy(f"{name} is still open for writing")
+            try:
+                data = path.read_bytes()
+                entry.bytes_after += _write_zst(folder, name + ZST, data)
+                entry.bytes_before += len(data)
+                path.unlink()
+                fsync_dir(folder)
+            finally:
+                lock.close()
+            entry.files += 1
+    finally:
+        if entry.files:
+            report.days.append(entry)
 
 
 def _prune_day(folder: Path, report: CompactionReport) -> None:
