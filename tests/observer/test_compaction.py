@@ -412,6 +412,9 @@ def test_the_observer_service_compacts_by_itself(runtime_root: RuntimeRoot) -> N
         durable=False, docker=False, compaction_delay=0.2, compaction_retry=0.2
     )
     service = ObserverService(runtime_root, settings=settings)
+    assert service.retention() == RetentionPolicy(90, None, None)
+    flagged = ObserverService(runtime_root, settings=ObserverSettings(compress_after_days=7))
+    assert flagged.retention() == RetentionPolicy(7, None, None)
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,))
     thread.start()
@@ -438,3 +441,19 @@ def test_the_observer_service_compacts_by_itself(runtime_root: RuntimeRoot) -> N
     assert resumed.open().startswith("resumed")
     assert resumed.tick().events == 0
     assert quarantined(runtime_root) == {}
+
+
+def test_the_observer_takes_the_bounds_from_homelab_yaml(
+    git_repo: Any, runtime_root: RuntimeRoot
+) -> None:
+    git_repo.write(
+        "homelab.yaml",
+        "eventLog:\n  compressAfterDays: 150\n  deleteAfterDays: 198\n",
+    )
+    git_repo.write("manifests/.keep", "")
+    git_repo.commit()
+    service = ObserverService(runtime_root, git_repo.path, ObserverSettings(docker=False))
+    service._refresh_nodes()  # what the loop does every minute
+    assert service.retention() == RetentionPolicy(150, 198, None)
+    service.settings.compress_after_days = 30  # the service flag wins for compression
+    assert service.retention() == RetentionPolicy(30, 198, None)
