@@ -160,6 +160,8 @@ def compact_command(
         policy.delete_audit_after_days if delete_audit_after is None else delete_audit_after,
     ).check()
     runtime = get_root(root)
+    if not runtime.events.is_dir():
+        raise ConfigError(f"no event log at {runtime.events} (is --root right?)")
     report = compact(runtime, policy)
     if output == "json":
         doc = {

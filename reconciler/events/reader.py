@@ -238,6 +238,7 @@ class LogReader:
         self.offsets: dict[str, int] = dict(offsets or {})
         self._expected = dict(fingerprints or {})
         self._seen: dict[str, _Seen] = {}
+        self._broken: set[tuple[str, int]] = set()  # compressed files that did not decompress
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:
         """`{key: {ino, sha256}}` of what was read up to each offset (for a checkpoint)."""
@@ -283,7 +284,9 @@ class LogReader:
         except FileNotFoundError:
             return  # removed by retention meanwhile
         except zstandard.ZstdError as exc:
-            batch.notes.append(f"events/{key}{ZST} cannot be decompressed ({exc}); not read")
+            if (key, size) not in self._broken:  # said once, tried again each time
+                self._broken.add((key, size))
+                batch.notes.append(f"events/{key}{ZST} cannot be decompressed ({exc}); not read")
             return
         if start and not self._same_prefix(key, data, start):
             # Retention rewrote the closed file (only its audit trail is left): it

@@ -144,12 +144,16 @@ def _write_zst(folder: Path, name: str, data: bytes) -> int:
     tmp = folder / f".{name}{TMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave nothing half-written behind
+        raise
     os.rename(tmp, folder / name)
     fsync_dir(folder)
     return len(blob)
@@ -260,6 +264,8 @@ def _compact_days(
                     _prune_day(folder, report)
         except _Busy as exc:
             report.skipped.append(f"{day}: {exc}")
+        except zstandard.ZstdError as exc:  # a damaged compressed file: never rewritten
+            report.skipped.append(f"{day}: {exc}; left as it is")
         if len(report.days) > changes:
             report.bytes_before += before
             report.bytes_after += _du(folder)
@@ -315,11 +321,11 @@ def _compress_day(folder: Path, names: list[str], report: CompactionReport) -> N
 def _prune_day(folder: Path, report: CompactionReport) -> None:
     """Keep only the audit trail (`action.*` events) of a compressed day."""
     entry = DayReport(folder.name, "pruned", events_kept=0)
-    for name in sorted(os.listdir(folder)):
-        if not name.endswith(".jsonl" + ZST) or name.startswith("."):
-            continue
+    names = [n for n in sorted(os.listdir(folder)) if n.endswith(".jsonl" + ZST)]
+    # Every file decompressed first: a damaged one leaves the whole day as it is.
+    contents = {n: read_log_bytes(folder / n) for n in names if not n.startswith(".")}
+    for name, data in contents.items():
         path = folder / name
-        data = read_log_bytes(path)
         lines = data.splitlines(keepends=True)
         kept = [line for line in lines if _is_audit(line)]
         if len(kept) == len(lines):

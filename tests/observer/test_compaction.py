@@ -457,3 +457,33 @@ def test_the_observer_takes_the_bounds_from_homelab_yaml(
     assert service.retention() == RetentionPolicy(150, 198, None)
     service.settings.compress_after_days = 30  # the service flag wins for compression
     assert service.retention() == RetentionPolicy(30, 198, None)
+
+
+def test_a_damaged_compressed_file_is_reported_once_and_never_rewritten(
+    runtime_root: RuntimeRoot,
+) -> None:
+    original = write_days(runtime_root, days=3, per_file=80)
+    fold(runtime_root).unlock()
+    compact(runtime_root, RetentionPolicy(), today=TODAY)
+    damaged = runtime_root.events / "2020-01-01" / "supervisor.jsonl.zst"  # sorted last
+    blob = bytearray(damaged.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(blob))
+
+    reader = LogReader(runtime_root)
+    batches = list(reader.batches())
+    notes = [n for b in batches for n in b.notes]
+    assert len(notes) == 1 and "events/2020-01-01/supervisor.jsonl.zst cannot be" in notes[0]
+    read = sum(len(b.events) for b in batches)
+    assert read == 3 * 3 * 80 - 80  # every other file read whole
+    assert [n for b in reader.batches() for n in b.notes] == []  # said once
+
+    policy = RetentionPolicy(90, delete_after_days=100)
+    report = compact(runtime_root, policy, today=TODAY)
+    assert [d.day for d in report.days] == ["2020-01-02", "2020-01-03"]
+    assert len(report.skipped) == 1 and report.skipped[0].startswith("2020-01-01: ")
+    assert report.skipped[0].endswith("; left as it is")
+    assert damaged.read_bytes() == bytes(blob)
+    for producer in ("executor", "observer"):  # the day is left whole
+        kept = read_log_bytes(runtime_root.events / "2020-01-01" / f"{producer}.jsonl.zst")
+        assert kept == original[f"2020-01-01/{producer}.jsonl"]
