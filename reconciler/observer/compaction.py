@@ -46,7 +46,7 @@ from reconciler.resources.repo import EventLogRetention
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world.coverage import covered_offsets
 
-LEVEL = 9  # zstd level: see the README's event-log figures (size against time)
+LEVEL = 3  # zstd level: 4x quicker than 9 for 17 % more bytes (README, compaction figures)
 TMP_SUFFIX = ".tmp"
 AUDIT_PREFIX = "action."
 

@@ -165,7 +165,7 @@ class ObserverService:
         finally:
             done.set()
             if compactor is not None:
-                compactor.join()  # it stops between files
+                compactor.join()  # it stops between days
             watch.close()
             self._unwatch_files()
             # The runner calls run() again after a failure: start collectors afresh.
