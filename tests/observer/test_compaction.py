@@ -487,3 +487,36 @@ def test_a_damaged_compressed_file_is_reported_once_and_never_rewritten(
     for producer in ("executor", "observer"):  # the day is left whole
         kept = read_log_bytes(runtime_root.events / "2020-01-01" / f"{producer}.jsonl.zst")
         assert kept == original[f"2020-01-01/{producer}.jsonl"]
+
+
+def test_a_reader_behind_reads_the_rest_of_a_compressed_file_once(
+    runtime_root: RuntimeRoot,
+) -> None:
+    """A follower behind the observer (the notifier, stopped a while) goes on in the .zst."""
+    original = write_days(runtime_root, days=2, per_file=100)
+    key = "2020-01-01/supervisor.jsonl"
+    data = original[key]
+    cut = data.index(b"\n", len(data) // 2) + 1
+    (runtime_root.events / key).write_bytes(data[:cut])
+    behind = LogReader(runtime_root)
+    first = [ev.id for b in behind.batches() for ev in b.events]
+    (runtime_root.events / key).write_bytes(data)  # the rest of that day, appended later
+    prints = behind.fingerprints()
+    fold(runtime_root).unlock()
+    compact(runtime_root, RetentionPolicy(), today=TODAY)
+    assert not (runtime_root.events / key).exists()
+
+    rest = [ev.id for b in behind.batches() for ev in b.events]
+    assert len(rest) == data[cut:].count(b"\n")
+    assert sorted(first + rest) == [e["id"] for e in all_events(runtime_root)]
+    assert [ev for b in behind.batches() for ev in b.events] == []
+    # The same from its saved offsets and fingerprints, as after a restart.
+    resumed = LogReader(runtime_root, {k: v for k, v in behind.offsets.items()}, prints)
+    resumed.offsets[key] = cut
+    again = [ev.id for b in resumed.batches() for ev in b.events]
+    assert again == rest
+    # A prefix that is not what was read: taken as read, never folded twice.
+    wrong = LogReader(runtime_root, {key: cut}, {key: {"ino": 1, "sha256": "0" * 64}})
+    got = [b for b in wrong.batches() if b.day == "2020-01-01"]
+    assert [ev.id for b in got for ev in b.events if ev.source == "supervisor"] == []
+    assert wrong.offsets[key] == len(data)
