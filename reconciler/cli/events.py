@@ -1,14 +1,18 @@
-"""`homelab events tail`: the last events of the log, optionally following it.
+"""`homelab events tail` and `homelab events compact`.
 
-Reads `ROOT/events` through `reconciler.events.reader.LogReader` (so torn
-lines are never printed half) and filters by type (a glob like `action.*`)
-and by `KIND/NAME`. Never writes.
+`tail` prints the last events of the log, optionally following it. It reads
+`ROOT/events` through `reconciler.events.reader.LogReader` (so torn lines
+are never printed half, and compressed days read like the others) and
+filters by type (a glob like `action.*`) and by `KIND/NAME`; it never writes.
+`compact` runs the observer's retention by hand
+(reconciler/observer/compaction.py) and prints what it did.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,8 +21,10 @@ import orjson
 from reconciler.cli.common import get_root, root_option
 from reconciler.errors import ConfigError
 from reconciler.events.reader import LogEvent, LogReader
+from reconciler.observer.compaction import RetentionPolicy, compact, describe
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
+from reconciler.sources.git import GitSource
 
 
 @click.group()
@@ -92,3 +98,92 @@ def tail(
         for ev in _new(reader):
             if _matches(ev, type_glob, pair):
                 _show(ev, output == "json")
+
+
+@events.command("compact")
+@click.option(
+    "--older-than",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="Compress closed days older than this (default: homelab.yaml's "
+    "eventLog.compressAfterDays, else 90). Today and yesterday are never touched.",
+)
+@click.option(
+    "--delete-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="Delete days older than this except their action.* events (default: "
+    "homelab.yaml's eventLog.deleteAfterDays, else never).",
+)
+@click.option(
+    "--delete-audit-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="Delete days older than this whole, audit trail included (default: "
+    "homelab.yaml's eventLog.deleteAuditAfterDays, else never).",
+)
+@click.option(
+    "--repo",
+    metavar="PATH",
+    default=None,
+    help="Repository whose homelab.yaml (at its tip) gives the bounds not set here.",
+)
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@root_option
+def compact_command(
+    older_than: int | None,
+    delete_after: int | None,
+    delete_audit_after: int | None,
+    repo: str | None,
+    output: str,
+    root: str | None,
+) -> None:
+    """Compress old, covered days of the event log; delete past the bounds set.
+
+    Only days the observer's durable record covers to their end are touched
+    (the others are listed as skipped). Safe to run while the observer runs.
+
+    \b
+    Examples:
+      homelab events compact --older-than 30
+      homelab events compact --repo /srv/homelab-config -o json
+    """
+    policy = RetentionPolicy()
+    if repo is not None:
+        policy = RetentionPolicy.from_config(GitSource(_repo_path(repo)).load().config.eventLog)
+    policy = RetentionPolicy(
+        policy.compress_after_days if older_than is None else older_than,
+        policy.delete_after_days if delete_after is None else delete_after,
+        policy.delete_audit_after_days if delete_audit_after is None else delete_audit_after,
+    ).check()
+    runtime = get_root(root)
+    if not runtime.events.is_dir():
+        raise ConfigError(f"no event log at {runtime.events} (is --root right?)")
+    report = compact(runtime, policy)
+    if output == "json":
+        doc = {
+            "policy": describe(policy),
+            "busy": report.busy,
+            "days": [vars(d) for d in report.days],
+            "repaired": report.repaired,
+            "skipped": report.skipped,
+            "bytesBefore": report.bytes_before,
+            "bytesAfter": report.bytes_after,
+        }
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"policy: {describe(policy)}")
+    for line in report.lines():
+        click.echo(line)
+    if report.busy:
+        raise SystemExit(1)
+
+
+def _repo_path(repo: str) -> Path:
+    path = Path(repo).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--repo {repo}: no such folder")
+    return path

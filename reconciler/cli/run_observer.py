@@ -47,8 +47,28 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     help="Compose CLI the stack observation computes config hashes with, the executor's "
     "(default: what is installed).",
 )
+@click.option(
+    "--compress-after-days",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="HOMELAB_COMPRESS_AFTER_DAYS",
+    help="Compress closed event-log days older than this (default: homelab.yaml's "
+    "eventLog.compressAfterDays, else 90).",
+)
+@click.option(
+    "--compaction/--no-compaction",
+    default=True,
+    show_default=True,
+    help="Compress (and, past homelab.yaml's bounds, delete) old event-log days.",
+)
 def observer(
-    root: str | None, repo: str | None, resync: float, docker: bool, compose_command: str | None
+    root: str | None,
+    repo: str | None,
+    resync: float,
+    docker: bool,
+    compose_command: str | None,
+    compress_after_days: int | None,
+    compaction: bool,
 ) -> None:
     """Fold events into world documents and run the collectors.
 
@@ -62,5 +82,11 @@ def observer(
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = optional_repo(repo)
     command = tuple(shlex.split(compose_command)) if compose_command else None
-    settings = ObserverSettings(resync=resync, docker=docker, compose_command=command)
+    settings = ObserverSettings(
+        resync=resync,
+        docker=docker,
+        compose_command=command,
+        compaction=compaction,
+        compress_after_days=compress_after_days,
+    )
     run_service(ObserverService(runtime, repo_path, settings), runtime)

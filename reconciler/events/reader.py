@@ -12,8 +12,18 @@ before the offset, kept in the observer's checkpoint): a file replaced
 silently skipped. While running, the bytes just before the offset are
 compared whenever the file grows; on resume the whole prefix is hashed.
 Decoding goes through msgspec into typed structs, the whole buffer at once,
-falling back to line by line only when a buffer holds a bad line. Called by
-the observer's folding shell and by `homelab events tail`.
+falling back to line by line only when a buffer holds a bad line.
+
+A compacted file, `<producer>.jsonl.zst` (reconciler/observer/compaction.py),
+is closed: it keeps the key of the `.jsonl` it replaces and, as its size,
+the length of its decompressed content, so offsets and `lag_bytes` go on
+as before and a reader that had read the `.jsonl` to its end sees nothing
+new. It is read whole (`read_log_bytes`) only when its offset is short of
+that length. Only retention rewrites such a file (keeping the audit trail of
+a day every durable record covered), so a compacted file shorter than its
+offset, or whose prefix no longer matches, counts as read: never re-folded.
+While a crash left both forms of one file, only the `.jsonl` is listed.
+Called by the observer's folding shell, the notifier and `homelab events`.
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ import zstandard
 from reconciler.runtime_root import RuntimeRoot
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_FILE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}\.jsonl$")
+_FILE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}\.jsonl(\.zst)?$")
+ZST = ".zst"
 MAX_LINE_BYTES = 1024 * 1024
 WINDOW = 4096  # bytes before the offset compared again each time a file grows
 
@@ -92,37 +103,92 @@ class DayBatch:
     nbytes: int = 0
 
 
-def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int, int]]]:
-    """`{day: [(key, size, inode)]}` for every log file, keys like `2024-05-01/observer.jsonl`."""
-    days: dict[str, list[tuple[str, int, int]]] = {}
+@dataclass(frozen=True)
+class LogFile:
+    """One listed log file: its key, size (decompressed for `.zst`) and inode."""
+
+    key: str
+    size: int
+    ino: int
+    compressed: bool = False
+
+
+_SIZES: dict[tuple[str, int, int, int], int] = {}  # (path, ino, size, mtime) -> decompressed
+
+
+def content_size(path: os.PathLike[str] | str, ino: int = 0, size: int = 0, mtime: int = 0) -> int:
+    """The decompressed length of a `.jsonl.zst` (its frame header; cached by inode)."""
+    memo = (str(path), ino, size, mtime)
+    found = _SIZES.get(memo)
+    if found is not None:
+        return found
+    with open(path, "rb") as fh:
+        head = fh.read(18)  # a zstd frame header is at most 18 bytes
+    try:
+        found = zstandard.frame_content_size(head)
+    except zstandard.ZstdError:
+        found = -1
+    if found < 0:  # no size in the header (not written by compaction): measure it
+        found = len(read_log_bytes(path))
+    if len(_SIZES) > 100_000:
+        _SIZES.clear()
+    _SIZES[memo] = found
+    return found
+
+
+def list_log(root: RuntimeRoot) -> dict[str, list[LogFile]]:
+    """`{day: [LogFile]}`, days and keys sorted; a `.jsonl.zst` under its `.jsonl` key."""
+    days: dict[str, list[LogFile]] = {}
     try:
         day_dirs = sorted(e.name for e in os.scandir(root.events) if _DAY.match(e.name))
     except FileNotFoundError:
         return days
     for day in day_dirs:
-        files = []
+        files: dict[str, LogFile] = {}
         try:
             entries = list(os.scandir(root.events / day))
         except FileNotFoundError:
             continue
         for entry in entries:
-            if _FILE.match(entry.name) and entry.is_file(follow_symlinks=False):
+            if not (_FILE.match(entry.name) and entry.is_file(follow_symlinks=False)):
+                continue
+            try:
                 st = entry.stat(follow_symlinks=False)
-                files.append((f"{day}/{entry.name}", st.st_size, st.st_ino))
-        days[day] = sorted(files)
+                compressed = entry.name.endswith(ZST)
+                name = entry.name[: -len(ZST)] if compressed else entry.name
+                if compressed:
+                    if name in files:
+                        continue  # both forms (a compaction cut short): the .jsonl counts
+                    size = content_size(entry.path, st.st_ino, st.st_size, st.st_mtime_ns)
+                else:
+                    size = st.st_size
+            except (FileNotFoundError, zstandard.ZstdError):
+                continue  # compacted or removed meanwhile, or unreadable: listed next time
+            files[name] = LogFile(f"{day}/{name}", size, st.st_ino, compressed)
+        days[day] = [files[n] for n in sorted(files)]
     return days
+
+
+def log_files(root: RuntimeRoot) -> dict[str, list[tuple[str, int, int]]]:
+    """`{day: [(key, size, inode)]}` for every log file, keys like `2024-05-01/observer.jsonl`."""
+    return {day: [(f.key, f.size, f.ino) for f in files] for day, files in list_log(root).items()}
 
 
 def read_log_bytes(path: os.PathLike[str] | str) -> bytes:
     """The whole content of one log file: a `.jsonl` as it is, a `.jsonl.zst` decompressed.
 
     Every reader of whole days (rebuilds, `homelab events`, the UI's events
-    page) reads through this, so a compressed day reads like any other.
+    page) reads through this, so a compressed day reads like any other. A
+    damaged `.zst` (cut short, or failing its checksum) raises `zstandard.ZstdError`.
     """
     with open(path, "rb") as fh:
         data = fh.read()
-    if str(path).endswith(".zst"):
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if str(path).endswith(ZST):
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        out = dobj.decompress(data)
+        if not dobj.eof:  # a cut file decompresses to a prefix without complaint
+            raise zstandard.ZstdError(f"{path}: truncated (its zstd frame does not end)")
+        return out
     return data
 
 
@@ -172,6 +238,7 @@ class LogReader:
         self.offsets: dict[str, int] = dict(offsets or {})
         self._expected = dict(fingerprints or {})
         self._seen: dict[str, _Seen] = {}
+        self._broken: set[tuple[str, int]] = set()  # compressed files that did not decompress
 
     def fingerprints(self) -> dict[str, dict[str, Any]]:
         """`{key: {ino, sha256}}` of what was read up to each offset (for a checkpoint)."""
@@ -194,12 +261,58 @@ class LogReader:
         The reader's `offsets` advance as each batch is yielded; the caller
         persists them only once it has folded the batch.
         """
-        for day, files in log_files(self.root).items():
+        for day, files in list_log(self.root).items():
             batch = DayBatch(day)
-            for key, size, ino in files:
-                self._read_file(key, size, ino, batch)
+            for f in files:
+                if f.compressed:
+                    self._read_closed(f.key, f.size, batch)
+                else:
+                    self._read_file(f.key, f.size, f.ino, batch)
             if batch.events or batch.bad or batch.notes:
                 yield batch
+
+    def _read_closed(self, key: str, size: int, batch: DayBatch) -> None:
+        """A compacted file: nothing new when read to its end, else decompress and read on."""
+        start = self.offsets.get(key, 0)
+        seen = self._seen.pop(key, None)
+        if seen is not None:  # read as a .jsonl before it was compacted: keep its print
+            self._expected[key] = {"ino": seen.ino, "sha256": seen.digest.hexdigest()}
+        if start >= size:
+            return  # read to its end (or more: retention pruned it since)
+        try:
+            data = read_log_bytes(self.root.events / (key + ZST))
+        except FileNotFoundError:
+            return  # removed by retention meanwhile
+        except zstandard.ZstdError as exc:
+            if (key, size) not in self._broken:  # said once, tried again each time
+                self._broken.add((key, size))
+                batch.notes.append(f"events/{key}{ZST} cannot be decompressed ({exc}); not read")
+            return
+        if start and not self._same_prefix(key, data, start):
+            # Retention rewrote the closed file (only its audit trail is left): it
+            # was read before, so it counts as read; nothing of it is folded twice.
+            batch.offsets[key] = self.offsets[key] = len(data)
+            return
+        buf = data[start:]
+        end = buf.rfind(b"\n")
+        if end < 0:
+            return
+        buf = buf[: end + 1]
+        batch.nbytes += len(buf)
+        try:
+            batch.events.extend(_DECODER.decode_lines(buf))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            _decode_slow(key, start, buf[:-1], batch)
+        batch.offsets[key] = self.offsets[key] = start + len(buf)
+
+    def _same_prefix(self, key: str, data: bytes, start: int) -> bool:
+        """Whether `data[:start]` is what was read of `key` (when known), ending a line."""
+        if start > len(data) or data[start - 1 : start] != b"\n":
+            return False
+        expected = self._expected.get(key)
+        if expected is None:
+            return True
+        return hashlib.sha256(data[:start]).hexdigest() == expected.get("sha256")
 
     def _rewritten(self, key: str, start: int, why: str, batch: DayBatch) -> None:
         message = (

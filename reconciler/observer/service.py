@@ -17,7 +17,11 @@ liveness is the heartbeat of `state/services/observer.json`). Without
 Docker collectors of its own (`--no-docker`, the Compose stack) it takes the
 nodes' collector start times from `state/collector_status.json`, which the
 collector service (`homelab run collector`) writes, and judges their
-listings the same way. Started by `homelab run observer` and `homelab up`.
+listings the same way. A thread of its own compresses old, covered days
+of the event log and applies the operator's deletion bounds
+(reconciler/observer/compaction.py; homelab.yaml's `eventLog`, the
+`--compress-after-days` flag), a minute after start and then hourly, so
+the folding loop never waits for it. Started by `homelab run observer` and `homelab up`.
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ from reconciler.events.log import EventLog
 from reconciler.file_watch import Change, FileWatch
 from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
-from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
+from reconciler.observer.collectors.node import (
+    DesiredFile,
+    NodeTarget,
+    node_targets,
+    targets_from_state,
+)
 from reconciler.observer.collectors.pool import CollectorPool, CollectorState, nodes_status
+from reconciler.observer.compaction import RetentionPolicy, compact, due_in
 from reconciler.observer.world_builder import WorldBuilder
 from reconciler.resources.key import ResourceKey
+from reconciler.resources.repo import EventLogRetention
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
@@ -66,6 +77,15 @@ class ObserverSettings:
     # The compose CLI the stack observation runs `config --hash` with (None: what
     # is installed, as the executor's default); it must be the executor's.
     compose_command: tuple[str, ...] | None = None
+    # Event-log retention (reconciler/observer/compaction.py), in a thread of its
+    # own: first `compaction_delay` s after start, then every `compaction_period`
+    # (sooner, `compaction_retry`, while a due day waits for coverage or a writer).
+    # `compress_after_days` overrides homelab.yaml's eventLog.compressAfterDays.
+    compaction: bool = True
+    compress_after_days: int | None = None
+    compaction_delay: float = 60.0
+    compaction_period: float = 3600.0
+    compaction_retry: float = 300.0
 
 
 def external_collectors(root: RuntimeRoot) -> dict[str, CollectorState]:
@@ -112,6 +132,7 @@ class ObserverService:
         self._file_paths: frozenset[str] = frozenset()
         self._files_due = False
         self._files_checked = False
+        self._retention = EventLogRetention()  # homelab.yaml's eventLog, at the tip
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -133,12 +154,22 @@ class ObserverService:
         watch = FileWatch(
             [self.root.events, self.root.world], relevant=self._relevant, on_change=self._changed
         )
+        compactor: threading.Thread | None = None
+        done = threading.Event()  # set when this run ends, however it ends
         try:
             log.info("observer: %s", self.builder.open())
             gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
             watch.start()
+            if self.settings.compaction:
+                compactor = threading.Thread(
+                    target=self._compaction_loop, args=(done,), name="compaction", daemon=True
+                )
+                compactor.start()
             self._loop(stop)
         finally:
+            done.set()
+            if compactor is not None:
+                compactor.join()  # it stops between days
             watch.close()
             self._unwatch_files()
             # The runner calls run() again after a failure: start collectors afresh.
@@ -152,6 +183,31 @@ class ObserverService:
                 self.builder.sync()
             finally:
                 self.builder.unlock()
+
+    def retention(self) -> RetentionPolicy:
+        """homelab.yaml's eventLog bounds, with the service flag's compression age."""
+        policy = RetentionPolicy.from_config(self._retention)
+        if self.settings.compress_after_days is not None:
+            policy = RetentionPolicy(
+                self.settings.compress_after_days,
+                policy.delete_after_days,
+                policy.delete_audit_after_days,
+            )
+        return policy
+
+    def _compaction_loop(self, done: threading.Event) -> None:
+        """Compress and delete old days now and then; never in the folding loop's way."""
+        wait = self.settings.compaction_delay
+        while not done.wait(wait):
+            wait = self.settings.compaction_retry
+            try:
+                report = compact(self.root, self.retention(), stop=done)
+            except Exception as exc:  # a full disk, a bad bound: say so, try again later
+                log.warning("observer: event-log compaction failed (%s); retrying later", exc)
+                continue
+            for line in report.lines() if report.days or report.repaired else []:
+                log.info("observer: compaction: %s", line)
+            wait = due_in(report, self.settings.compaction_period, self.settings.compaction_retry)
 
     def _relevant(self, change: Change, path: str) -> bool:
         """Appends to the log wake the loop; of the world, only documents deleted by hand."""
@@ -258,7 +314,12 @@ class ObserverService:
 
     def _refresh_nodes(self) -> None:
         try:
-            targets, files = node_targets(self.repo, self._source, self._commit_in_force())
+            if self._source is not None:
+                state = self._source.load(self._commit_in_force())
+                targets, files = targets_from_state(state)
+                self._retention = state.config.eventLog
+            else:
+                targets, files = node_targets(self.repo)
         except Exception as exc:  # a bad commit must not stop observation
             log.warning("observer: cannot read Node manifests (%s); keeping the old list", exc)
             return

@@ -3,7 +3,8 @@
 It says what the repository explicitly allows: pruning without a person,
 dangerous container options for named resources, maintenance windows for
 the executor, and who is told about what (`notifications`, Apprise URLs
-delivered by the notifier service, reconciler/notifier/). Absent,
+delivered by the notifier service, reconciler/notifier/), and how long the
+event log keeps its days whole (`eventLog`). Absent,
 everything is at its safest default. Pure parsing (a notification URL is
 checked here for its shape only; the notifier and `homelab validate` ask
 Apprise whether it names a service); used by the git source, the planner
@@ -105,6 +106,46 @@ def _shown(url: str) -> str:
     return url if len(url) <= 16 else url[:13] + "..."
 
 
+class EventLogRetention(StrictModel):
+    """How long the event log keeps its days whole (reconciler/observer/compaction.py)."""
+
+    compressAfterDays: int = Field(
+        default=90,
+        ge=1,
+        le=36_500,
+        description="Closed days older than this are compressed (zstd) once the "
+        "observer's durable record covers them; still read by every reader.",
+    )
+    deleteAfterDays: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Days older than this are deleted, except their audit trail "
+        "(action.* events), which is kept compressed. Default: never delete.",
+    )
+    deleteAuditAfterDays: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Days older than this are deleted whole, audit trail included. "
+        "Default: the audit trail is kept for ever.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventLogRetention:
+        delete, audit = self.deleteAfterDays, self.deleteAuditAfterDays
+        if delete is not None and delete <= self.compressAfterDays:
+            raise ValueError(
+                f"deleteAfterDays ({delete}) must be more than compressAfterDays "
+                f"({self.compressAfterDays})"
+            )
+        if audit is not None and (delete is None or audit < delete):
+            raise ValueError(
+                f"deleteAuditAfterDays ({audit}) needs deleteAfterDays, and not more than it"
+            )
+        return self
+
+
 class RepoConfig(StrictModel):
     apiVersion: Literal["homelab.reconciler/v1alpha1"] = "homelab.reconciler/v1alpha1"
     kind: Literal["RepositoryConfig"] = "RepositoryConfig"
@@ -128,4 +169,8 @@ class RepoConfig(StrictModel):
         default_factory=list,
         description="Where the notifier service sends pending actions, failures, "
         "drift, flapping and nodes going down (README, Notifications).",
+    )
+    eventLog: EventLogRetention = Field(
+        default_factory=EventLogRetention,
+        description="Compression and deletion of old event-log days (README, Event log).",
     )
