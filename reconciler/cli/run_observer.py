@@ -15,6 +15,7 @@ import click
 from reconciler.cli.common import get_root, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.observer.service import ObserverService, ObserverSettings
+from reconciler.observer.world_builder import SnapshotPolicy
 
 
 @run.command("observer")
@@ -47,8 +48,40 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     help="Compose CLI the stack observation computes config hashes with, the executor's "
     "(default: what is installed).",
 )
+@click.option(
+    "--snapshot-events",
+    type=click.IntRange(min=1),
+    default=SnapshotPolicy.every_events,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_EVENTS",
+    help="Snapshot the folded world after this many new events (recovery replays at most "
+    "about this many).",
+)
+@click.option(
+    "--snapshot-minutes",
+    type=click.FloatRange(min=0.1),
+    default=SnapshotPolicy.every_seconds / 60,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_MINUTES",
+    help="... or after this many minutes, when any event arrived meanwhile.",
+)
+@click.option(
+    "--snapshot-keep",
+    type=click.IntRange(min=1),
+    default=SnapshotPolicy.keep,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_KEEP",
+    help="Snapshots kept under ROOT/state/snapshots/ (the newest that checks out is used).",
+)
 def observer(
-    root: str | None, repo: str | None, resync: float, docker: bool, compose_command: str | None
+    root: str | None,
+    repo: str | None,
+    resync: float,
+    docker: bool,
+    compose_command: str | None,
+    snapshot_events: int,
+    snapshot_minutes: float,
+    snapshot_keep: int,
 ) -> None:
     """Fold events into world documents and run the collectors.
 
@@ -62,5 +95,8 @@ def observer(
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = Path(repo).expanduser().absolute() if repo else None
     command = tuple(shlex.split(compose_command)) if compose_command else None
-    settings = ObserverSettings(resync=resync, docker=docker, compose_command=command)
+    policy = SnapshotPolicy(snapshot_events, snapshot_minutes * 60, snapshot_keep)
+    settings = ObserverSettings(
+        resync=resync, docker=docker, compose_command=command, snapshots=policy
+    )
     run_service(ObserverService(runtime, repo_path, settings), runtime)

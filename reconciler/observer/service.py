@@ -26,7 +26,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
 from reconciler.observer.collectors.pool import CollectorPool, CollectorState, nodes_status
-from reconciler.observer.world_builder import WorldBuilder
+from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache
@@ -64,6 +64,9 @@ class ObserverSettings:
     # The compose CLI the stack observation runs `config --hash` with (None: what
     # is installed, as the executor's default); it must be the executor's.
     compose_command: tuple[str, ...] | None = None
+    # Snapshots of the fold (ROOT/state/snapshots/), so a lost checkpoint costs a
+    # replay of the events since the last one, not of the whole log.
+    snapshots: SnapshotPolicy = field(default_factory=SnapshotPolicy)
 
 
 def external_collectors(root: RuntimeRoot) -> dict[str, CollectorState]:
@@ -91,7 +94,9 @@ class ObserverService:
         self.root = root
         self.repo = repo
         self.settings = settings or ObserverSettings()
-        self.builder = WorldBuilder(root, durable=self.settings.durable)
+        self.builder = WorldBuilder(
+            root, durable=self.settings.durable, snapshots=self.settings.snapshots
+        )
         self._wake = threading.Event()
         self._world_deleted: set[ResourceKey] = set()
         self._deleted_lock = threading.Lock()
