@@ -60,6 +60,7 @@ from reconciler.world.writer import (
     WorldLoadError,
     WorldWriter,
     boot_id,
+    encode_doc,
     load_world,
     read_checkpoint,
     remove_stale_temp_files,
@@ -95,7 +96,7 @@ class TickResult:
 class SnapshotPolicy:
     """When the observer snapshots its fold (whichever comes first, once events arrived)."""
 
-    every_events: int = 20_000
+    every_events: int = 10_000
     every_seconds: float = 600.0
     keep: int = DEFAULT_KEEP
 
@@ -249,9 +250,15 @@ class WorldBuilder:
         is tried. The world on disk ends equal to the result (every document
         compared, leftovers removed) and synced, with a fresh checkpoint.
         """
+        with gc_paused():  # loading a snapshot allocates a million small objects
+            return self._recover()
+
+    def _recover(self) -> Recovery:
         t0 = time.perf_counter()
         self._make_folders()
         skipped: list[str] = []
+        disk = _WorldRead(self.root.world)
+        disk.start()
         for path in self.snapshots.paths():
             try:
                 meta, snap = self.snapshots.read(path)
@@ -259,13 +266,16 @@ class WorldBuilder:
                 self._set_aside(path, "corrupt", str(exc), skipped)
                 continue
             self.state = WorldState(docs=snap.docs, listings=snap.listings, folded=snap.folded)
-            self.reader = LogReader(self.root, meta.offsets, meta.fingerprints)
+            prints = _same_files(self.root, meta.fingerprints)
+            self.reader = LogReader(self.root, meta.offsets, prints)
             replayed = self._replay_tail()
             if isinstance(replayed, str):
                 self._set_aside(path, "mismatch", f"{path}: {replayed}", skipped)
                 continue
-            self._install(replayed.events)
+            disk.join()
+            self._install(replayed.events, disk.found)
             return Recovery(meta, replayed, time.perf_counter() - t0, tuple(skipped))
+        disk.join()
         result = self.rebuild()
         if self.policy is not None and result.events:
             self.snapshot()
@@ -291,7 +301,7 @@ class WorldBuilder:
                 nbytes += batch.nbytes
         return TickResult(count, 0, bad, nbytes, time.perf_counter() - t0)
 
-    def _install(self, replayed: int) -> TickResult:
+    def _install(self, replayed: int, on_disk: dict[str, bytes]) -> TickResult:
         """Make the world on disk equal to the recovered state, then sync and checkpoint."""
         t0 = time.perf_counter()
         self.writer.forget()
@@ -302,7 +312,7 @@ class WorldBuilder:
         self._checkpointed_prints = {}
         self._synced = False
         self.state.dirty.update(self.state.docs)  # every document is compared with the disk
-        written = self.writer.write(self.state.take_dirty(), compare_disk=True)
+        written = self.writer.write(_differing(self.state.take_dirty(), on_disk))
         self.writer.remove_others(set(self.state.docs))
         self.quarantine.flush()
         self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)
@@ -329,9 +339,9 @@ class WorldBuilder:
         t0 = time.perf_counter()
         offsets = dict(self.reader.offsets)
         state = self.state
-        encoded = encode(
-            state.docs, state.listings, state.folded, offsets, self.reader.fingerprints()
-        )
+        with gc_paused():
+            prints = self.reader.fingerprints()
+            encoded = encode(state.docs, state.listings, state.folded, offsets, prints)
         took = time.perf_counter() - t0
         grown = [k for k, v in offsets.items() if self._snap_offsets.get(k) != v]
         self._snap_events, self._snap_at, self._snap_offsets = 0, time.monotonic(), offsets
@@ -463,3 +473,66 @@ class WorldBuilder:
             self.state.dirty.add(ref)
         self.writer.forget_refs(missing)
         return missing
+
+
+def _same_files(root: RuntimeRoot, prints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A snapshot's fingerprints, each file's inode taken as it is now.
+
+    The prefix hash is what proves a log file holds what was folded; the inode
+    changes when a runtime root is restored from a backup or copied, which
+    must not make its snapshots useless.
+    """
+    out = {}
+    for key, found in prints.items():
+        try:
+            out[key] = {**found, "ino": os.stat(root.events / key).st_ino}
+        except OSError:
+            out[key] = found
+    return out
+
+
+class _WorldRead(threading.Thread):
+    """Reads every world document on disk, on its own thread, while the recovery folds.
+
+    The reads release the GIL, so they overlap the snapshot's decoding, the
+    log's prefix hashing and the tail's fold; `found` maps `kind/name.json`
+    to the bytes. The observer's lock keeps every writer away meanwhile.
+    """
+
+    def __init__(self, world: Path) -> None:
+        super().__init__(name="world-read", daemon=True)
+        self.world = str(world)
+        self.found: dict[str, bytes] = {}
+
+    def run(self) -> None:
+        found = self.found
+        try:
+            kinds = [e.name for e in os.scandir(self.world) if e.is_dir()]
+        except FileNotFoundError:
+            return
+        for kind in kinds:
+            folder = f"{self.world}/{kind}"
+            for entry in os.scandir(folder):
+                name = entry.name
+                if name.endswith(".json") and not name.startswith("."):
+                    try:
+                        with open(f"{folder}/{name}", "rb") as fh:
+                            found[f"{kind}/{name}"] = fh.read()
+                    except OSError:
+                        continue  # unreadable: compared as missing, so written
+
+
+def _differing(
+    docs: dict[ResourceKey, dict[str, Any]], on_disk: dict[str, bytes]
+) -> dict[ResourceKey, dict[str, Any]]:
+    """The documents whose bytes on disk are not what `encode_doc` gives (missing, torn, old).
+
+    Those found equal stay unknown to the writer, which at worst rewrites one
+    of them once, unchanged.
+    """
+    out = {}
+    for ref, doc in docs.items():
+        disk = on_disk.get(f"{ref[0]}/{ref[1]}.json")
+        if disk is None or disk != encode_doc(doc):
+            out[ref] = doc
+    return out

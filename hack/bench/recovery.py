@@ -1,0 +1,158 @@
+"""Recovery benchmark: 1,000,000 events over 25,000 resources, checkpoint deleted.
+
+Generates the log with `observer_bench.generate` (the same events): about
+990,000 events over 10 days, folded by a full rebuild, then a snapshot taken
+as the observer takes it (`WorldBuilder.snapshot`: encoded on the folding
+thread, compressed and written durably on a background one); then 9,999 more
+events (an 11th day) folded by an ordinary tick, so the snapshot is as far
+behind as the default policy (every 10,000 events) lets it be. Each run deletes the
+checkpoint and times `WorldBuilder.open` in a fresh process (it must say
+`recovered`; the world on disk must end byte-identical to the incrementally
+built one, so 0 documents are rewritten). Prints the snapshot's encode time
+(how long the tick is held), write time and size, and the recovery time of
+each run (wall clock, and the CPU time of all its threads, which a loaded
+machine does not inflate) with their median.
+
+Usage: .venv/bin/python hack/bench/recovery.py [--events N] [--resources R]
+       [--runs K] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _tail() -> int:
+    """One short of the default `SnapshotPolicy.every_events`: the longest tail a recovery sees."""
+    from reconciler.observer.world_builder import SnapshotPolicy
+
+    return SnapshotPolicy.every_events - 1
+
+
+def _world_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((root / "world").rglob("*.json")):
+        if not path.name.startswith("."):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _prepare(root: str, events: int, resources: int) -> None:
+    """Subprocess body: rebuild, snapshot as the observer would, append the tail, tick."""
+    sys.path.insert(0, str(HERE))
+    from observer_bench import DAYS, generate
+
+    from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
+    from reconciler.runtime_root import RuntimeRoot
+
+    base = Path(root)
+    tail = _tail()
+    generate(base, events - tail, resources)
+    folder = WorldBuilder(RuntimeRoot(base), snapshots=SnapshotPolicy())
+    folder.rebuild()
+    t0 = time.perf_counter()
+    folder.snapshot()  # returns once encoded: the rest runs on the snapshot thread
+    held = time.perf_counter() - t0
+    folder.wait_snapshot()
+    assert folder.last_snapshot is not None, folder.snapshot_error
+    meta, size, encode_s, write_s = folder.last_snapshot
+    generate(base, tail, resources, start_day=DAYS, days=1)
+    tick = folder.tick()
+    folder.sync()
+    assert folder.last_snapshot[0] == meta, "the tail must not trigger a new snapshot"
+    figures = {
+        "held": held,
+        "encode": encode_s,
+        "write": write_s,
+        "size": size,
+        "documents": meta.documents,
+        "covered": meta.events,
+        "tail": tick.events,
+    }
+    print(json.dumps(figures))
+
+
+def _recover(root: str) -> None:
+    """Subprocess body: open without a checkpoint; print the time and what it said."""
+    from reconciler.observer.world_builder import WorldBuilder
+    from reconciler.runtime_root import RuntimeRoot
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    folder = WorldBuilder(RuntimeRoot(Path(root)))
+    how = folder.open()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "how": how}))
+
+
+def _child(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--resources", type=int, default=25_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", default=None)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        if args.child[0] == "prepare":
+            _prepare(args.child[1], int(args.child[2]), int(args.child[3]))
+        else:
+            _recover(args.child[1])
+        return
+    base = Path(tempfile.mkdtemp(prefix="recovery-bench-", dir=args.dir))
+    try:
+        t0 = time.perf_counter()
+        prep = _child("prepare", str(base), str(args.events), str(args.resources))
+        print(
+            f"prepared {args.events:,} events over {args.resources:,} resources "
+            f"in {time.perf_counter() - t0:.1f} s ({base})"
+        )
+        print(
+            f"snapshot of {prep['documents']:,} documents covering {prep['covered']:,} events: "
+            f"{prep['size'] / 1e6:.1f} MB (zstd), tick held {prep['held'] * 1000:.0f} ms "
+            f"(encode {prep['encode'] * 1000:.0f} ms), written in the background in "
+            f"{prep['write'] * 1000:.0f} ms; {prep['tail']:,} events folded after it"
+        )
+        before = _world_digest(base)
+        times, cpus = [], []
+        for run in range(args.runs):
+            (base / "state" / "observer_checkpoint.json").unlink()
+            result = _child("recover", str(base))
+            how = str(result["how"])
+            assert how.startswith("recovered"), how
+            assert _world_digest(base) == before, "the recovered world differs"
+            times.append(float(result["seconds"]))
+            cpus.append(float(result["cpu"]))
+            print(f"run {run + 1}: recovery {times[-1]:.2f} s (CPU {cpus[-1]:.2f} s): {how}")
+        print(
+            f"recovery after deleting the checkpoint: median {statistics.median(times):.2f} s "
+            f"(range {min(times):.2f}-{max(times):.2f} s, {len(times)} runs; CPU median "
+            f"{statistics.median(cpus):.2f} s); world byte-identical to the incrementally built one"
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.path.insert(0, str(HERE.parents[1]))
+    main()
