@@ -73,7 +73,7 @@ def _world(root: Path) -> dict[str, bytes]:
 def test_kill_9_while_writing_snapshots_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(13)
     root = tmp_path / "root"
-    _append(root, 0, 2000, 1500)
+    _append(root, 0, 2000, 300)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     store = SnapshotStore(RuntimeRoot(root))
     written = 0
@@ -86,7 +86,7 @@ def test_kill_9_while_writing_snapshots_loses_nothing(tmp_path: Path) -> None:
             assert child.stdout is not None
             assert child.stdout.readline().startswith(b"open")  # folding from here on
             time.sleep(rng.uniform(0.0, 0.4))
-            _append(root, 2000 + round_ * 300, 300, 1500)
+            _append(root, 2000 + round_ * 300, 300, 300)
             time.sleep(rng.uniform(0.0, 0.6))
         finally:
             child.send_signal(signal.SIGKILL)

@@ -7,17 +7,23 @@ it and snapshotting at arbitrary points, recoveries in fresh runtime roots.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli.main import cli
+from reconciler.observer.service import ObserverService, ObserverSettings
 from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world.coverage import covered_offsets
@@ -297,4 +303,42 @@ def test_world_rebuild_uses_snapshots_and_from_scratch_ignores_them(tmp_path: Pa
     (snap,) = SnapshotStore(runtime).paths()
     assert f"from snapshot {snap.name} (27 events folded" in again.output
     assert "+ 9 events after it" in again.output
+    assert _world(runtime.path) == _full_replay(runtime.events, tmp_path / "full")
+
+
+def test_the_observer_service_snapshots_and_recovers_from_its_snapshot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reconciler.observer")
+    runtime = RuntimeRoot(tmp_path / "root")
+    runtime.ensure()
+    policy = SnapshotPolicy(every_events=20, every_seconds=3600, keep=3)
+    settings = ObserverSettings(durable=False, docker=False, snapshots=policy, poll=0.2)
+
+    def run_until(check: Callable[[], bool]) -> None:
+        service = ObserverService(runtime, settings=settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,))
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not check():
+                assert time.monotonic() < deadline, "the observer did not get there in 30 s"
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=20)
+        assert not thread.is_alive()
+
+    store = SnapshotStore(runtime)
+    _fill(runtime.path, 0, 50)
+    run_until(lambda: bool(store.paths()))
+    meta = store.read_meta(store.paths()[0])
+    assert meta.events >= 20 and meta.documents == 4
+    runtime.checkpoint.unlink()
+    _fill(runtime.path, 50, 5)
+    run_until(lambda: runtime.checkpoint.exists())
+    assert f"recovered (no usable checkpoint) from snapshot {meta.name}" in caplog.text
+    status = orjson.loads((runtime.state / "observer_status.json").read_bytes())
+    assert status["documents"] == 4
     assert _world(runtime.path) == _full_replay(runtime.events, tmp_path / "full")
