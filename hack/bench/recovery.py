@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 
 def _tail() -> int:
     """One short of the default `SnapshotPolicy.every_events`: the longest tail a recovery sees."""
-    from reconciler.observer.world_builder import SnapshotPolicy
+    from reconciler.observer.recovery import SnapshotPolicy
 
     return SnapshotPolicy.every_events - 1
 
@@ -55,7 +55,8 @@ def _prepare(root: str, events: int, resources: int) -> None:
     sys.path.insert(0, str(HERE))
     from observer_bench import DAYS, generate
 
-    from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
+    from reconciler.observer.recovery import SnapshotPolicy
+    from reconciler.observer.world_builder import WorldBuilder
     from reconciler.runtime_root import RuntimeRoot
 
     base = Path(root)

@@ -14,8 +14,8 @@ import click
 
 from reconciler.cli.common import get_root, root_option
 from reconciler.cli.run import run, run_service
+from reconciler.observer.recovery import SnapshotPolicy
 from reconciler.observer.service import ObserverService, ObserverSettings
-from reconciler.observer.world_builder import SnapshotPolicy
 
 
 @run.command("observer")

@@ -37,7 +37,8 @@ from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
 from reconciler.observer.collectors.node import DesiredFile, NodeTarget, node_targets
 from reconciler.observer.collectors.pool import CollectorPool, CollectorState, nodes_status
-from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
+from reconciler.observer.recovery import SnapshotPolicy
+from reconciler.observer.world_builder import WorldBuilder
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.sources.blobcache import BlobCache

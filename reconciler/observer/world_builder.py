@@ -44,6 +44,13 @@ from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
+from reconciler.observer.recovery import (
+    Recovery,
+    SnapshotPolicy,
+    WorldRead,
+    differing,
+    same_files,
+)
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
@@ -60,7 +67,6 @@ from reconciler.world.writer import (
     WorldLoadError,
     WorldWriter,
     boot_id,
-    encode_doc,
     load_world,
     read_checkpoint,
     remove_stale_temp_files,
@@ -90,36 +96,6 @@ class TickResult:
     nbytes: int
     fold_seconds: float = 0.0  # reading, decoding and folding
     write_seconds: float = 0.0  # world documents and checkpoint
-
-
-@dataclass(frozen=True)
-class SnapshotPolicy:
-    """When the observer snapshots its fold (whichever comes first, once events arrived)."""
-
-    every_events: int = 10_000
-    every_seconds: float = 600.0
-    keep: int = DEFAULT_KEEP
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What `recover` did: from which snapshot (None: the whole log), how much it replayed."""
-
-    snapshot: SnapshotMeta | None
-    result: TickResult
-    seconds: float
-    skipped: tuple[str, ...] = ()  # snapshots not used, and why
-
-    def describe(self) -> str:
-        """Where the world came from: `from snapshot X (...) + N events after it`, or the log."""
-        skipped = "".join(f"; skipped {why}" for why in self.skipped)
-        if self.snapshot is None:
-            return f"from {self.result.events} events, the whole log (no usable snapshot{skipped})"
-        snap = self.snapshot
-        return (
-            f"from snapshot {snap.name} ({snap.events} events folded, taken {snap.created_at}) "
-            f"+ {self.result.events} events after it{skipped}"
-        )
 
 
 class WorldBuilder:
@@ -257,8 +233,9 @@ class WorldBuilder:
         t0 = time.perf_counter()
         self._make_folders()
         skipped: list[str] = []
-        disk = _WorldRead(self.root.world)
-        disk.start()
+        disk = WorldRead(self.root.world)
+        if self.snapshots.paths():
+            disk.start()  # reads the world on disk meanwhile, to compare it at the end
         for path in self.snapshots.paths():
             try:
                 meta, snap = self.snapshots.read(path)
@@ -266,16 +243,17 @@ class WorldBuilder:
                 self._set_aside(path, "corrupt", str(exc), skipped)
                 continue
             self.state = WorldState(docs=snap.docs, listings=snap.listings, folded=snap.folded)
-            prints = _same_files(self.root, meta.fingerprints)
+            prints = same_files(self.root.events, meta.fingerprints)
             self.reader = LogReader(self.root, meta.offsets, prints)
             replayed = self._replay_tail()
             if isinstance(replayed, str):
                 self._set_aside(path, "mismatch", f"{path}: {replayed}", skipped)
                 continue
-            disk.join()
+            disk.join()  # (before the writes)
             self._install(replayed.events, disk.found)
             return Recovery(meta, replayed, time.perf_counter() - t0, tuple(skipped))
-        disk.join()
+        if disk.is_alive():
+            disk.join()
         result = self.rebuild()
         if self.policy is not None and result.events:
             self.snapshot()
@@ -312,7 +290,7 @@ class WorldBuilder:
         self._checkpointed_prints = {}
         self._synced = False
         self.state.dirty.update(self.state.docs)  # every document is compared with the disk
-        written = self.writer.write(_differing(self.state.take_dirty(), on_disk))
+        written = self.writer.write(differing(self.state.take_dirty(), on_disk))
         self.writer.remove_others(set(self.state.docs))
         self.quarantine.flush()
         self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)
@@ -473,66 +451,3 @@ class WorldBuilder:
             self.state.dirty.add(ref)
         self.writer.forget_refs(missing)
         return missing
-
-
-def _same_files(root: RuntimeRoot, prints: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A snapshot's fingerprints, each file's inode taken as it is now.
-
-    The prefix hash is what proves a log file holds what was folded; the inode
-    changes when a runtime root is restored from a backup or copied, which
-    must not make its snapshots useless.
-    """
-    out = {}
-    for key, found in prints.items():
-        try:
-            out[key] = {**found, "ino": os.stat(root.events / key).st_ino}
-        except OSError:
-            out[key] = found
-    return out
-
-
-class _WorldRead(threading.Thread):
-    """Reads every world document on disk, on its own thread, while the recovery folds.
-
-    The reads release the GIL, so they overlap the snapshot's decoding, the
-    log's prefix hashing and the tail's fold; `found` maps `kind/name.json`
-    to the bytes. The observer's lock keeps every writer away meanwhile.
-    """
-
-    def __init__(self, world: Path) -> None:
-        super().__init__(name="world-read", daemon=True)
-        self.world = str(world)
-        self.found: dict[str, bytes] = {}
-
-    def run(self) -> None:
-        found = self.found
-        try:
-            kinds = [e.name for e in os.scandir(self.world) if e.is_dir()]
-        except FileNotFoundError:
-            return
-        for kind in kinds:
-            folder = f"{self.world}/{kind}"
-            for entry in os.scandir(folder):
-                name = entry.name
-                if name.endswith(".json") and not name.startswith("."):
-                    try:
-                        with open(f"{folder}/{name}", "rb") as fh:
-                            found[f"{kind}/{name}"] = fh.read()
-                    except OSError:
-                        continue  # unreadable: compared as missing, so written
-
-
-def _differing(
-    docs: dict[ResourceKey, dict[str, Any]], on_disk: dict[str, bytes]
-) -> dict[ResourceKey, dict[str, Any]]:
-    """The documents whose bytes on disk are not what `encode_doc` gives (missing, torn, old).
-
-    Those found equal stay unknown to the writer, which at worst rewrites one
-    of them once, unchanged.
-    """
-    out = {}
-    for ref, doc in docs.items():
-        disk = on_disk.get(f"{ref[0]}/{ref[1]}.json")
-        if disk is None or disk != encode_doc(doc):
-            out[ref] = doc
-    return out

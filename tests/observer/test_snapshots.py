@@ -23,8 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli.main import cli
+from reconciler.observer.recovery import SnapshotPolicy
 from reconciler.observer.service import ObserverService, ObserverSettings
-from reconciler.observer.world_builder import SnapshotPolicy, WorldBuilder
+from reconciler.observer.world_builder import WorldBuilder
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world.coverage import covered_offsets
 from reconciler.world.snapshots import SnapshotStore
