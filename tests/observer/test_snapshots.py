@@ -343,3 +343,26 @@ def test_the_observer_service_snapshots_and_recovers_from_its_snapshot(
     status = orjson.loads((runtime.state / "observer_status.json").read_bytes())
     assert status["documents"] == 4
     assert _world(runtime.path) == _full_replay(runtime.events, tmp_path / "full")
+
+
+def test_an_unclean_reboot_recovers_from_the_snapshot_and_repairs_torn_documents(
+    tmp_path: Path,
+) -> None:
+    runtime = RuntimeRoot(tmp_path / "root")
+    _fill(runtime.path, 0, 40)
+    folder = WorldBuilder(runtime, durable=False)
+    folder.open()
+    folder.snapshot(wait=True)
+    _fill(runtime.path, 40, 20, "2024-05-02")
+    folder.tick()  # written, not synced
+    checkpoint = orjson.loads(runtime.checkpoint.read_bytes())
+    assert checkpoint["synced"] is False
+    checkpoint["bootId"] = "another-boot"  # as after a power loss
+    runtime.checkpoint.write_bytes(orjson.dumps(checkpoint))
+    doc = runtime.world / "Container" / "a.json"
+    doc.write_bytes(doc.read_bytes()[:40])  # a document the power loss tore
+    (runtime.world / "Container" / "stray.json").write_bytes(b"{}")  # one the log never had
+    how = WorldBuilder(runtime, durable=False).open()
+    assert how.startswith("recovered (the machine went down uncleanly"), how
+    assert "(36 events folded" in how and "+ 19 events after it" in how
+    assert _world(runtime.path) == _full_replay(runtime.events, tmp_path / "full")
