@@ -57,10 +57,10 @@ from reconciler.world import world_path
 from reconciler.world.snapshots import (
     DEFAULT_KEEP,
     EncodedSnapshot,
+    SnapshotEncoder,
     SnapshotError,
     SnapshotMeta,
     SnapshotStore,
-    encode,
 )
 from reconciler.world.writer import (
     Checkpoint,
@@ -117,6 +117,9 @@ class WorldBuilder:
         self._snap_at = time.monotonic()
         self._snap_offsets: dict[str, int] = {}
         self._snap_thread: threading.Thread | None = None
+        self._encoder = SnapshotEncoder()
+        self._snap_state: WorldState | None = None  # the state the encoder last saw
+        self._snap_changed: set[ResourceKey] = set()  # its documents changed since
         self.last_snapshot: tuple[SnapshotMeta, int, float, float] | None = None  # size, enc, wr
         self.snapshot_error: str | None = None
         self.state = WorldState()
@@ -317,9 +320,13 @@ class WorldBuilder:
         t0 = time.perf_counter()
         offsets = dict(self.reader.offsets)
         state = self.state
+        changed = self._snap_changed if state is self._snap_state else None
         with gc_paused():
             prints = self.reader.fingerprints()
-            encoded = encode(state.docs, state.listings, state.folded, offsets, prints)
+            encoded = self._encoder.encode(
+                state.docs, changed, state.listings, state.folded, offsets, prints
+            )
+        self._snap_state, self._snap_changed = state, set()
         took = time.perf_counter() - t0
         grown = [k for k, v in offsets.items() if self._snap_offsets.get(k) != v]
         self._snap_events, self._snap_at, self._snap_offsets = 0, time.monotonic(), offsets
@@ -393,6 +400,7 @@ class WorldBuilder:
                 bad += len(batch.bad)
                 nbytes += batch.nbytes
             dirty = self.state.take_dirty()
+        self._snap_changed.update(dirty)  # for the next snapshot's encoding
         t1 = time.perf_counter()
         if dirty:
             self._mark_unsynced()

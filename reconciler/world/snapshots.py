@@ -17,9 +17,10 @@ goes through a hidden temp file that is fsynced, renamed into place and the
 folder fsynced, so a process killed with -9 leaves the old set of snapshots
 plus at most a hidden temp file that no reader ever considers; a file whose
 digest, frame or JSON does not check out is skipped, never trusted. The last
-`keep` snapshots are kept. Encoding (`encode`) is cheap and done by the
-caller at a consistent point; compressing and writing (`SnapshotStore.commit`)
-can run on another thread. Called by the observer's folding shell
+`keep` snapshots are kept. Encoding (`SnapshotEncoder`, which re-encodes
+only the documents changed since its last snapshot) is done by the caller at
+a consistent point; compressing and writing (`SnapshotStore.commit`) can run
+on another thread. Called by the observer's folding shell
 (`reconciler.observer.world_builder`) and `reconciler.world.coverage`.
 """
 
@@ -30,6 +31,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,66 @@ class EncodedSnapshot:
     documents: int
 
 
+class SnapshotEncoder:
+    """Encodes snapshots, re-encoding only the documents changed since the last one.
+
+    Encoding 25,000 documents whole took 45-67 ms on an idle machine and up
+    to a second on a loaded one (the fold's objects are scattered over the
+    heap), all of it on the folding thread; the encoder keeps each
+    document's JSON and the caller says which documents changed (`changed`;
+    None: all of them, e.g. after a rebuild replaced the state).
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[ResourceKey, bytes] = {}
+
+    def encode(
+        self,
+        docs: dict[ResourceKey, dict[str, Any]],
+        changed: Iterable[ResourceKey] | None,
+        listings: dict[str, dict[str, tuple[str, str]]],
+        folded: int,
+        offsets: dict[str, int],
+        fingerprints: dict[str, dict[str, Any]],
+    ) -> EncodedSnapshot:
+        """Serialise the fold's state now (the caller holds it still for this long)."""
+        parts = self._parts
+        if changed is None:
+            parts.clear()
+            changed = docs
+        dumps = orjson.dumps
+        for ref in changed:
+            doc = docs.get(ref)
+            if doc is None:
+                parts.pop(ref, None)
+            else:
+                parts[ref] = dumps([ref[0], ref[1], doc])
+        if len(parts) != len(docs):  # documents the caller did not name: encode them all
+            return self.encode(docs, None, listings, folded, offsets, fingerprints)
+        body = b"".join(
+            (
+                b'{"docs":[',
+                b",".join([parts[ref] for ref in docs]),
+                b'],"listings":',
+                dumps(listings),
+                b',"folded":',
+                str(folded).encode(),
+                b"}",
+            )
+        )
+        meta = dumps(
+            {
+                "version": SNAPSHOT_VERSION,
+                "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "offsets": offsets,
+                "fingerprints": fingerprints,
+                "documents": len(docs),
+                "events": folded,
+            }
+        )
+        return EncodedSnapshot(meta, body, len(docs))
+
+
 def encode(
     docs: dict[ResourceKey, dict[str, Any]],
     listings: dict[str, dict[str, tuple[str, str]]],
@@ -94,25 +156,8 @@ def encode(
     offsets: dict[str, int],
     fingerprints: dict[str, dict[str, Any]],
 ) -> EncodedSnapshot:
-    """Serialise the fold's state now (the caller holds it still for this long)."""
-    body = orjson.dumps(
-        {
-            "docs": [[kind, name, doc] for (kind, name), doc in docs.items()],
-            "listings": listings,
-            "folded": folded,
-        }
-    )
-    meta = orjson.dumps(
-        {
-            "version": SNAPSHOT_VERSION,
-            "createdAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "offsets": offsets,
-            "fingerprints": fingerprints,
-            "documents": len(docs),
-            "events": folded,
-        }
-    )
-    return EncodedSnapshot(meta, body, len(docs))
+    """A whole snapshot encoded at once (`SnapshotEncoder` without memory)."""
+    return SnapshotEncoder().encode(docs, None, listings, folded, offsets, fingerprints)
 
 
 def _split(data: bytes, path: Path) -> tuple[bytes, bytes]:

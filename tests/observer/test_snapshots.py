@@ -280,8 +280,9 @@ def test_ticks_snapshot_every_n_events_and_keep_the_last_few(tmp_path: Path) -> 
     counts = [len(n) for n in names]
     assert counts == [0, 1, 1, 2, 2, 2, 2, 2, 2, 2]
     assert len(set(names[1:])) == 5  # each new one replaced the oldest
-    meta = folder.snapshots.read_meta(folder.snapshots.paths()[0])
+    meta, snap = folder.snapshots.read(folder.snapshots.paths()[0])
     assert meta.documents == len(folder.state.docs) == 4
+    assert snap.docs == folder.state.docs  # re-encoding only the changed ones misses nothing
 
 
 def test_world_rebuild_uses_snapshots_and_from_scratch_ignores_them(tmp_path: Path) -> None:
