@@ -63,7 +63,7 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     default=SnapshotPolicy.every_seconds / 60,
     show_default=True,
     envvar="HOMELAB_SNAPSHOT_MINUTES",
-    help="... or after this many minutes, when any event arrived meanwhile.",
+    help="Snapshot also after this many minutes, when any event arrived meanwhile.",
 )
 @click.option(
     "--snapshot-keep",
