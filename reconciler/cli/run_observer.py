@@ -13,6 +13,7 @@ import click
 
 from reconciler.cli.common import get_root, optional_repo, root_option
 from reconciler.cli.run import run, run_service
+from reconciler.observer.recovery import SnapshotPolicy
 from reconciler.observer.service import ObserverService, ObserverSettings
 
 
@@ -61,6 +62,31 @@ from reconciler.observer.service import ObserverService, ObserverSettings
     show_default=True,
     help="Compress (and, past homelab.yaml's bounds, delete) old event-log days.",
 )
+@click.option(
+    "--snapshot-events",
+    type=click.IntRange(min=1),
+    default=SnapshotPolicy.every_events,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_EVENTS",
+    help="Snapshot the folded world after this many new events (recovery replays at most "
+    "about this many).",
+)
+@click.option(
+    "--snapshot-minutes",
+    type=click.FloatRange(min=0.1),
+    default=SnapshotPolicy.every_seconds / 60,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_MINUTES",
+    help="Snapshot also after this many minutes, when any event arrived meanwhile.",
+)
+@click.option(
+    "--snapshot-keep",
+    type=click.IntRange(min=1),
+    default=SnapshotPolicy.keep,
+    show_default=True,
+    envvar="HOMELAB_SNAPSHOT_KEEP",
+    help="Snapshots kept under ROOT/state/snapshots/ (the newest that checks out is used).",
+)
 def observer(
     root: str | None,
     repo: str | None,
@@ -69,6 +95,9 @@ def observer(
     compose_command: str | None,
     compress_after_days: int | None,
     compaction: bool,
+    snapshot_events: int,
+    snapshot_minutes: float,
+    snapshot_keep: int,
 ) -> None:
     """Fold events into world documents and run the collectors.
 
@@ -82,11 +111,13 @@ def observer(
     runtime.path.mkdir(parents=True, exist_ok=True)
     repo_path = optional_repo(repo)
     command = tuple(shlex.split(compose_command)) if compose_command else None
+    policy = SnapshotPolicy(snapshot_events, snapshot_minutes * 60, snapshot_keep)
     settings = ObserverSettings(
         resync=resync,
         docker=docker,
         compose_command=command,
         compaction=compaction,
         compress_after_days=compress_after_days,
+        snapshots=policy,
     )
     run_service(ObserverService(runtime, repo_path, settings), runtime)

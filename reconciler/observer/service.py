@@ -30,7 +30,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from reconciler.observer.collectors.node import (
 )
 from reconciler.observer.collectors.pool import CollectorPool, CollectorState, nodes_status
 from reconciler.observer.compaction import RetentionPolicy, compact, due_in
+from reconciler.observer.recovery import SnapshotPolicy
 from reconciler.observer.world_builder import WorldBuilder
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import EventLogRetention
@@ -86,6 +87,9 @@ class ObserverSettings:
     compaction_delay: float = 60.0
     compaction_period: float = 3600.0
     compaction_retry: float = 300.0
+    # Snapshots of the fold (ROOT/state/snapshots/), so a lost checkpoint costs a
+    # replay of the events since the last one, not of the whole log.
+    snapshots: SnapshotPolicy = field(default_factory=SnapshotPolicy)
 
 
 def external_collectors(root: RuntimeRoot) -> dict[str, CollectorState]:
@@ -113,7 +117,9 @@ class ObserverService:
         self.root = root
         self.repo = repo
         self.settings = settings or ObserverSettings()
-        self.builder = WorldBuilder(root, durable=self.settings.durable)
+        self.builder = WorldBuilder(
+            root, durable=self.settings.durable, snapshots=self.settings.snapshots
+        )
         self._wake = threading.Event()
         self._world_deleted: set[ResourceKey] = set()
         self._deleted_lock = threading.Lock()

@@ -15,17 +15,29 @@ first document write after a sync the checkpoint is marked unsynced (one
 fsync), ticks then write documents and checkpoint without fsync, and
 `WorldBuilder.sync` (the service calls it when idle, at most every few seconds,
 and on stop) flushes the filesystem once and marks the checkpoint synced.
+Snapshots (`reconciler.world.snapshots`, policy `SnapshotPolicy`) are taken
+after a tick every N events or T seconds: the documents changed since the
+last snapshot are encoded on the folding thread (the state must hold still;
+0.4-0.7 s for 8,000 of them on this loaded 2-core VM), the rest is
+compressed and written durably on a background thread. Without a usable checkpoint (or
+after an unclean reboot) `open` recovers from the newest snapshot that
+checks out and matches the log, replaying only the log after it
+(`recover`); `rebuild` still folds everything from the start.
 Called by the observer service and `homelab world rebuild`.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import attrgetter
+from pathlib import Path
 from typing import IO, Any
 
 from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
@@ -33,9 +45,24 @@ from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
 from reconciler.observer.fold import WorldState
 from reconciler.observer.quarantine import Quarantine
+from reconciler.observer.recovery import (
+    Recovery,
+    SnapshotPolicy,
+    WorldRead,
+    differing,
+    same_files,
+)
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
+from reconciler.world.snapshots import (
+    DEFAULT_KEEP,
+    EncodedSnapshot,
+    SnapshotEncoder,
+    SnapshotError,
+    SnapshotMeta,
+    SnapshotStore,
+)
 from reconciler.world.writer import (
     Checkpoint,
     WorldLoadError,
@@ -47,6 +74,7 @@ from reconciler.world.writer import (
 )
 
 _BY_ID = attrgetter("id")
+log = logging.getLogger("reconciler.observer")
 
 
 @contextmanager
@@ -74,9 +102,27 @@ class TickResult:
 class WorldBuilder:
     """Owns the in-memory world of one runtime root (one folder process at a time)."""
 
-    def __init__(self, root: RuntimeRoot, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        *,
+        durable: bool = True,
+        snapshots: SnapshotPolicy | None = None,
+    ) -> None:
         self.root = root
         self.durable = durable
+        self.policy = snapshots  # None: no snapshots taken by ticks (recovery still reads them)
+        keep = snapshots.keep if snapshots is not None else DEFAULT_KEEP
+        self.snapshots = SnapshotStore(root, keep=keep, durable=durable)
+        self._snap_events = 0  # events folded since the last snapshot
+        self._snap_at = time.monotonic()
+        self._snap_offsets: dict[str, int] = {}
+        self._snap_thread: threading.Thread | None = None
+        self._encoder = SnapshotEncoder()
+        self._snap_state: WorldState | None = None  # the state the encoder last saw
+        self._snap_changed: set[ResourceKey] = set()  # its documents changed since
+        self.last_snapshot: tuple[SnapshotMeta, int, float, float] | None = None  # size, enc, wr
+        self.snapshot_error: str | None = None
         self.state = WorldState()
         self.reader = LogReader(root)
         self.writer = WorldWriter(root, durable=durable)
@@ -98,6 +144,7 @@ class WorldBuilder:
         self._lock = fh
 
     def unlock(self) -> None:
+        self.wait_snapshot()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -129,8 +176,15 @@ class WorldBuilder:
                     return f"resumed from checkpoint ({len(docs)} documents)"
                 lost = checkpoint.documents - len(docs)
                 why = f"{lost} world documents were deleted while stopped"
-        result = self.rebuild()
-        return f"rebuilt ({why}): {result.events} events, {len(self.state.docs)} documents"
+        recovery = self.recover()
+        if recovery.snapshot is not None:
+            return (
+                f"recovered ({why}) {recovery.describe()}: {len(self.state.docs)} documents "
+                f"in {recovery.seconds:.2f} s"
+            )
+        result = recovery.result
+        skipped = "".join(f"; skipped {s}" for s in recovery.skipped)
+        return f"rebuilt ({why}): {result.events} events, {len(self.state.docs)} documents{skipped}"
 
     def _make_folders(self) -> None:
         for folder in (self.root.world, self.root.state, self.root.logs, self.root.events):
@@ -157,8 +211,170 @@ class WorldBuilder:
         return replace(result, write_seconds=result.write_seconds + took)
 
     def tick(self) -> TickResult:
-        """Fold what was appended since the last tick."""
-        return self._tick(compare_disk=False)
+        """Fold what was appended since the last tick; snapshot when the policy says so."""
+        result = self._tick(compare_disk=False)
+        self._snap_events += result.events
+        policy = self.policy
+        if policy is not None and self._snap_events:
+            due = self._snap_events >= policy.every_events
+            if due or time.monotonic() - self._snap_at >= policy.every_seconds:
+                self.snapshot()
+        return result
+
+    def recover(self) -> Recovery:
+        """Newest snapshot that checks out and matches the log + the log after it; else `rebuild`.
+
+        A snapshot failing its checksum is set aside as `.corrupt`; one whose
+        log files were rewritten or truncated since (the reader's fingerprints
+        say so) as `.mismatch`, with a quarantine note, and the next older one
+        is tried. The world on disk ends equal to the result (every document
+        compared, leftovers removed) and synced, with a fresh checkpoint.
+        """
+        with gc_paused():  # loading a snapshot allocates a million small objects
+            return self._recover()
+
+    def _recover(self) -> Recovery:
+        t0 = time.perf_counter()
+        self._make_folders()
+        skipped: list[str] = []
+        disk = WorldRead(self.root.world)
+        if self.snapshots.paths():
+            disk.start()  # reads the world on disk meanwhile, to compare it at the end
+        for path in self.snapshots.paths():
+            try:
+                meta, snap = self.snapshots.read(path)
+            except SnapshotError as exc:
+                self._set_aside(path, "corrupt", str(exc), skipped)
+                continue
+            self.state = WorldState(docs=snap.docs, listings=snap.listings, folded=snap.folded)
+            prints = same_files(self.root.events, meta.fingerprints)
+            self.reader = LogReader(self.root, meta.offsets, prints)
+            replayed = self._replay_tail()
+            if isinstance(replayed, str):
+                self._set_aside(path, "mismatch", f"{path}: {replayed}", skipped)
+                continue
+            disk.join()  # (before the writes)
+            self._install(replayed.events, disk.found)
+            return Recovery(meta, replayed, time.perf_counter() - t0, tuple(skipped))
+        if disk.is_alive():
+            disk.join()
+        result = self.rebuild()
+        if self.policy is not None and result.events:
+            self.snapshot()
+        return Recovery(None, result, time.perf_counter() - t0, tuple(skipped))
+
+    def _set_aside(self, path: os.PathLike[str], suffix: str, why: str, out: list[str]) -> None:
+        target = self.snapshots.set_aside(Path(path), suffix)
+        self.quarantine.note(f"snapshot not used: {why}; set aside as {target.name}")
+        out.append(f"{Path(path).name} ({suffix})")
+
+    def _replay_tail(self) -> TickResult | str:
+        """Fold the log past the snapshot's offsets; a reason string if the log no longer fits."""
+        count = bad = nbytes = 0
+        t0 = time.perf_counter()
+        with gc_paused():
+            for batch in self.reader.batches():
+                for line in batch.bad:
+                    if line.reason.startswith("rewritten"):
+                        return f"events/{line.file} changed under it ({line.reason})"
+                self._fold(batch)
+                count += len(batch.events)
+                bad += len(batch.bad)
+                nbytes += batch.nbytes
+        return TickResult(count, 0, bad, nbytes, time.perf_counter() - t0)
+
+    def _install(self, replayed: int, on_disk: dict[str, bytes]) -> TickResult:
+        """Make the world on disk equal to the recovered state, then sync and checkpoint."""
+        t0 = time.perf_counter()
+        self.writer.forget()
+        self.root.checkpoint.unlink(missing_ok=True)  # an interrupted recovery starts over
+        if self.durable:
+            fsync_dir(self.root.checkpoint.parent)
+        self._checkpointed = None
+        self._checkpointed_prints = {}
+        self._synced = False
+        self.state.dirty.update(self.state.docs)  # every document is compared with the disk
+        written = self.writer.write(differing(self.state.take_dirty(), on_disk))
+        self.writer.remove_others(set(self.state.docs))
+        self.quarantine.flush()
+        self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)
+        self._whole = True
+        self.sync()
+        self._snap_events = replayed
+        self._snap_offsets = dict(self.reader.offsets)
+        return TickResult(replayed, written, 0, 0, 0.0, time.perf_counter() - t0)
+
+    def snapshot(self, *, wait: bool = False) -> bool:
+        """Snapshot the fold as it is after the last tick; False if one is still being written.
+
+        Encodes now (the state must not change meanwhile), then compresses and
+        writes on a background thread (`wait` joins it). The log files the
+        snapshot covers are fsynced first: a snapshot never covers bytes a
+        power loss could take back.
+        """
+        if not self._whole:
+            return False  # a tick failed half-way: the state may not match the offsets
+        if self._snap_thread is not None and self._snap_thread.is_alive():
+            if not wait:
+                return False
+            self._snap_thread.join()
+        t0 = time.perf_counter()
+        offsets = dict(self.reader.offsets)
+        state = self.state
+        changed = self._snap_changed if state is self._snap_state else None
+        with gc_paused():
+            prints = self.reader.fingerprints()
+            encoded = self._encoder.encode(
+                state.docs, changed, state.listings, state.folded, offsets, prints
+            )
+        self._snap_state, self._snap_changed = state, set()
+        took = time.perf_counter() - t0
+        grown = [k for k, v in offsets.items() if self._snap_offsets.get(k) != v]
+        self._snap_events, self._snap_at, self._snap_offsets = 0, time.monotonic(), offsets
+        thread = threading.Thread(
+            target=self._commit, args=(encoded, grown, took), name="snapshot", daemon=True
+        )
+        self._snap_thread = thread
+        thread.start()
+        if wait:
+            thread.join()
+        return True
+
+    def _commit(self, encoded: EncodedSnapshot, grown: list[str], took: float) -> None:
+        t0 = time.perf_counter()
+        try:
+            if self.durable:
+                for key in grown:
+                    try:
+                        fd = os.open(self.root.events / key, os.O_RDONLY)
+                    except FileNotFoundError:
+                        continue  # compressed meanwhile: compaction made it durable
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            meta, size = self.snapshots.commit(encoded)
+        except OSError as exc:  # a full disk: keep folding, try again at the next trigger
+            self.snapshot_error = f"cannot write a snapshot: {exc}"
+            log.warning("observer: %s", self.snapshot_error)
+            return
+        self.snapshot_error = None
+        self.last_snapshot = (meta, size, took, time.perf_counter() - t0)
+        log.info(
+            "observer: snapshot %s (%d documents, %d events, %.1f MB; encode %.0f ms, "
+            "write %.0f ms)",
+            meta.name,
+            meta.documents,
+            meta.events,
+            size / 1e6,
+            took * 1000,
+            (time.perf_counter() - t0) * 1000,
+        )
+
+    def wait_snapshot(self) -> None:
+        """Wait for a snapshot being written (before unlocking, and in tests)."""
+        if self._snap_thread is not None:
+            self._snap_thread.join()
 
     def _fold(self, batch: DayBatch) -> None:
         for note in batch.notes:
@@ -185,6 +401,7 @@ class WorldBuilder:
                 bad += len(batch.bad)
                 nbytes += batch.nbytes
             dirty = self.state.take_dirty()
+        self._snap_changed.update(dirty)  # for the next snapshot's encoding
         t1 = time.perf_counter()
         if dirty:
             self._mark_unsynced()
