@@ -34,3 +34,5 @@ class UISettings:
     token: str | None = None  # tests may fix the token; else ROOT/state/ui_token
     max_connections: int = MAX_CONNECTIONS  # lowered further by the descriptor budget
     header_timeout: float = HEADER_TIMEOUT_SECONDS
+    disk_warn_percent: float = 5.0  # DiskPressure below the smaller of this share of the disk
+    disk_warn_bytes: int = 1 << 30  # and this many free bytes

@@ -71,6 +71,24 @@ class NotificationsInfo(Struct):
     targets: dict[str, NotifyTargetInfo] = {}
 
 
+class DiskInfo(Struct):
+    """Disk pressure: the runtime root's filesystem and what the log and world take of it.
+
+    `storageErrors`: services that could not write (a full disk) and are
+    retrying, by service, with the error.
+    """
+
+    freeBytes: int
+    totalBytes: int
+    freePercent: float
+    eventLogBytes: int
+    worldBytes: int
+    warnBelowBytes: int
+    pressure: bool
+    condition: Condition
+    storageErrors: dict[str, str] = {}
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -83,6 +101,7 @@ class Summary(Struct):
     supervisorUpdatedAt: str | None
     services: dict[str, ServiceInfo] = {}
     notifications: NotificationsInfo | None = None  # None: no notifier has run
+    disk: DiskInfo | None = None
 
 
 class Condition(Struct):

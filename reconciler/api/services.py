@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from reconciler.api import schemas as s
+from reconciler.api.disk import human
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
 from reconciler.diff import Change, diff_resource, render_change
@@ -154,6 +155,56 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         supervisorUpdatedAt=_opt(sup.get("updatedAt")),
         services=service_infos(views, now),
         notifications=notifications_info(views),
+        disk=disk_info(views),
+    )
+
+
+def storage_errors(views: RuntimeViews) -> dict[str, str]:
+    """Services whose writes fail (a full disk) and are being retried: `{service: error}`."""
+    out = {}
+    for name, doc in views.services.items():
+        storage = doc.get("storage")
+        if isinstance(storage, dict) and storage.get("failing") is True:
+            out[name] = str(storage.get("error") or "cannot write")
+    return out
+
+
+def disk_info(views: RuntimeViews) -> s.DiskInfo:
+    d = views.disk.state()
+    errors = storage_errors(views)
+    if d.error is not None:
+        reason, message = "Unreadable", d.error
+    elif d.free_bytes < d.limit_bytes:
+        reason = "DiskFull" if d.free_bytes == 0 else "LowSpace"
+        message = (
+            f"{human(d.free_bytes)} free of {human(d.total_bytes)} ({d.free_percent:g} %) on "
+            f"the runtime root's filesystem, below {human(d.limit_bytes)}; the event log "
+            f"takes {human(d.log_bytes)}, the world {human(d.world_bytes)}"
+        )
+    else:
+        reason, message = "Enough", ""
+    if errors:
+        message = (
+            (message + "; " if message else "")
+            + "cannot write, retrying: "
+            + ", ".join(f"{k} ({v})" for k, v in sorted(errors.items()))
+        )
+    return s.DiskInfo(
+        freeBytes=d.free_bytes,
+        totalBytes=d.total_bytes,
+        freePercent=d.free_percent,
+        eventLogBytes=d.log_bytes,
+        worldBytes=d.world_bytes,
+        warnBelowBytes=d.limit_bytes,
+        pressure=d.pressure,
+        condition=s.Condition(
+            type="DiskPressure",
+            status="True" if d.pressure or errors else "False",
+            reason="WritesFailing" if errors and not d.pressure else reason,
+            message=message,
+            lastTransitionTime=None,
+        ),
+        storageErrors=errors,
     )
 
 
