@@ -27,6 +27,7 @@ from reconciler.api.views import RuntimeViews
 from reconciler.errors import HomelabError
 from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.queue.store import ActionQueue
 from reconciler.runtime_root import RuntimeRoot
 
@@ -39,13 +40,19 @@ class Forbidden(HomelabError):
     """A request the caller may not make, refused with 403 and audited."""
 
 
+DECISION_RETRY_SECONDS = 5.0
+
+
 class Decisions:
     """The UI's write side; one per app, sharing the `ui` event producer."""
 
     def __init__(self, root: RuntimeRoot, views: RuntimeViews) -> None:
         self.root = root
         self.views = views
-        self.events = EventLog(root, "ui")
+        # A full disk: retried for a few seconds, then the operator is told (507), nothing moved.
+        self.events = EventLog(
+            root, "ui", retry=WriteRetry("ui", give_up_after=DECISION_RETRY_SECONDS)
+        )
         self.queue = ActionQueue(root, self.events)
         self._lock = threading.Lock()
 

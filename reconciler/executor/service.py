@@ -31,6 +31,7 @@ from reconciler.drivers.docker import DockerDriver
 from reconciler.drivers.file import FileDriver
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.executor.action_runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
 from reconciler.executor.lock import ExecutorLock
@@ -86,7 +87,7 @@ class Executor:
 
     def run(self, stop: threading.Event) -> None:
         self.lock.acquire()
-        events = EventLog(self.root, ACTOR)
+        events = EventLog(self.root, ACTOR, retry=WriteRetry("executor", stop))
         try:
             if not self._fixed_path:
                 self._pick_manifests_path()

@@ -52,6 +52,7 @@ from reconciler.atomic_files import atomic_write_json, read_json, try_lock
 from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.log import EventLog
 from reconciler.events.reader import LogEvent, LogReader, LogRef, log_files
+from reconciler.events.retry import WriteRetry
 from reconciler.file_watch import Change, FileWatch
 from reconciler.notifier.delivery import DOWN_AFTER, Courier, DeliverySettings, Outcome
 from reconciler.notifier.signals import SEVERITY_RANK, Digest, Message, Signal, Tracker
@@ -123,7 +124,7 @@ class NotifierService:
     # ---- the loop -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         lock = self._lock()
-        self._log = EventLog(self.root, "notifier")
+        self._log = EventLog(self.root, "notifier", retry=WriteRetry("notifier", stop))
         try:
             reader, tracker, digest = self._resume()
             self._load_config(force=True)

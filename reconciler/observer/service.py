@@ -32,6 +32,7 @@ from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.file_watch import Change, FileWatch
 from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
@@ -116,7 +117,7 @@ class ObserverService:
 
     def run(self, stop: threading.Event) -> None:
         self.builder.lock()
-        self._log = EventLog(self.root, "observer")
+        self._log = EventLog(self.root, "observer", retry=WriteRetry("observer", stop))
         self._files = FileCollector(self._emit)
         if self.settings.docker:
             self._collectors = CollectorPool(

@@ -25,6 +25,7 @@ from typing import Any
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
@@ -167,6 +168,7 @@ class Supervisor:
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile on every wake-up and every `resync` seconds until `stop`."""
+        self.events.retry = WriteRetry("supervisor", stop)  # a full disk: wait, keep proposing
         wake = threading.Event()
         watcher = Wakeup(
             self.repo,
