@@ -40,7 +40,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE = re.compile(r"^([a-z0-9][a-z0-9.-]{0,62})\.jsonl(\.zst)?$")
 _ID = re.compile(r"^\d{19}(-[a-z0-9.-]{1,70}-\d{1,12})?$")
 BLOCK = 64 * 1024
-SCAN_BUDGET = 200_000  # lines looked at per page before handing back a cursor
+SCAN_BUDGET = 100_000  # lines looked at per page before handing back a cursor (~0.5 s)
 CACHE_DAYS = 4  # decompressed compressed files kept
 
 
@@ -86,9 +86,18 @@ class BrowseQuery:
     def filtered(self) -> bool:
         return bool(self.type or self.resource or self.text or self.source)
 
-    def matches_raw(self, line: bytes) -> bool:
-        """A cheap pre-check on the raw line: a free-text needle must occur in it."""
-        return not self.text or self.text.lower().encode() in line.lower()
+    @property
+    def needles(self) -> tuple[bytes, ...]:
+        """Lower-case bytes each matching line must contain (the filters' words, raw)."""
+        words = [self.text, self.type, self.source, *self.resource.split("/")]
+        return tuple(w.lower().encode() for w in words if w)
+
+    def matches_raw(self, line: bytes, needles: tuple[bytes, ...]) -> bool:
+        """A cheap pre-check on the raw line before it is decoded."""
+        if not needles:
+            return True
+        lower = line.lower()
+        return all(n in lower for n in needles)
 
     def matches(self, event: dict[str, Any]) -> bool:
         if self.type and self.type.lower() not in str(event.get("type", "")).lower():
@@ -375,6 +384,7 @@ class EventBrowser:
         out: BrowsePage,
     ) -> bool:
         """Collect matches from one day; True when the page is complete (or must stop)."""
+        needles = q.needles
         for line_id, line in merged:
             if q.after is None:
                 if q.since and line_id < q.since:
@@ -388,7 +398,7 @@ class EventBrowser:
                 return True
             out.scanned += 1
             out.last_seen = line_id
-            event = self._match(q, line, out)
+            event = self._match(q, line, needles, out)
             if event is not None:
                 found.append(event)
                 if len(found) > q.limit:
@@ -396,8 +406,10 @@ class EventBrowser:
         return False
 
     @staticmethod
-    def _match(q: BrowseQuery, line: bytes, out: BrowsePage) -> dict[str, Any] | None:
-        if not q.matches_raw(line):
+    def _match(
+        q: BrowseQuery, line: bytes, needles: tuple[bytes, ...], out: BrowsePage
+    ) -> dict[str, Any] | None:
+        if not q.matches_raw(line, needles):
             return None
         try:
             event = orjson.loads(line)

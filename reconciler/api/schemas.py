@@ -75,7 +75,8 @@ class DiskInfo(Struct):
     """Disk pressure: the runtime root's filesystem and what the log and world take of it.
 
     `storageErrors`: services that could not write (a full disk) and are
-    retrying, by service, with the error.
+    retrying, by service, with the error's code (ENOSPC; the signed-in
+    pages show its text).
     """
 
     freeBytes: int

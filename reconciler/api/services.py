@@ -159,19 +159,25 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
     )
 
 
-def storage_errors(views: RuntimeViews) -> dict[str, str]:
-    """Services whose writes fail (a full disk) and are being retried: `{service: error}`."""
+def storage_errors(views: RuntimeViews, *, detail: bool = False) -> dict[str, str]:
+    """Services whose writes fail (a full disk) and are being retried: `{service: error}`.
+
+    Without `detail` (the open `/summary`) only the error's code (ENOSPC), not
+    its text, which names paths of the runtime root.
+    """
     out = {}
     for name, doc in views.services.items():
         storage = doc.get("storage")
         if isinstance(storage, dict) and storage.get("failing") is True:
-            out[name] = str(storage.get("error") or "cannot write")
+            key = "error" if detail else "errno"
+            out[name] = str(storage.get(key) or "cannot write")
     return out
 
 
-def disk_info(views: RuntimeViews) -> s.DiskInfo:
+def disk_info(views: RuntimeViews, *, detail: bool = False) -> s.DiskInfo:
+    """Disk pressure; `detail` (signed-in pages) adds the writers' error texts."""
     d = views.disk.state()
-    errors = storage_errors(views)
+    errors = storage_errors(views, detail=detail)
     if d.error is not None:
         reason, message = "Unreadable", d.error
     elif d.free_bytes < d.limit_bytes:

@@ -10,7 +10,8 @@ its optional `give_up_after` passes (the UI answers an operator within
 seconds rather than holding the request). The first failure is logged as
 an error naming the file and the cause, then a reminder every minute, and
 the recovery with how long it took; meanwhile `storage_problems()` holds
-the failing writers of this process (`{name: {error, since, retries}}`)
+the failing writers of this process (`{name: {error, errno, what, since,
+retries}}`)
 and listeners are told of each change, so the service's health document
 (reconciler/cli/service_report.py) and through it the UI show the error.
 Used by every long-running writer: the observer, the collector, the
@@ -19,6 +20,7 @@ supervisor, the executor, the queue, the notifier and the UI's decisions.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -162,6 +164,7 @@ class WriteRetry:
             if not known:
                 _problems[self.name] = {
                     "error": str(exc),
+                    "errno": errno.errorcode.get(exc.errno or 0, "EIO"),
                     "what": what,
                     "since": _now_iso(),
                     "retries": 0,

@@ -239,7 +239,7 @@ def test_homelab_up_rides_out_a_full_disk(tmpfs: Path, tmp_path: Path, git_repo:
         disk = api.get("/summary").json()["disk"]
         assert disk["freeBytes"] == 0 and disk["pressure"] is True
         assert disk["condition"]["type"] == "DiskPressure" and disk["condition"]["status"] == "True"
-        assert "No space left" in disk["storageErrors"]["supervisor"]
+        assert disk["storageErrors"]["supervisor"] == "ENOSPC"  # /summary is open: no paths
         doc = orjson.loads((root.state / "services" / "supervisor.json").read_bytes())
         assert doc["storage"]["failing"] is True and doc["state"] == "running"
         assert "homelab_disk_pressure 1" in api.get("/metrics").text
@@ -248,6 +248,7 @@ def test_homelab_up_rides_out_a_full_disk(tmpfs: Path, tmp_path: Path, git_repo:
         assert login.post("/login", data={"token": token, "name": "alice"}).status_code == 303
         page = login.get("/events").text
         assert 'data-testid="disk-banner"' in page and "Cannot write to the runtime root" in page
+        assert "No space left on device" in page  # signed in: the error's text
         assert up.proc.poll() is None
 
         filler.unlink()

@@ -41,7 +41,7 @@ def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
     ctx = context(request)
     who = request.scope.get("user")
     values.update(
-        disk=services.disk_info(ctx.views),  # the banner on every page
+        disk=services.disk_info(ctx.views, detail=isinstance(who, Operator)),  # the banner
         base=ctx.settings.base_path,
         nav=nav,
         operator=who if isinstance(who, Operator) else None,
