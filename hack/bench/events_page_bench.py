@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -111,45 +112,54 @@ def main() -> None:
         browser = EventBrowser(root)
         in_zday = [i for i in ids if _iso(int(i[:19]))[:10] == zday]
         plain = [i for i in ids if _iso(int(i[:19]))[:10] != zday]
-        measure("newest page (100)", args.runs, lambda _: lambda: browser.page(BrowseQuery()))
+
+        def cursor(
+            pool: list[str], query: Callable[[str], BrowseQuery], reader: EventBrowser = browser
+        ) -> Callable[[int], Callable[[], object]]:
+            return lambda _: partial(reader.page, query(rng.choice(pool)))
+
+        measure("newest page (100)", args.runs, lambda _: partial(browser.page, BrowseQuery()))
         measure(
             "older page from a random cursor",
             args.runs,
-            lambda _: lambda c=rng.choice(plain): browser.page(BrowseQuery(before=c)),
+            cursor(plain, lambda c: BrowseQuery(before=c)),
         )
         measure(
             "newer page from a random cursor",
             args.runs,
-            lambda _: lambda c=rng.choice(plain): browser.page(BrowseQuery(after=c)),
+            cursor(plain, lambda c: BrowseQuery(after=c)),
         )
         measure(
             "type filter 'ACTION.FAIL' from a random cursor",
             args.runs,
-            lambda _: lambda c=rng.choice(plain): browser.page(
-                BrowseQuery(type="ACTION.FAIL", before=c)
-            ),
+            cursor(plain, lambda c: BrowseQuery(type="ACTION.FAIL", before=c)),
         )
         measure(
-            "resource filter 'app-00042' (rare: scan budget)",
+            "resource filter 'app-00042' (rare)",
             args.runs,
-            lambda _: lambda: browser.page(BrowseQuery(resource="app-00042")),
+            lambda _: partial(browser.page, BrowseQuery(resource="app-00042")),
+        )
+        measure(
+            "text filter matching nothing (whole log)",
+            args.runs,
+            lambda _: partial(browser.page, BrowseQuery(text="no-such-text")),
         )
         since, until = time_bound(f"{days[6]}T10:00"), time_bound(f"{days[6]}T11:00")
         measure(
             "time range: one hour of day 7",
             args.runs,
-            lambda _: lambda: browser.page(BrowseQuery(since=since, until=until)),
+            lambda _: partial(browser.page, BrowseQuery(since=since, until=until)),
         )
 
-        def first_zst(_: int) -> Callable[[], object]:
+        def first_zst(run: int) -> Callable[[], object]:
             fresh = EventBrowser(root)  # an empty cache: decompress the day
-            return lambda c=rng.choice(in_zday): fresh.page(BrowseQuery(before=c))
+            return cursor(in_zday, lambda c: BrowseQuery(before=c), fresh)(run)
 
         measure("compressed day: first page (decompress)", args.runs, first_zst)
         measure(
             "compressed day: next pages (cached)",
             args.runs,
-            lambda _: lambda c=rng.choice(in_zday): browser.page(BrowseQuery(before=c)),
+            cursor(in_zday, lambda c: BrowseQuery(before=c)),
         )
         disk = DiskUsage(root)
         measure("disk figures (cached log size)", args.runs, lambda _: disk.state)

@@ -151,10 +151,15 @@ def test_torn_and_corrupt_lines_are_skipped_and_a_budget_hands_back_a_cursor(
     lines.insert(5, b"{not json at all")
     path.write_bytes(b"\n".join(lines) + b'{"id":"9999')  # a torn last line: not read
     browser = EventBrowser(runtime_root, scan_budget=50)
-    q = BrowseQuery(text="no such text anywhere", limit=10)
-    page = browser.page(q)
+    # "observer" is in the raw lines (ids, sources) but in no resource: decoded, then refused
+    page = browser.page(BrowseQuery(resource="observer", limit=10))
     assert page.events == [] and page.scanned == 50
     assert page.older is not None and page.older == page.stopped_at
+    assert browser.page(BrowseQuery(resource="observer", before=page.older)).scanned == 50
+    # words in no block at all: every block passed over by its bytes, the whole day in one page
+    nothing = browser.page(BrowseQuery(text="no such text anywhere", limit=10))
+    assert nothing.events == [] and nothing.older is None
+    assert nothing.scanned == 0 and nothing.skipped >= 300
     seen = walk_older(EventBrowser(runtime_root), BrowseQuery(limit=25))
     assert seen == [e["id"] for e in events][::-1]
     assert EventBrowser(runtime_root).page(BrowseQuery(limit=500)).corrupt == 1
