@@ -155,6 +155,11 @@ class _Source:
             self.fd = None
 
 
+def _has_all(line: bytes, needles: tuple[bytes, ...]) -> bool:
+    lower = line.lower()
+    return all(n in lower for n in needles)
+
+
 def _line_id(line: bytes) -> str | None:
     if line.startswith(b'{"id":"'):
         end = line.find(b'"', 7)
@@ -295,8 +300,9 @@ class EventBrowser:
     ) -> Iterator[tuple[str, bytes]]:
         """(id, line) of every line ending at or before `upto`, newest first.
 
-        A block without every filter word is passed over whole (no line in it
-        can match), so a rare filter costs a scan of the bytes, not a decode.
+        A block without every filter word is passed over whole and a line
+        without one is not handed on (neither can match), so a rare filter
+        costs a scan of the bytes, not a decode.
         """
         pos, carry = upto, b""
         block = FILTER_BLOCK if needles else BLOCK
@@ -312,7 +318,7 @@ class EventBrowser:
             if not chunk or self._skip(chunk, needles, out):
                 continue
             for line in reversed(chunk.split(b"\n")):
-                if line.strip():
+                if line.strip() and (not needles or _has_all(line, needles)):
                     line_id = _line_id(line)
                     if line_id is None:
                         out.corrupt += 1
@@ -334,7 +340,7 @@ class EventBrowser:
                 continue
             lines = chunk.split(b"\n")
             for line in lines:
-                if line.strip():
+                if line.strip() and (not needles or _has_all(line, needles)):
                     line_id = _line_id(line)
                     if line_id is None:
                         out.corrupt += 1

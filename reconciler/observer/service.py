@@ -17,11 +17,16 @@ liveness is the heartbeat of `state/services/observer.json`). Without
 Docker collectors of its own (`--no-docker`, the Compose stack) it takes the
 nodes' collector start times from `state/collector_status.json`, which the
 collector service (`homelab run collector`) writes, and judges their
-listings the same way. Started by `homelab run observer` and `homelab up`.
+listings the same way. A full disk stopping a tick is ridden out, not
+raised: the error is logged and reported, and once space is back the
+world is re-opened from the checkpoint and the log (what was folded but not
+written is folded again). Started by `homelab run observer` and `homelab up`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
 import threading
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
+from reconciler.errors import StorageError
 from reconciler.events.log import EventLog
 from reconciler.events.retry import WriteRetry
 from reconciler.file_watch import Change, FileWatch
@@ -45,6 +51,8 @@ from reconciler.sources.blobcache import BlobCache
 from reconciler.sources.git import GitSource
 
 log = logging.getLogger("reconciler.observer")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+PROBE_BYTES = 256 * 1024  # written and removed before re-opening after a full disk
 COLLECTOR_STATUS = "collector_status.json"  # written by reconciler.observer.collector_service
 
 
@@ -109,6 +117,7 @@ class ObserverService:
         self._file_dirs: frozenset[Path] = frozenset()
         self._file_paths: frozenset[str] = frozenset()
         self._files_due = False
+        self._space_pause, self._space_at = 0.5, 0.0  # waits after a full disk stopped a tick
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -134,7 +143,14 @@ class ObserverService:
             log.info("observer: %s", self.builder.open())
             gc.freeze()  # the loaded world is long-lived: keep the cyclic GC off it
             watch.start()
-            self._loop(stop)
+            while True:
+                try:
+                    self._loop(stop)
+                    break
+                except OSError as exc:
+                    if exc.errno not in DISK_FULL or stop.is_set():
+                        raise
+                    self._ride_out(exc, stop)
         finally:
             watch.close()
             self._unwatch_files()
@@ -148,6 +164,47 @@ class ObserverService:
                 self.builder.sync()
             finally:
                 self.builder.unlock()
+
+    def _ride_out(self, exc: OSError, stop: threading.Event) -> None:
+        """The world or its checkpoint could not be written (a full disk): wait, then re-open.
+
+        What was folded but not written is folded again from the checkpoint
+        and the log, so nothing is lost; the wait is reported like a refused
+        append (log, the health document's `storage`), and the service keeps
+        running instead of counting failures towards its restart bound.
+        """
+        log.error(
+            "observer: cannot write the world (%s); re-opening from the checkpoint once "
+            "space is freed",
+            exc,
+        )
+        now = time.monotonic()
+        self._space_pause = min(30.0, self._space_pause * 2) if now - self._space_at < 60 else 0.5
+        self._space_at = now
+        stop.wait(self._space_pause)  # room for a probe is not room for a tick: do not spin
+
+        def reopen() -> str:
+            try:
+                probe = self.root.state / ".observer-space-probe"
+                with open(probe, "wb") as fh:
+                    fh.write(b"\0" * PROBE_BYTES)
+                    fh.flush()
+                probe.unlink()
+                self.builder.unlock()
+                self.builder = WorldBuilder(self.root, durable=self.settings.durable)
+                self.builder.lock()
+                return self.builder.open()
+            except OSError as err:
+                if err.errno not in DISK_FULL:
+                    raise
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+                raise StorageError(
+                    "write the world", self.root.world, err, "folded again once space is freed"
+                ) from err
+
+        retry = WriteRetry("observer", stop)
+        log.info("observer: %s", retry.run("the world and its checkpoint", reopen))
 
     def _relevant(self, change: Change, path: str) -> bool:
         """Appends to the log wake the loop; of the world, only documents deleted by hand."""

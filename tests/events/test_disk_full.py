@@ -13,6 +13,7 @@ UI, notifier) applying File resources while the disk fills and frees.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import subprocess
@@ -31,6 +32,8 @@ import pytest
 from reconciler.errors import StorageError
 from reconciler.events.log import EventLog
 from reconciler.events.retry import WriteRetry, storage_problems
+from reconciler.observer.service import ObserverService, ObserverSettings
+from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from tests.cli.test_up import Up
 from tests.conftest import GitRepo
@@ -152,6 +155,72 @@ def test_writers_keep_their_events_through_a_full_disk(tmpfs: Path) -> None:
     assert not any(e["type"] == "test.refused" for e in log_lines(root))
 
 
+def preallocate(path: Path, size: int) -> None:
+    """Reserve `size` bytes of blocks for `path` without growing it (fallocate KEEP_SIZE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if libc.fallocate(fd, 1, 0, size) != 0:  # 1: FALLOC_FL_KEEP_SIZE
+            raise OSError(ctypes.get_errno(), "fallocate")
+    finally:
+        os.close(fd)
+
+
+def test_the_observer_rides_out_a_full_disk_while_writing_the_world(tmpfs: Path) -> None:
+    """Events get in (their file's blocks were reserved) but the world cannot be written.
+
+    The observer logs and reports it, keeps running, and once space is back
+    re-opens from its checkpoint and writes every document.
+    """
+    root = RuntimeRoot(tmpfs / "root").ensure()
+    settings = ObserverSettings(docker=False, file_period=0.2, nodes_period=0.5, poll=0.1)
+    service = ObserverService(root, None, settings)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run(stop)
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    filler: Path | None = None
+    try:
+        wait(lambda: root.checkpoint.exists(), "the observer's first checkpoint")
+        while time.time() % 86400 > 86400 - 10:  # the day's file must stay today's
+            time.sleep(1)
+        log = EventLog(root, "test")
+        log.append("test.start", None, {})
+        preallocate(next(root.events.glob("*/test.jsonl")), 1 << 20)
+        filler = fill(tmpfs)
+        for n in range(40):
+            spec = {"image": "busybox:1", "note": "x" * 500}
+            log.append("observed.resource", ResourceKey("Container", f"c{n:02d}"), {"spec": spec})
+        log.close()
+        wait(lambda: "observer" in storage_problems(), "the observer to report the full disk")
+        assert "No space left on device" in storage_problems()["observer"]["error"]
+        time.sleep(1.0)
+        assert thread.is_alive() and not failed
+        filler.unlink()
+        filler = None
+        docs = root.world / "Container"
+        wait(lambda: len(list(docs.glob("c*.json"))) == 40, "every document after freeing")
+        wait(lambda: "observer" not in storage_problems(), "the observer to recover")
+        for n in range(40):
+            doc = orjson.loads((docs / f"c{n:02d}.json").read_bytes())
+            assert doc["status"]["observed"]["image"] == "busybox:1"
+    finally:
+        if filler is not None:
+            filler.unlink()
+        stop.set()
+        thread.join(30)
+    assert not failed, failed
+
+
 def _api(url: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
@@ -161,6 +230,14 @@ def _pending(api: httpx.Client, name: str) -> str | None:
         if action["name"] == name:
             return str(action["id"])
     return None
+
+
+def _world(root: RuntimeRoot, name: str) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = orjson.loads((root.world / "File" / f"{name}.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if doc.get("status", {}).get("exists") else None
 
 
 def _ended(root: RuntimeRoot, action_id: str) -> str | None:
@@ -259,6 +336,11 @@ def test_homelab_up_rides_out_a_full_disk(tmpfs: Path, tmp_path: Path, git_repo:
         doc = orjson.loads((root.state / "services" / "supervisor.json").read_bytes())
         assert doc["storage"]["failing"] is False and "No space" in doc["storage"]["lastError"]
         assert any("writing again" in ln for ln in up.lines)
+        two = wait(lambda: _world(root, "two"), "the observer to fold File/two", up=up)
+        assert two["status"]["exists"] is True
+        for name in ("observer", "supervisor", "executor", "ui", "notifier"):
+            health = orjson.loads((root.state / "services" / f"{name}.json").read_bytes())
+            assert health["state"] == "running" and health["failures"] == 0, (name, health)
     finally:
         if filler is not None:
             with contextlib.suppress(FileNotFoundError):
