@@ -70,6 +70,14 @@ def when(ts: Any, now: float | None = None) -> dict[str, str]:
     }
 
 
+def id_time(event_id: Any) -> str:
+    """The UTC time an event id (or an id-shaped cursor) stands for, as "YYYY-MM-DD HH:MM:SS"."""
+    text = str(event_id or "")
+    if len(text) < 19 or not text[:19].isdigit():
+        return ""
+    return datetime.fromtimestamp(int(text[:19]) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def scalar(value: Any) -> str:
     if value is None or isinstance(value, bool | int | float):
         return orjson.dumps(value).decode()

@@ -43,12 +43,19 @@ _ID = re.compile(r"^\d{19}(-[a-z0-9.-]{1,70}-\d{1,12})?$")
 BLOCK = 64 * 1024
 FILTER_BLOCK = 512 * 1024  # a filtered scan mostly passes blocks over: take bigger ones
 SCAN_BUDGET = 100_000  # lines tested per page before handing back a cursor (~0.5 s)
+BYTE_BUDGET = 64 << 20  # whole days read per page before handing back a cursor (a day's end)
 CACHE_DAYS = 4  # decompressed compressed files kept
 
 
 def id_day(event_id: str) -> str:
     """The UTC day of an event id (its first 19 digits are nanoseconds)."""
     return datetime.fromtimestamp(int(event_id[:19]) / 1e9, UTC).strftime("%Y-%m-%d")
+
+
+def day_bound(day: str, older: bool) -> str:
+    """The id-shaped cursor at a day's edge: its start (going older) or its end (newer)."""
+    start = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 10**9
+    return f"{start:019d}" if older else f"{start + 86400 * 10**9 - 1:019d}"
 
 
 def time_bound(value: str) -> str | None:
@@ -176,9 +183,16 @@ def _line_id(line: bytes) -> str | None:
 class EventBrowser:
     """Reads pages of the whole retained log; safe to share between request threads."""
 
-    def __init__(self, root: RuntimeRoot, *, scan_budget: int = SCAN_BUDGET) -> None:
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        *,
+        scan_budget: int = SCAN_BUDGET,
+        byte_budget: int = BYTE_BUDGET,
+    ) -> None:
         self.root = root
         self.scan_budget = scan_budget
+        self.byte_budget = byte_budget
         self._cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -395,6 +409,7 @@ class EventBrowser:
         """Up to `limit + 1` matches, day by day from the bound's place (older: before it)."""
         found: list[dict[str, Any]] = []
         older = q.after is None
+        looked = 0
         for day in days:
             sources = [s for s in map(self._open, self._day_files(day)) if s is not None]
             try:
@@ -410,9 +425,14 @@ class EventBrowser:
                 merged = heapq.merge(*streams, key=lambda p: p[0], reverse=older)
                 if self._take(q, merged, found, out):
                     break
+                if not (bound and day == id_day(bound)):  # the cursor's own day may be read again
+                    looked += sum(src.size for src in sources)
             finally:
                 for src in sources:
                     src.close()
+            if looked >= self.byte_budget and day != days[-1]:
+                out.stopped_at = day_bound(day, older)  # every event past it was looked at
+                break
         return found
 
     def _take(

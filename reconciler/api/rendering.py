@@ -70,5 +70,6 @@ def install_filters(env: jinja2.Environment) -> None:
     env.filters["short"] = short
     env.filters["bytes"] = human
     env.filters["when"] = event_format.when
+    env.filters["id_time"] = event_format.id_time
     env.filters["severity"] = event_format.severity
     env.filters["data_parts"] = event_format.data_parts

@@ -205,11 +205,15 @@ class Executor:
             return
         self._status = doc
         holder = self.lock.holder() or {}
-        atomic_write_json(
-            self.root.state / "executor_status.json",
-            {**doc, "holder": holder, "updatedAt": now_iso()},
-            durable=False,
-        )
+        try:
+            atomic_write_json(
+                self.root.state / "executor_status.json",
+                {**doc, "holder": holder, "updatedAt": now_iso()},
+                durable=False,
+            )
+        except OSError as exc:  # a full disk must not stop the executor: written next time
+            self._status = {}
+            log.error("executor: cannot write executor_status.json: %s", exc)
 
 
 ExecutorService = Executor  # the name `homelab up` looks up

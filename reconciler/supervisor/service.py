@@ -155,7 +155,10 @@ class Supervisor:
         }
 
     def _write_status(self, status: dict[str, Any]) -> None:
-        atomic_write_json(self.root.state / STATUS_FILE, status)
+        try:
+            atomic_write_json(self.root.state / STATUS_FILE, status)
+        except OSError as exc:  # a full disk: the next pass writes it again
+            log.error("supervisor: cannot write %s: %s", STATUS_FILE, exc)
 
     def _report_failure(self, exc: Exception) -> None:
         try:

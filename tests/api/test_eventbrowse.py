@@ -140,6 +140,13 @@ def test_loose_filters_and_time_range(runtime_root: RuntimeRoot) -> None:
     assert len(want) > 3
     assert walk_older(browser, BrowseQuery(**{**q.__dict__, "limit": 2})) == want[::-1]
     assert walk_newer(browser, BrowseQuery(**{**q.__dict__, "limit": 3}), "0" * 19) == want
+    # A byte budget of one day: each page reads one day at most and hands back its edge.
+    daily = EventBrowser(runtime_root, byte_budget=1)
+    first = daily.page(BrowseQuery(type="action.", resource="web-1", text="needle3"))
+    assert first.stopped_at is not None and first.older == first.stopped_at
+    assert first.stopped_at == f"{int(DAY0 + 2 * 24 * HOUR):019d}"  # the start of the last day
+    assert walk_older(daily, BrowseQuery(**{**q.__dict__, "limit": 50})) == want[::-1]
+    assert walk_newer(daily, BrowseQuery(**{**q.__dict__, "limit": 50}), "0" * 19) == want
 
 
 def test_torn_and_corrupt_lines_are_skipped_and_a_budget_hands_back_a_cursor(
