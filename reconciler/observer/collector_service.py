@@ -114,4 +114,7 @@ class CollectorService:
 
     def write_status(self, nodes: dict[str, dict[str, Any]]) -> None:
         doc = {"updatedAt": now_iso(), "producer": PRODUCER, "nodes": nodes}
-        atomic_write_json(self.root.state / COLLECTOR_STATUS, doc)
+        try:
+            atomic_write_json(self.root.state / COLLECTOR_STATUS, doc)
+        except OSError as exc:  # a full disk must not stop the collectors: written next time
+            log.error("collector: cannot write %s: %s", COLLECTOR_STATUS, exc)

@@ -74,8 +74,7 @@ def test_events_page_pages_and_filters_in_a_browser(
         expect(page.get_by_role("heading", name="Events")).to_be_visible()
         newest = page.locator("tr[data-event]").first
         expect(newest.locator(".etype")).to_have_text("action.failed")
-        color = newest.locator(".etype").evaluate("e => getComputedStyle(e).color")
-        assert color == "rgb(207, 34, 46)"  # severity: bad is red
+        expect(newest.locator(".etype")).to_have_css("color", "rgb(207, 34, 46)")  # bad: red
         expect(newest.locator(".rel")).to_have_text(re.compile(r"^(just now|\d+ s ago)$"))
         assert "UTC" in str(newest.locator("time").get_attribute("title"))
         data = newest.locator("td.data").inner_text()
