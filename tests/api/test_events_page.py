@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from reconciler.api.config import UISettings
+from reconciler.errors import ConfigError
 from reconciler.events.log import EventLog
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
@@ -130,3 +131,15 @@ def test_summary_and_metrics_show_disk_figures(runtime_root: RuntimeRoot) -> Non
         assert 'data-testid="disk-banner"' in page and "Disk space low" in page
     finally:
         server.close()
+
+
+def test_disk_thresholds_come_from_the_environment_too(
+    runtime_root: RuntimeRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOMELAB_DISK_WARN_PERCENT", "12.5")
+    monkeypatch.setenv("HOMELAB_DISK_WARN_BYTES", "2048")
+    settings = UISettings(root=runtime_root)  # what `homelab up` builds
+    assert (settings.disk_warn_percent, settings.disk_warn_bytes) == (12.5, 2048)
+    monkeypatch.setenv("HOMELAB_DISK_WARN_PERCENT", "150")
+    with pytest.raises(ConfigError, match="HOMELAB_DISK_WARN_PERCENT='150'"):
+        UISettings(root=runtime_root)
