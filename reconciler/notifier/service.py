@@ -40,6 +40,7 @@ Started by `homelab run notifier` and `homelab up`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -120,6 +121,7 @@ class NotifierService:
         self._supervisor_stamp: tuple[int, int, int] | None = None
         self._wake = threading.Event()  # a log append, the supervisor's status, an outcome
         self._status_doc: dict[str, Any] | None = None  # what notifier_status.json holds
+        self._save_failing = False  # the checkpoint could not be written (a full disk)
 
     # ---- the loop -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -249,17 +251,29 @@ class NotifierService:
         return reader, tracker, digest
 
     def _save(self, reader: LogReader, tracker: Tracker, digest: Digest) -> None:
-        atomic_write_json(
-            self.root.state / CHECKPOINT,
-            {
-                "version": VERSION,
-                "offsets": reader.offsets,
-                "fingerprints": reader.fingerprints(),
-                "tracker": tracker.to_json(),
-                "digest": digest.to_json(),
-                "outbox": self._outbox,
-            },
-        )
+        """Write the checkpoint; a full disk keeps the old one (saved again next tick)."""
+        try:
+            atomic_write_json(
+                self.root.state / CHECKPOINT,
+                {
+                    "version": VERSION,
+                    "offsets": reader.offsets,
+                    "fingerprints": reader.fingerprints(),
+                    "tracker": tracker.to_json(),
+                    "digest": digest.to_json(),
+                    "outbox": self._outbox,
+                },
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if not self._save_failing:
+                log.error("notifier: cannot save %s, keeping the old one: %s", CHECKPOINT, exc)
+            self._save_failing = True
+            return
+        if self._save_failing:
+            log.warning("notifier: %s saved again", CHECKPOINT)
+        self._save_failing = False
 
     # ---- reading ------------------------------------------------------------
     def _lookup(self, action_id: str) -> tuple[str, str] | None:
