@@ -114,6 +114,7 @@ class StorageError(HomelabError, OSError):
         self.strerror = message
         self.filename = str(path)
         self.what, self.outcome = what, outcome
+        self.retryable = True  # False once the write passed its point of no return
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

@@ -41,6 +41,7 @@ from reconciler.api.context import AppContext
 from reconciler.api.controllers import api, operator_pages, ops, pages
 from reconciler.api.controllers import hooks as hook_routes
 from reconciler.api.decisions import Decisions
+from reconciler.api.disk import DiskThresholds
 from reconciler.api.hooks import GitHooks
 from reconciler.api.limits import StreamSlots
 from reconciler.api.rendering import install_filters
@@ -96,7 +97,11 @@ class BoundedRequest(Request[Any, Any, Any]):
 def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
     """The app; `watch=False` leaves refreshing to the caller (tests, benchmarks)."""
     root = settings.root.ensure()
-    views = RuntimeViews(root, event_capacity=settings.event_capacity)
+    views = RuntimeViews(
+        root,
+        event_capacity=settings.event_capacity,
+        disk_thresholds=DiskThresholds(settings.disk_warn_percent, settings.disk_warn_bytes),
+    )
     views.refresh()
     token = settings.token or load_or_create_token(root)[0]
     keys = Keys(token, Revocations(root.state / "ui_revoked.json"))

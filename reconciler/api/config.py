@@ -6,11 +6,13 @@ tests, passed to `create_app` and the middleware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from reconciler.api.limits import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS
+from reconciler.errors import ConfigError
 from reconciler.runtime_root import RuntimeRoot
 
 AuthMode = Literal["token", "proxy"]
@@ -34,3 +36,24 @@ class UISettings:
     token: str | None = None  # tests may fix the token; else ROOT/state/ui_token
     max_connections: int = MAX_CONNECTIONS  # lowered further by the descriptor budget
     header_timeout: float = HEADER_TIMEOUT_SECONDS
+    # DiskPressure below the smaller of this share of the disk and this many free bytes
+    # (env HOMELAB_DISK_WARN_PERCENT / HOMELAB_DISK_WARN_BYTES, so `homelab up` takes them too)
+    disk_warn_percent: float = field(
+        default_factory=lambda: _env_number("HOMELAB_DISK_WARN_PERCENT", 5.0, 100.0)
+    )
+    disk_warn_bytes: int = field(
+        default_factory=lambda: int(_env_number("HOMELAB_DISK_WARN_BYTES", 1 << 30, 1e18))
+    )
+
+
+def _env_number(name: str, default: float, top: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    if not 0 <= value <= top:
+        raise ConfigError(f"{name}={raw!r}: expected a number from 0 to {top:g}")
+    return value

@@ -35,6 +35,7 @@ from reconciler.atomic_files import try_lock
 from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.queue.store import ActionQueue
 from reconciler.runtime_root import PRIVATE_DIR, RuntimeRoot
 
@@ -69,6 +70,9 @@ def claim_producer(root: RuntimeRoot) -> tuple[str, IO[bytes]]:
     )
 
 
+DECISION_RETRY_SECONDS = 5.0
+
+
 class Decisions:
     """The UI's write side; one per app, with its own event producer (`ui`, `ui-2`, ...)."""
 
@@ -76,7 +80,12 @@ class Decisions:
         self.root = root
         self.views = views
         self.producer, self._claim = claim_producer(root)
-        self.events = EventLog(root, self.producer)
+        # A full disk: retried for a few seconds, then the operator is told (507), nothing moved.
+        self.events = EventLog(
+            root,
+            self.producer,
+            retry=WriteRetry(self.producer, give_up_after=DECISION_RETRY_SECONDS),
+        )
         self.queue = ActionQueue(root, self.events)
         self._lock = threading.Lock()
 

@@ -6,7 +6,9 @@ writer), skips corrupt lines (the observer quarantines them) and keeps the
 newest `capacity` events sorted by id. At start it reads the newest days
 first and stops once the tail is full, so a large log does not delay the
 UI. Called by `reconciler.api.views.RuntimeViews` on every refresh; the
-filtered, cursor-paginated queries serve `GET /api/events` and the pages.
+filtered, cursor-paginated queries serve `GET /api/events`, the dashboard's
+recent events and the resource and action pages. The events page reads
+the whole retained log instead (reconciler/api/eventbrowse.py).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ supervisor's last pass duration when it records one, how long actions
 took from claim to outcome (from the queue history), and per notification
 target the messages sent and failed, whether it is up and its backlog
 (from the notifier's status file), whether signed commits hold the tip
-back, and for a followed remote its SourceReady, last fetch duration and
-last success (from the follower's status file). Called by the health
+back, for a followed remote its SourceReady, last fetch duration and last
+success (from the follower's status file), and disk pressure: free space,
+the event log's and the world's size (reconciler/api/disk.py). Called by the health
 controller.
 """
 
@@ -23,6 +24,7 @@ from reconciler.api.services import (
     resource_rows,
     signed_commits_info,
     source_info,
+    storage_errors,
 )
 from reconciler.api.views import RuntimeViews
 from reconciler.runtime_root import QUEUE_STATES
@@ -123,8 +125,34 @@ def _notification_metrics(out: list[str], views: RuntimeViews) -> None:
     )
 
 
+def _disk_metrics(out: list[str], views: RuntimeViews) -> None:
+    d = views.disk.state()
+    for name, help_, value in (
+        ("homelab_disk_free_bytes", "Free bytes on the runtime root's filesystem.", d.free_bytes),
+        ("homelab_disk_size_bytes", "Size of the runtime root's filesystem.", d.total_bytes),
+        (
+            "homelab_disk_warn_below_bytes",
+            "DiskPressure threshold: free bytes below this warn.",
+            d.limit_bytes,
+        ),
+        ("homelab_event_log_bytes", "Bytes of the event log (ROOT/events).", d.log_bytes),
+        ("homelab_world_bytes", "Bytes of the world documents (ROOT/world).", d.world_bytes),
+        ("homelab_disk_pressure", "1 while free space is below the threshold.", int(d.pressure)),
+    ):
+        _metric(out, name, "gauge", help_, [("", value)])
+    failing = storage_errors(views)
+    _metric(
+        out,
+        "homelab_storage_write_failing",
+        "gauge",
+        "1 for a service that cannot write (a full disk) and is retrying.",
+        [(f'{{service="{name}"}}', 1 if name in failing else 0) for name in sorted(views.services)],
+    )
+
+
 def render_metrics(views: RuntimeViews) -> str:
     out: list[str] = []
+    _disk_metrics(out, views)
     _metric(
         out,
         "homelab_queue_actions",

@@ -16,6 +16,9 @@ import jinja2
 import orjson
 import yaml
 
+from reconciler.api import event_format
+from reconciler.api.disk import human
+
 _SIGNS = (
     ("-/+", "replace"),
     ("<=", "adopt"),
@@ -65,3 +68,8 @@ def install_filters(env: jinja2.Environment) -> None:
     env.filters["yaml"] = to_yaml
     env.filters["pretty"] = to_json
     env.filters["short"] = short
+    env.filters["bytes"] = human
+    env.filters["when"] = event_format.when
+    env.filters["id_time"] = event_format.id_time
+    env.filters["severity"] = event_format.severity
+    env.filters["data_parts"] = event_format.data_parts

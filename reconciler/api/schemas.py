@@ -106,6 +106,25 @@ class SourceInfo(Struct):
     forcePushAt: float | None = None
 
 
+class DiskInfo(Struct):
+    """Disk pressure: the runtime root's filesystem and what the log and world take of it.
+
+    `storageErrors`: services that could not write (a full disk) and are
+    retrying, by service, with the error's code (ENOSPC; the signed-in
+    pages show its text).
+    """
+
+    freeBytes: int
+    totalBytes: int
+    freePercent: float
+    eventLogBytes: int
+    worldBytes: int
+    warnBelowBytes: int
+    pressure: bool
+    condition: Condition
+    storageErrors: dict[str, str] = {}
+
+
 class Summary(Struct):
     """Counts, ages and the desired commit only: `/summary` is open to plain `curl`."""
 
@@ -120,6 +139,7 @@ class Summary(Struct):
     notifications: NotificationsInfo | None = None  # None: no notifier has run
     signedCommits: SignedCommitsInfo | None = None  # None: signatures are not required
     source: SourceInfo | None = None  # None: the repository is a local folder
+    disk: DiskInfo | None = None
 
 
 class Condition(Struct):

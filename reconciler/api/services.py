@@ -21,6 +21,7 @@ import msgspec
 
 from reconciler.api import problems
 from reconciler.api import schemas as s
+from reconciler.api.disk import human
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
 from reconciler.diff import Change, diff_resource, render_change
@@ -202,6 +203,7 @@ def summary(views: RuntimeViews, now: float | None = None) -> s.Summary:
         notifications=notifications_info(views),
         signedCommits=signed_commits_info(views),
         source=source_info(views),
+        disk=disk_info(views),
     )
 
 
@@ -243,6 +245,61 @@ def source_info(views: RuntimeViews) -> s.SourceInfo | None:
         forcePushFrom=_str(forced.get("from")),
         forcePushTo=_str(forced.get("to")),
         forcePushAt=_num(forced.get("at")),
+    )
+
+
+def storage_errors(views: RuntimeViews, *, detail: bool = False) -> dict[str, str]:
+    """Services whose writes fail (a full disk) and are being retried: `{service: error}`.
+
+    Without `detail` (the open `/summary`) only the error's code (ENOSPC), not
+    its text, which names paths of the runtime root.
+    """
+    out = {}
+    for name, doc in views.services.items():
+        storage = doc.get("storage")
+        if isinstance(storage, dict) and storage.get("failing") is True:
+            key = "error" if detail else "errno"
+            out[name] = str(storage.get(key) or "cannot write")
+    return out
+
+
+def disk_info(views: RuntimeViews, *, detail: bool = False) -> s.DiskInfo:
+    """Disk pressure; `detail` (signed-in pages) adds the writers' error texts."""
+    d = views.disk.state()
+    errors = storage_errors(views, detail=detail)
+    if d.error is not None:
+        reason, message = "Unreadable", d.error
+    elif d.free_bytes < d.limit_bytes:
+        reason = "DiskFull" if d.free_bytes == 0 else "LowSpace"
+        message = (
+            f"{human(d.free_bytes)} free of {human(d.total_bytes)} ({d.free_percent:g} %) on "
+            f"the runtime root's filesystem, below {human(d.limit_bytes)}; the event log "
+            f"takes {human(d.log_bytes)}, the world {human(d.world_bytes)}"
+        )
+    else:
+        reason, message = "Enough", ""
+    if errors:
+        message = (
+            (message + "; " if message else "")
+            + "cannot write, retrying: "
+            + ", ".join(f"{k} ({v})" for k, v in sorted(errors.items()))
+        )
+    return s.DiskInfo(
+        freeBytes=d.free_bytes,
+        totalBytes=d.total_bytes,
+        freePercent=d.free_percent,
+        eventLogBytes=d.log_bytes,
+        worldBytes=d.world_bytes,
+        warnBelowBytes=d.limit_bytes,
+        pressure=d.pressure,
+        condition=s.Condition(
+            type="DiskPressure",
+            status="True" if d.pressure or errors else "False",
+            reason="WritesFailing" if errors and not d.pressure else reason,
+            message=message,
+            lastTransitionTime=None,
+        ),
+        storageErrors=errors,
     )
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from reconciler.api.disk import DiskThresholds, DiskUsage
+from reconciler.api.eventbrowse import EventBrowser
 from reconciler.api.eventfeed import EventFeed
 from reconciler.file_watch import FileWatch
 from reconciler.queue.action import Action, InvalidAction, action_from_json
@@ -47,9 +49,17 @@ def _read_doc(path: Path) -> dict[str, Any]:
 class RuntimeViews:
     """A consistent snapshot of the runtime root; `version` grows on every change."""
 
-    def __init__(self, root: RuntimeRoot, *, event_capacity: int = 20000) -> None:
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        *,
+        event_capacity: int = 20000,
+        disk_thresholds: DiskThresholds | None = None,
+    ) -> None:
         self.root = root
+        self.disk = DiskUsage(root, disk_thresholds)
         self.feed = EventFeed(root, event_capacity)
+        self.browser = EventBrowser(root)  # the events page: the whole retained log
         self.world: dict[ResourceKey, WorldDoc] = {}
         self.queue: dict[str, dict[str, Action]] = {s: {} for s in QUEUE_STATES}
         self.supervisor: dict[str, Any] = {}
@@ -92,6 +102,7 @@ class RuntimeViews:
         if world.keys() == self.world.keys() and all(world[r] is self.world[r] for r in world):
             return False
         self.world = world
+        self.disk.world_bytes = self._world_reader.total_bytes()
         return True
 
     def _refresh_queue(self) -> bool:

@@ -54,6 +54,23 @@ from reconciler.errors import ConfigError
     default=None,
     help="Mark the session cookie Secure (default: when the request came over TLS).",
 )
+@click.option(
+    "--disk-warn-percent",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0, 100),
+    envvar="HOMELAB_DISK_WARN_PERCENT",
+    help="DiskPressure when free space is below this share of the runtime root's filesystem "
+    "(or below --disk-warn-bytes, whichever is smaller).",
+)
+@click.option(
+    "--disk-warn-bytes",
+    default=1 << 30,
+    show_default=True,
+    type=click.IntRange(0),
+    envvar="HOMELAB_DISK_WARN_BYTES",
+    help="DiskPressure when fewer bytes than this are free (or the share above, if smaller).",
+)
 def run_ui(
     repo: str | None,
     root: str | None,
@@ -64,6 +81,8 @@ def run_ui(
     identity_header: str,
     base_path: str,
     secure_cookies: bool | None,
+    disk_warn_percent: float,
+    disk_warn_bytes: int,
 ) -> None:
     """Serve the operator UI and HTTP API until SIGTERM/Ctrl-C.
 
@@ -87,6 +106,8 @@ def run_ui(
         identity_header=identity_header,
         secure_cookies=secure_cookies,
         base_path=base,
+        disk_warn_percent=disk_warn_percent,
+        disk_warn_bytes=disk_warn_bytes,
     )
     raise_descriptor_limit()  # the connection cap is sized from the limit (api/limits.py)
     run_service(UIService(settings), settings.root)

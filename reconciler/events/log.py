@@ -9,8 +9,10 @@ caller asking `sync=True` are fsynced before `append` returns; a batch
 appends with `sync=False` and calls `sync` once. When the write or the fsync
 fails (a full disk) the file is cut back to where the line began and
 `StorageError` is raised: a refused event leaves no torn line and is not in
-the log. An exclusive lock on the open file keeps a second writer with the
-same producer name out. Called by the collectors, the supervisor, the queue,
+the log; a writer given a `WriteRetry` (reconciler/events/retry.py) waits
+and appends it again instead, so the event is in the log exactly once. An
+exclusive lock on the open file keeps a second writer with the same
+producer name out. Called by the collectors, the supervisor, the queue,
 the executor and the API. `reserved_actor` says whether a person's name
 would pass for one of the services (or another producer) in the audit trail;
 the UI and the CLI refuse such operator names.
@@ -30,6 +32,7 @@ import orjson
 
 from reconciler.atomic_files import try_lock
 from reconciler.errors import ConfigError, StorageError
+from reconciler.events.retry import WriteRetry
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
@@ -110,9 +113,12 @@ def _iso(ns: int) -> str:
 class EventLog:
     """The writer of one producer. Thread-safe; one instance per producer per root."""
 
-    def __init__(self, root: RuntimeRoot, producer: str) -> None:
+    def __init__(
+        self, root: RuntimeRoot, producer: str, *, retry: WriteRetry | None = None
+    ) -> None:
         self.root = root
         self.producer = check_producer(producer)
+        self.retry = retry  # set: a refused append waits and retries (events/retry.py)
         self._lock = threading.Lock()
         self._day: str | None = None
         self._fh: IO[bytes] | None = None
@@ -154,7 +160,24 @@ class EventLog:
         *,
         sync: bool | None = None,
     ) -> Event:
-        """Append one event; return it. fsynced for action.* or when `sync`."""
+        """Append one event; return it. fsynced for action.* or when `sync`.
+
+        With a `retry`, a refused append (a full disk) is tried again until
+        it is stored (or the retry stops or gives up and raises).
+        """
+        if self.retry is None:
+            return self._append_once(type, ref, data, sync)
+        return self.retry.run(
+            f"event {type} ({self.producer})", lambda: self._append_once(type, ref, data, sync)
+        )
+
+    def _append_once(
+        self,
+        type: str,
+        ref: ResourceKey | None,
+        data: dict[str, Any] | None,
+        sync: bool | None,
+    ) -> Event:
         ns = _monotonic_ns()
         with self._lock:
             self._seq += 1

@@ -31,6 +31,7 @@ from reconciler.drivers.docker import DockerDriver
 from reconciler.drivers.file import FileDriver
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.executor.action_runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
 from reconciler.executor.lock import ExecutorLock
@@ -87,7 +88,7 @@ class Executor:
 
     def run(self, stop: threading.Event) -> None:
         self.lock.acquire()
-        events = EventLog(self.root, ACTOR)
+        events = EventLog(self.root, ACTOR, retry=WriteRetry("executor", stop))
         try:
             if not self._fixed_path:
                 self._pick_manifests_path()
@@ -205,11 +206,15 @@ class Executor:
             return
         self._status = doc
         holder = self.lock.holder() or {}
-        atomic_write_json(
-            self.root.state / "executor_status.json",
-            {**doc, "holder": holder, "updatedAt": now_iso()},
-            durable=False,
-        )
+        try:
+            atomic_write_json(
+                self.root.state / "executor_status.json",
+                {**doc, "holder": holder, "updatedAt": now_iso()},
+                durable=False,
+            )
+        except OSError as exc:  # a full disk must not stop the executor: written next time
+            self._status = {}
+            log.error("executor: cannot write executor_status.json: %s", exc)
 
 
 ExecutorService = Executor  # the name `homelab up` looks up

@@ -40,6 +40,7 @@ Started by `homelab run notifier` and `homelab up`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -52,6 +53,7 @@ from reconciler.atomic_files import atomic_write_json, read_json, try_lock
 from reconciler.errors import ConfigError, HomelabError
 from reconciler.events.log import EventLog
 from reconciler.events.reader import LogEvent, LogReader, LogRef, log_files
+from reconciler.events.retry import WriteRetry
 from reconciler.file_watch import Change, FileWatch
 from reconciler.notifier.delivery import DOWN_AFTER, Courier, DeliverySettings, Outcome
 from reconciler.notifier.signals import SEVERITY_RANK, Digest, Message, Signal, Tracker
@@ -119,11 +121,12 @@ class NotifierService:
         self._supervisor_stamp: tuple[int, int, int] | None = None
         self._wake = threading.Event()  # a log append, the supervisor's status, an outcome
         self._status_doc: dict[str, Any] | None = None  # what notifier_status.json holds
+        self._save_failing = False  # the checkpoint could not be written (a full disk)
 
     # ---- the loop -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         lock = self._lock()
-        self._log = EventLog(self.root, "notifier")
+        self._log = EventLog(self.root, "notifier", retry=WriteRetry("notifier", stop))
         try:
             reader, tracker, digest = self._resume()
             self._load_config(force=True)
@@ -248,17 +251,29 @@ class NotifierService:
         return reader, tracker, digest
 
     def _save(self, reader: LogReader, tracker: Tracker, digest: Digest) -> None:
-        atomic_write_json(
-            self.root.state / CHECKPOINT,
-            {
-                "version": VERSION,
-                "offsets": reader.offsets,
-                "fingerprints": reader.fingerprints(),
-                "tracker": tracker.to_json(),
-                "digest": digest.to_json(),
-                "outbox": self._outbox,
-            },
-        )
+        """Write the checkpoint; a full disk keeps the old one (saved again next tick)."""
+        try:
+            atomic_write_json(
+                self.root.state / CHECKPOINT,
+                {
+                    "version": VERSION,
+                    "offsets": reader.offsets,
+                    "fingerprints": reader.fingerprints(),
+                    "tracker": tracker.to_json(),
+                    "digest": digest.to_json(),
+                    "outbox": self._outbox,
+                },
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if not self._save_failing:
+                log.error("notifier: cannot save %s, keeping the old one: %s", CHECKPOINT, exc)
+            self._save_failing = True
+            return
+        if self._save_failing:
+            log.warning("notifier: %s saved again", CHECKPOINT)
+        self._save_failing = False
 
     # ---- reading ------------------------------------------------------------
     def _lookup(self, action_id: str) -> tuple[str, str] | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from reconciler.atomic_files import atomic_write_json
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.observer.collectors.docker import HEARTBEAT, now_iso
 from reconciler.observer.collectors.node import NodeTarget, node_targets
 from reconciler.observer.collectors.pool import CollectorPool
@@ -65,7 +66,7 @@ class CollectorService:
         return target
 
     def run(self, stop: threading.Event) -> None:
-        events = EventLog(self.root.ensure(), PRODUCER)
+        events = EventLog(self.root.ensure(), PRODUCER, retry=WriteRetry(self.name, stop))
 
         def emit(etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
             events.append(etype, ref, data)
@@ -113,4 +114,7 @@ class CollectorService:
 
     def write_status(self, nodes: dict[str, dict[str, Any]]) -> None:
         doc = {"updatedAt": now_iso(), "producer": PRODUCER, "nodes": nodes}
-        atomic_write_json(self.root.state / COLLECTOR_STATUS, doc)
+        try:
+            atomic_write_json(self.root.state / COLLECTOR_STATUS, doc)
+        except OSError as exc:  # a full disk must not stop the collectors: written next time
+            log.error("collector: cannot write %s: %s", COLLECTOR_STATUS, exc)

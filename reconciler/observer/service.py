@@ -21,11 +21,17 @@ listings the same way. A thread of its own compresses old, covered days
 of the event log and applies the operator's deletion bounds
 (reconciler/observer/compaction.py; homelab.yaml's `eventLog`, the
 `--compress-after-days` flag), a minute after start and then hourly, so
-the folding loop never waits for it. Started by `homelab run observer` and `homelab up`.
+the folding loop never waits for it.
+A full disk stopping a tick is ridden out, not
+raised: the error is logged and reported, and once space is back the
+world is re-opened from the checkpoint and the log (what was folded but not
+written is folded again). Started by `homelab run observer` and `homelab up`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
 import threading
@@ -35,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic_files import atomic_write_json, read_json
-from reconciler.errors import GitError
+from reconciler.errors import GitError, StorageError
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.file_watch import Change, FileWatch
 from reconciler.observer.collectors.docker import now_iso
 from reconciler.observer.collectors.file import FileCollector
@@ -58,6 +65,8 @@ from reconciler.sources.git import GitSource
 from reconciler.sources.signatures import SignedCommitGate
 
 log = logging.getLogger("reconciler.observer")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+PROBE_BYTES = 256 * 1024  # written and removed before re-opening after a full disk
 COLLECTOR_STATUS = "collector_status.json"  # written by reconciler.observer.collector_service
 
 
@@ -139,6 +148,7 @@ class ObserverService:
         self._files_due = False
         self._files_checked = False
         self._retention = EventLogRetention()  # homelab.yaml's eventLog, at the tip
+        self._space_pause, self._space_at = 0.5, 0.0  # waits after a full disk stopped a tick
 
     def _emit(self, etype: str, ref: ResourceKey | None, data: dict[str, Any]) -> None:
         assert self._log is not None
@@ -147,7 +157,7 @@ class ObserverService:
 
     def run(self, stop: threading.Event) -> None:
         self.builder.lock()
-        self._log = EventLog(self.root, "observer")
+        self._log = EventLog(self.root, "observer", retry=WriteRetry("observer", stop))
         self._files = FileCollector(self._emit)
         if self.settings.docker:
             self._collectors = CollectorPool(
@@ -171,7 +181,14 @@ class ObserverService:
                     target=self._compaction_loop, args=(done,), name="compaction", daemon=True
                 )
                 compactor.start()
-            self._loop(stop)
+            while True:
+                try:
+                    self._loop(stop)
+                    break
+                except OSError as exc:
+                    if exc.errno not in DISK_FULL or stop.is_set():
+                        raise
+                    self._ride_out(exc, stop)
         finally:
             done.set()
             if compactor is not None:
@@ -214,6 +231,49 @@ class ObserverService:
             for line in report.lines() if report.days or report.repaired else []:
                 log.info("observer: compaction: %s", line)
             wait = due_in(report, self.settings.compaction_period, self.settings.compaction_retry)
+
+    def _ride_out(self, exc: OSError, stop: threading.Event) -> None:
+        """The world or its checkpoint could not be written (a full disk): wait, then re-open.
+
+        What was folded but not written is folded again from the checkpoint
+        and the log, so nothing is lost; the wait is reported like a refused
+        append (log, the health document's `storage`), and the service keeps
+        running instead of counting failures towards its restart bound.
+        """
+        log.error(
+            "observer: cannot write the world (%s); re-opening from the checkpoint once "
+            "space is freed",
+            exc,
+        )
+        now = time.monotonic()
+        self._space_pause = min(30.0, self._space_pause * 2) if now - self._space_at < 60 else 0.5
+        self._space_at = now
+        stop.wait(self._space_pause)  # room for a probe is not room for a tick: do not spin
+
+        def reopen() -> str:
+            try:
+                probe = self.root.state / ".observer-space-probe"
+                with open(probe, "wb") as fh:
+                    fh.write(b"\0" * PROBE_BYTES)
+                    fh.flush()
+                probe.unlink()
+                self.builder.unlock()
+                self.builder = WorldBuilder(
+                    self.root, durable=self.settings.durable, snapshots=self.settings.snapshots
+                )
+                self.builder.lock()
+                return self.builder.open()
+            except OSError as err:
+                if err.errno not in DISK_FULL:
+                    raise
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+                raise StorageError(
+                    "write the world", self.root.world, err, "folded again once space is freed"
+                ) from err
+
+        retry = WriteRetry("observer", stop)
+        log.info("observer: %s", retry.run("the world and its checkpoint", reopen))
 
     def _relevant(self, change: Change, path: str) -> bool:
         """Appends to the log wake the loop; of the world, only documents deleted by hand."""

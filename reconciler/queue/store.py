@@ -22,9 +22,9 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -54,6 +54,9 @@ def _check_id(action_id: str) -> str:
     if not action_id or not all(c in "0123456789abcdef" for c in action_id) or len(action_id) > 64:
         raise QueueConflict(action_id, None)
     return action_id
+
+
+T = TypeVar("T")
 
 
 class ActionQueue:
@@ -120,7 +123,17 @@ class ActionQueue:
         self._event("pending", action, actor, None)
         return True
 
+    def _retrying(self, what: str, write: Callable[[], T]) -> T:
+        """`write()`, retried through the event log's `WriteRetry` when it has one (a full disk)."""
+        retry = self.events.retry if self.events is not None else None
+        return write() if retry is None else retry.run(what, write)
+
     def propose_many(self, actions: list[Action], actor: str = "supervisor") -> list[Action]:
+        return self._retrying(
+            f"propose {len(actions)} actions", lambda: self._propose_many(actions, actor)
+        )
+
+    def _propose_many(self, actions: list[Action], actor: str) -> list[Action]:
         """Add the actions not yet in the queue as pending, durably, in one flush; those added.
 
         One `propose` pays three flushes (document, folder, event); a pass that
@@ -230,8 +243,24 @@ class ActionQueue:
         The move is recorded in the action's history (with the `outcome` of a
         finished action and the `address` of the person who decided) and as an
         `action.<dst>` event, both durable before the rename. StorageError
-        when they cannot be written: then nothing moved.
+        when they cannot be written: then nothing moved (with the event log's
+        `WriteRetry`, the move is tried again until they are written).
         """
+        return self._retrying(
+            f"move {action_id} to {dst}",
+            lambda: self._move_once(action_id, src, dst, actor, reason, outcome, address),
+        )
+
+    def _move_once(
+        self,
+        action_id: str,
+        src: str,
+        dst: str,
+        actor: str,
+        reason: str | None,
+        outcome: dict[str, Any] | None,
+        address: str | None,
+    ) -> Action:
         if dst not in TRANSITIONS.get(src, ()):
             raise ValueError(f"no transition {src} -> {dst}")
         source, target = self.path(src, action_id), self.path(dst, action_id)
@@ -266,13 +295,15 @@ class ActionQueue:
             fsync_dir(target.parent)
             fsync_dir(source.parent)
         except OSError as exc:
-            raise StorageError(
+            error = StorageError(
                 f"move action {source.stem} to {target.parent.name}",
                 target,
                 exc,
                 "its event is recorded; `homelab actions list` shows where it is, "
                 "and the next queue reader finishes an interrupted move",
-            ) from exc
+            )
+            error.retryable = False  # its event is written: moving again would record it twice
+            raise error from exc
 
     def finish_interrupted(self) -> list[tuple[str, str]]:
         """Complete moves a crash cut between (3) and (4); drop staged copies. Returns (id, state).

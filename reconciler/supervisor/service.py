@@ -31,6 +31,7 @@ from typing import Any
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
+from reconciler.events.retry import WriteRetry
 from reconciler.planning import compute_plan
 from reconciler.queue import ActionQueue
 from reconciler.queue.action import now_iso
@@ -215,7 +216,10 @@ class Supervisor:
         }
 
     def _write_status(self, status: dict[str, Any]) -> None:
-        atomic_write_json(self.root.state / STATUS_FILE, status)
+        try:
+            atomic_write_json(self.root.state / STATUS_FILE, status)
+        except OSError as exc:  # a full disk: the next pass writes it again
+            log.error("supervisor: cannot write %s: %s", STATUS_FILE, exc)
 
     def _report_failure(self, exc: Exception) -> None:
         try:
@@ -229,6 +233,7 @@ class Supervisor:
     def run(self, stop: threading.Event) -> None:
         """Reconcile on every wake-up and every `resync` seconds until `stop`."""
         started = now_iso()
+        self.events.retry = WriteRetry("supervisor", stop)  # a full disk: wait, keep proposing
         wake = threading.Event()
         watcher = Wakeup(
             self.repo,

@@ -127,6 +127,10 @@ class WorldReader:
         self._cache = seen
         return {ref: e.doc for ref, e in seen.items()}
 
+    def total_bytes(self) -> int:
+        """The size of the documents last read (from their stat; no file is read again)."""
+        return sum(e.stamp[2] for e in self._cache.values())
+
 
 def read_world(root: RuntimeRoot) -> dict[ResourceKey, WorldDoc]:
     return WorldReader(root).read()

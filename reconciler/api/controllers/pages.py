@@ -31,7 +31,7 @@ from reconciler.api import problems, services
 from reconciler.api.auth import Operator, client_address
 from reconciler.api.context import context, require_csrf
 from reconciler.api.decisions import InvalidInput
-from reconciler.api.eventfeed import EventQuery
+from reconciler.api.eventbrowse import BrowseQuery, time_bound, valid_cursor
 from reconciler.api.queue_page import QueueFilter
 from reconciler.api.queue_page import queue_page as build_queue_page
 from reconciler.api.sessions import LOGIN_WINDOW_SECONDS, SESSION_COOKIE, SESSION_SECONDS
@@ -43,6 +43,7 @@ RESOURCES_PAGE = 100  # rows of the resource list per page
 _NAME = re.compile(r"^[A-Za-z0-9._@+ -]{1,64}$")
 _NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 log = logging.getLogger("homelab.ui.login")
+EVENT_FILTERS = ("type", "resource", "text", "source", "since", "until")
 
 
 def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
@@ -54,6 +55,7 @@ def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
             not_ready=problems.not_ready_actions(ctx.views),
         )
     values.update(
+        disk=services.disk_info(ctx.views, detail=isinstance(who, Operator)),  # the banner
         base=ctx.settings.base_path,
         nav=nav,
         operator=who if isinstance(who, Operator) else None,
@@ -149,19 +151,48 @@ def action_page(request: Req, action_id: FromPath[str]) -> Template:
     return _page(request, "action.html", "queue", d=detail)
 
 
-@get("/events", include_in_schema=False, sync_to_thread=False)
+@get("/events", include_in_schema=False, sync_to_thread=True)
 def events_page(request: Req) -> Template:
+    """The whole retained log, newest first, by cursor (`before`/`after`) and filters."""
     p = request.query_params
-    query = EventQuery(
-        type=p.get("type") or None,
-        kind=p.get("kind") or None,
-        name=p.get("name") or None,
-        source=p.get("source") or None,
-        before=p.get("before") or None,
-        limit=100,
+    f = {k: str(p.get(k) or "").strip()[:200] for k in EVENT_FILTERS}
+    problems = []
+    bounds: dict[str, str | None] = {}
+    for key in ("since", "until"):
+        bounds[key] = time_bound(f[key]) if f[key] else None
+        if f[key] and bounds[key] is None:
+            problems.append(f"{key}: {f[key]!r} is not a date or time (use 2024-05-01T12:00)")
+    before, after = valid_cursor(p.get("before")), valid_cursor(p.get("after"))
+    try:
+        limit = min(500, max(1, int(p.get("limit") or 100)))
+    except ValueError:
+        limit = 100
+    query = BrowseQuery(
+        type=f["type"],
+        resource=f["resource"],
+        text=f["text"],
+        source=f["source"],
+        since=bounds["since"],
+        until=bounds["until"],
+        before=before,
+        after=after,
+        limit=limit,
     )
-    page = services.events(context(request).views, query)
-    return _page(request, "events.html", "events", page=page, q=query)
+    page = context(request).views.browser.page(query)
+    keep = {k: v for k, v in f.items() if v}
+    if limit != 100:
+        keep["limit"] = str(limit)
+    return _page(
+        request,
+        "events.html",
+        "events",
+        page=page,
+        f=f,
+        keep=keep,
+        filtered=bool(keep),
+        problems=problems,
+        at_cursor=bool(before or after),
+    )
 
 
 @get("/login", include_in_schema=False, sync_to_thread=False)
