@@ -28,6 +28,8 @@ need_packages() {
   # The remote-source tests: git http-backend behind nginx, an htpasswd by openssl.
   [ -x /usr/sbin/fcgiwrap ] || missing+=(fcgiwrap)
   command -v openssl >/dev/null || missing+=(openssl)
+  # The signed-commit tests: git verify-commit calls gpg (ssh-keygen comes with openssh).
+  command -v gpg >/dev/null || missing+=(gnupg)
   # Playwright's bundled node (the driver of the browser tests) links libatomic.so.1.
   /sbin/ldconfig -p 2>/dev/null | grep -q 'libatomic\.so\.1 ' || missing+=(libatomic1)
   command -v curl >/dev/null || missing+=(curl)                   # e2e: the UI's API
