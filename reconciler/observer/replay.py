@@ -40,6 +40,10 @@ _RESOURCE = "observed.resource"
 _NODE = "node.status"
 _CONDITION = "resource.condition"
 _LISTING = "observed.listing"
+_BAD_RESOURCE = (
+    "data needs spec (an object) and health (Healthy, Unhealthy, "
+    "Starting, Stopped or Unknown); not folded"
+)
 
 
 class _Res:
@@ -61,7 +65,7 @@ class _Res:
         "key",
         "labels",
         "last",
-        "managed",
+        "managed_from",
         "node",
         "node_from",
         "obs",
@@ -80,9 +84,9 @@ class _Res:
         self.obs_missing = False  # the winner of `obs` says the resource is missing
         self.spec_from: LogEvent | None = None  # observed/basis/runtime: resource or missing
         self.spec: dict[str, Any] | None = None
-        self.managed: bool | None = None
+        self.managed_from: LogEvent | None = None  # the resource event that set `managed`
         self.node: str | None = None
-        self.node_from: LogEvent | None = None  # the resource event whose spec names the node
+        self.node_from: LogEvent | None = None  # the resource event that names the node
         self.labels: dict[str, Any] | None = None
         self.info: dict[str, Any] | None = None
         self.action_id = ""
@@ -99,7 +103,8 @@ class _Res:
         """The node as `status.node` holds it now (read from the spec on first need)."""
         ev = self.node_from
         if ev is not None:
-            node = ev.data["spec"].get("node")
+            data = ev.data
+            node = data["node"] if "node" in data else data["spec"].get("node")
             self.node = node if isinstance(node, str) else None
             self.node_from = None
         return self.node
@@ -165,66 +170,77 @@ class Replay:
 
     def fold(self, events: Iterable[LogEvent]) -> None:
         """Fold events in the order `WorldState.apply` would see them."""
+        res = self.res
+        handlers = _HANDLERS
+        folded = 0
         for ev in events:
             etype = ev.type
-            if etype == _LISTING:
-                self._listing(ev)
-                self.folded += 1
-                continue
-            handler = _HANDLERS.get(etype)
+            handler = handlers.get(etype)
             if handler is None:
                 if not etype.startswith("action."):
                     continue  # not an observation (queue, supervisor, ui events): nothing to fold
                 handler = Replay._action
-            rec = self.res.get(ev.ref) if ev.ref is not None else None
-            if rec is None:
-                rec = self._record(ev)
+            if etype != _LISTING:
+                rec = res.get(ev.ref)  # type: ignore[arg-type]  # None finds nothing
                 if rec is None:
-                    continue
-            handler(self, ev, rec)
-            self.folded += 1
-
-    def _missing(self, ev: LogEvent, rec: _Res) -> None:
-        self._created(rec)
-        rec.mark_missing(ev)
+                    rec = self._record(ev)
+                    if rec is None:
+                        continue
+            else:
+                rec = None
+            folded += 1
+            handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
+        self.folded += folded
 
     def _resource(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data
         spec = data.get("spec")
         health = data.get("health", "Unknown")
         if not isinstance(spec, dict) or not isinstance(health, str) or health not in HEALTH:
-            self._bad(
-                ev,
-                "data needs spec (an object) and health (Healthy, Unhealthy, "
-                "Starting, Stopped or Unknown); not folded",
-            )
+            self._bad(ev, _BAD_RESOURCE)
             return
-        self._created(rec)
+        if not rec.created:
+            self._created(rec)
         eid = ev.id
-        rec.touch(eid)
+        last = rec.last
+        if last is None or eid > last:
+            rec.last = eid
+        plain = len(data) == 2 and "health" in data  # spec and health, nothing else
         if eid > rec.obs_id:
             rec.obs_id = eid
-            rec.obs = ev
+            rec.obs = rec.spec_from = rec.managed_from = rec.node_from = ev
             rec.obs_missing = False
-            rec.spec_from = ev
-            rec.managed = bool(data.get("managed", True))
-            if "node" in data:
-                node = data["node"]
-                rec.node = node if isinstance(node, str) else None
-                rec.node_from = None
-            else:
-                rec.node_from = ev
-            labels = data.get("labels")
-            if isinstance(labels, dict):
-                rec.labels = labels
-        conditions = data.get("conditions")
-        if isinstance(conditions, list):
+            if not plain:
+                labels = data.get("labels")
+                if isinstance(labels, dict):
+                    rec.labels = labels
+        if not plain:
+            self._conditions(ev, rec)
+
+    def _action(self, ev: LogEvent, rec: _Res) -> None:
+        if not rec.created:
+            self._created(rec)
+        eid = ev.id
+        last = rec.last
+        if last is None or eid > last:
+            rec.last = eid
+        if eid > rec.action_id:
+            rec.action_id = eid
+            rec.action = ev
+
+    def _missing(self, ev: LogEvent, rec: _Res) -> None:
+        if not rec.created:
+            self._created(rec)
+        rec.mark_missing(ev)
+
+    def _conditions(self, ev: LogEvent, rec: _Res) -> None:
+        conditions = ev.data.get("conditions")
+        if isinstance(conditions, list):  # anything else carries no condition
             for raw in conditions:
                 cond = _condition(raw)
                 if cond is not None:
-                    rec.upsert(
-                        cond["type"], (cond["status"], cond["reason"], cond["message"]), eid, ev.ts
-                    )
+                    cond3 = (cond["status"], cond["reason"], cond["message"])
+                    rec.upsert(cond["type"], cond3, ev.id, ev.ts)
 
     def _node_status(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data
@@ -237,7 +253,7 @@ class Replay:
             rec.obs = ev
             rec.obs_missing = False
             rec.node = rec.key[1]
-            rec.node_from = None
+            rec.node_from = None  # a Node's own status names it
             info = data.get("info")
             rec.info = info if isinstance(info, dict) else {}
         reason = str(data.get("reason") or ("EngineReachable" if ready else "Unknown"))
@@ -253,15 +269,7 @@ class Replay:
         rec.touch(ev.id)
         rec.upsert(cond["type"], (cond["status"], cond["reason"], cond["message"]), ev.id, ev.ts)
 
-    def _action(self, ev: LogEvent, rec: _Res) -> None:
-        self._created(rec)
-        eid = ev.id
-        rec.touch(eid)
-        if eid > rec.action_id:
-            rec.action_id = eid
-            rec.action = ev
-
-    def _listing(self, ev: LogEvent) -> None:
+    def _listing(self, ev: LogEvent, _rec: _Res | None = None) -> None:
         data = ev.data
         kind, node, names = data.get("kind"), data.get("node"), data.get("names")
         if not (
@@ -294,6 +302,7 @@ class Replay:
 _HANDLERS: dict[str, Callable[[Replay, LogEvent, _Res], None]] = {
     _RESOURCE: Replay._resource,
     _MISSING: Replay._missing,
+    _LISTING: Replay._listing,
     _NODE: Replay._node_status,
     _CONDITION: Replay._condition,
 }
@@ -321,8 +330,8 @@ def _document(rec: _Res) -> dict[str, Any]:
                 status["health"] = "Healthy" if obs.data.get("ready") else "Unhealthy"
             else:
                 status["health"] = obs.data.get("health", "Unknown")
-    if rec.managed is not None:
-        status["managed"] = rec.managed
+    if rec.managed_from is not None:
+        status["managed"] = bool(rec.managed_from.data.get("managed", True))
     spec_from = rec.spec_from
     if spec_from is not None and spec_from.type == _RESOURCE:
         status["observed"] = spec_from.data["spec"]
@@ -337,7 +346,14 @@ def _document(rec: _Res) -> dict[str, Any]:
         doc["metadata"]["labels"] = rec.labels
     if rec.info is not None:
         status["info"] = rec.info
-    status["conditions"] = [
+    status["conditions"] = _conditions(rec)
+    if rec.action is not None:
+        status["lastAction"] = _last_action(rec.action)
+    return doc
+
+
+def _conditions(rec: _Res) -> list[dict[str, Any]]:
+    return [
         {
             "type": ctype,
             "status": cond[0],
@@ -347,18 +363,18 @@ def _document(rec: _Res) -> dict[str, Any]:
         }
         for ctype, cond in sorted(rec.conds.items())
     ]
-    action = rec.action
-    if action is not None:
-        data = action.data
-        last = {
-            "id": data.get("action"),
-            "state": data.get("state") or action.type[len("action.") :],
-            "operation": data.get("operation"),
-            "actor": data.get("actor"),
-            "at": action.ts,
-        }
-        for extra in ("reason", "outcome"):
-            if data.get(extra) is not None:
-                last[extra] = data[extra]
-        status["lastAction"] = last
-    return doc
+
+
+def _last_action(action: LogEvent) -> dict[str, Any]:
+    data = action.data
+    last = {
+        "id": data.get("action"),
+        "state": data.get("state") or action.type[len("action.") :],
+        "operation": data.get("operation"),
+        "actor": data.get("actor"),
+        "at": action.ts,
+    }
+    for extra in ("reason", "outcome"):
+        if data.get(extra) is not None:
+            last[extra] = data[extra]
+    return last

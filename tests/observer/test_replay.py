@@ -80,8 +80,16 @@ _DATA: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "queue.added": _opt(action=_scalar),
 }
 _ref = st.sampled_from(
-    [None, ("Container", "a"), ("Container", "b"), ("Container", "c"), ("Node", "local")]
-    + [("Node", "other"), ("Nope", "a"), ("Container", "Bad_Name")]
+    [
+        None,
+        ("Container", "a"),
+        ("Container", "b"),
+        ("Container", "c"),
+        ("Node", "local"),
+        ("Node", "other"),
+        ("Nope", "a"),
+        ("Container", "Bad_Name"),
+    ]
 )
 _event = st.sampled_from(sorted(_DATA)).flatmap(
     lambda etype: st.tuples(
@@ -109,9 +117,7 @@ def _encoded(state: WorldState) -> dict[Any, bytes]:
 @settings(max_examples=300, deadline=None)
 @given(
     days=st.lists(
-        st.lists(
-            st.tuples(st.integers(0, 30), st.integers(0, 5), _event), min_size=0, max_size=12
-        ),
+        st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), _event), min_size=0, max_size=12),
         min_size=1,
         max_size=4,
     )
