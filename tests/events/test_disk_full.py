@@ -306,7 +306,7 @@ def test_homelab_up_rides_out_a_full_disk(tmpfs: Path, tmp_path: Path, git_repo:
             "the log line",
         )
         line = next(ln for ln in up.lines if "cannot write, keeping it and retrying" in ln)
-        assert "No space left on device" in line
+        assert "No space left" in line  # homelab up keeps its log lines short (cut with …)
 
         def health_says_failing() -> bool:
             doc = api.get("/summary").json()

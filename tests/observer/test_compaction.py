@@ -105,11 +105,12 @@ def write_days(
 
 
 def fold(root: RuntimeRoot) -> WorldBuilder:
-    """Open (rebuild) and sync: the checkpoint covers the whole log."""
+    """Open (rebuild), sync and snapshot: a snapshot covers the whole log (what compaction needs)."""
     builder = WorldBuilder(root, durable=False)
     builder.open()
     builder.sync()
     assert read_json(root.checkpoint)["synced"] is True
+    assert builder.snapshot(wait=True)
     return builder
 
 
