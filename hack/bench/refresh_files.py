@@ -267,11 +267,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-MILESTONES = {
+MILESTONES = {  # `homelab up` logs `HH:MM:SS.mmm name: message` (cli/up_output.py)
     "services started": "homelab.services: ui: started",
-    "observer resumed": "observer: resumed",
-    "first supervisor pass": "reconciler.supervisor: pass at",
-    "first proposal": "reconciler.supervisor: proposed",
+    "observer resumed": "observer: observer: resumed",
+    "first supervisor pass": "supervisor: pass at",
+    "first proposal": "supervisor: proposed",
 }
 
 
@@ -280,13 +280,16 @@ def timeline(log: Path, wall0: float) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
         try:
-            at = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1e3
+            clock = time.strptime(line[:8], "%H:%M:%S")
+            millis = int(line[9:12]) / 1e3
         except ValueError:
             continue
+        day = time.localtime(wall0)  # the run starts and ends on the same day (a few seconds)
+        at = time.mktime(day[:3] + clock[3:6] + day[6:]) + millis
         for label, marker in MILESTONES.items():
             if marker in line and label not in out:
                 out[label] = at - wall0
-        if "reconciler.supervisor: proposed" in line:
+        if "supervisor: proposed" in line:
             out["last proposal"] = at - wall0
     return out
 

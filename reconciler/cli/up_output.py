@@ -37,10 +37,10 @@ def login_lines(url: str, answering: bool, token: str | None, where: str) -> lis
 
 
 class ShortFormatter(logging.Formatter):
-    """`HH:MM:SS name: message`, one line of at most MAX_MESSAGE message characters."""
+    """`HH:MM:SS.mmm name: message`, one line of at most MAX_MESSAGE message characters."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        super().__init__("%(asctime)s.%(msecs)03d %(name)s: %(message)s", datefmt="%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
         record = logging.makeLogRecord(record.__dict__)

@@ -111,6 +111,6 @@ def test_up_log_lines_are_one_short_line() -> None:
     )
     line = ShortFormatter().format(record)
     assert "\n" not in line
-    assert line[8:].startswith(" observer: node far: Error while fetching")
+    assert line[12:].startswith(" observer: node far: Error while fetching")
     assert line.endswith("…")
-    assert len(line) <= len("00:00:00 observer: ") + MAX_MESSAGE
+    assert len(line) <= len("00:00:00.000 observer: ") + MAX_MESSAGE

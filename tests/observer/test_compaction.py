@@ -105,7 +105,7 @@ def write_days(
 
 
 def fold(root: RuntimeRoot) -> WorldBuilder:
-    """Open (rebuild), sync and snapshot: a snapshot covers the whole log (what compaction needs)."""
+    """Open (rebuild), sync and snapshot: a snapshot covers the whole log (compaction needs it)."""
     builder = WorldBuilder(root, durable=False)
     builder.open()
     builder.sync()
