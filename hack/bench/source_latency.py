@@ -11,6 +11,10 @@ appears, in two modes:
 - `request`: right after the commit it calls `request_fetch(root, ...)`,
   exactly what the webhook endpoint does on a push (so: webhook latency
   minus the HTTP request itself);
+- `webhook`: right after the commit it POSTs a signed GitHub push payload
+  (`X-Hub-Signature-256`, a fresh delivery id, the new commit as `after`)
+  to `POST /api/hooks/git` of a `homelab run ui` on the same root: the
+  whole webhook path, HTTP included;
 - `poll`: nothing is requested; each push comes at a random moment of the
   poll period and the follower finds it on its next poll (every 5 s ± 10 %),
   so the latency is spread over 0..5.5 s plus the pass.
@@ -22,6 +26,9 @@ Prints figures, asserts nothing. Run:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
+import json
 import os
 import random
 import shutil
@@ -31,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +61,47 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+SECRET = b"bench-webhook-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _head(repo: Path) -> str:
+    out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True)
+    return out.stdout.decode().strip()
+
+
+def _post_hook(ui_port: int, repo: Path) -> int:
+    """A GitHub push webhook for the repository's new HEAD; the HTTP status."""
+    body = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": "0" * 40,
+            "after": _head(repo),
+            "repository": {"full_name": "bench/repo", "clone_url": "git://127.0.0.1/repo"},
+            "pusher": {"name": "bench"},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{ui_port}/api/hooks/git",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest(),
+        },
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return int(response.status)
 
 
 def _figures(name: str, values: list[float]) -> str:
@@ -85,26 +135,36 @@ def bench(count: int, rounds: int, port: int, poll: float) -> None:
         first = wait_for(status.exists, 180)
         print(f"{count} resources from {url}; first pass {first - started:.2f} s after start")
         runtime = RuntimeRoot(root)
+        runtime.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (runtime.secrets / "git-webhook").write_bytes(SECRET)
+        ui_port = _free_port()
+        ui_args = ["run", "ui", "--root", str(root), "--repo", url, "--port", str(ui_port)]
+        procs.append(subprocess.Popen([HOMELAB, *ui_args], stderr=subprocess.DEVNULL))
+        wait_for(lambda: _listening(ui_port), 60)
         for i in range(2):  # warm-up: caches filled, code paths hot
             commit_one(repo, count - 1 - i)
             request_fetch(runtime, "bench warm-up")
             wait_for(lambda n=i + 1: len(os.listdir(pending)) >= n)
-        results: dict[str, list[float]] = {"request": [], "poll": []}
+        results: dict[str, list[float]] = {"request": [], "webhook": [], "poll": []}
         n = 0
         rng = random.Random(14)
-        for mode in ("request", "poll"):
+        for mode in ("request", "webhook", "poll"):
             for _ in range(rounds):
                 # poll: a push at a random moment of the poll period, as pushes come
-                time.sleep(0.3 if mode == "request" else rng.uniform(0, poll))
+                time.sleep(rng.uniform(0, poll) if mode == "poll" else 0.3)
                 before = len(os.listdir(pending))
                 t0 = time.perf_counter()
                 commit_one(repo, n)
                 n += 1
                 if mode == "request":
                     request_fetch(runtime, "bench: push")
+                elif mode == "webhook":
+                    answer = _post_hook(ui_port, repo)
+                    assert answer == 202, f"the webhook answered {answer}"
                 t1 = wait_for(lambda b=before: len(os.listdir(pending)) > b, poll * 3 + 30)
                 results[mode].append(t1 - t0)
         print(_figures("fetch request (the webhook's call) -> pending", results["request"]))
+        print(_figures("signed GitHub webhook over HTTP -> pending", results["webhook"]))
         print(_figures(f"--poll {poll:g} -> pending", results["poll"]))
     finally:
         for proc in reversed(procs):
