@@ -150,27 +150,25 @@ def summary(values: list[float]) -> str:
     )
 
 
-def run_refresh(repo: Path, root: Path, profile: Path | None) -> tuple[float, str]:
-    prefix, env = homelab()
-    cmd = [*prefix, "plan", "--refresh", "--repo", str(repo), "--root", str(root)]
-    if profile is not None and profile.suffix == ".txt":  # py-spy: every thread, sampled
+def profiled(cmd: list[str], profile: Path | None) -> list[str]:
+    """`cmd` under cProfile (`*.prof`), or py-spy sampling every thread with the GIL (`*.txt`)."""
+    if profile is not None and profile.suffix == ".txt":
         spy = str(Path(sys.executable).with_name("py-spy"))
-        cmd = [
-            spy,
-            "record",
-            "-r",
-            "100",
-            "--gil",
-            "--threads",
-            "-f",
-            "raw",
+        return [spy, "record", "-r", "100", "--gil", "--threads", "-f", "raw"] + [
             "-o",
             str(profile),
             "--",
             *cmd,
         ]
-    elif profile is not None:
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
+    if profile is not None:
+        return [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
+    return cmd
+
+
+def run_refresh(repo: Path, root: Path, profile: Path | None) -> tuple[float, str]:
+    prefix, env = homelab()
+    cmd = [*prefix, "plan", "--refresh", "--repo", str(repo), "--root", str(root)]
+    cmd = profiled(cmd, profile)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     took = time.perf_counter() - t0
@@ -205,24 +203,7 @@ def run_up(
 ) -> tuple[float, str]:
     prefix, env = homelab(tree)
     cmd = [*prefix, "up", "--repo", str(repo), "--root", str(root), "--port", str(free_port())]
-    if profile is not None and profile.suffix == ".txt":  # py-spy: every thread, sampled
-        spy = str(Path(sys.executable).with_name("py-spy"))
-        cmd = [
-            spy,
-            "record",
-            "-r",
-            "100",
-            "--gil",
-            "--threads",
-            "-f",
-            "raw",
-            "-o",
-            str(profile),
-            "--",
-            *cmd,
-        ]
-    elif profile is not None:
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
+    cmd = profiled(cmd, profile)
     logfile = (root.parent / f"{root.name}.log").open("wb")
     wall0, t0 = time.time(), time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env)
