@@ -154,12 +154,8 @@ def profiled(cmd: list[str], profile: Path | None) -> list[str]:
     """`cmd` under cProfile (`*.prof`), or py-spy sampling every thread with the GIL (`*.txt`)."""
     if profile is not None and profile.suffix == ".txt":
         spy = str(Path(sys.executable).with_name("py-spy"))
-        return [spy, "record", "-r", "100", "--gil", "--threads", "-f", "raw"] + [
-            "-o",
-            str(profile),
-            "--",
-            *cmd,
-        ]
+        sampling = ["-r", "100", "--gil", "--threads", "-f", "raw", "-o", str(profile)]
+        return [spy, "record", *sampling, "--", *cmd]
     if profile is not None:
         return [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "reconciler", *cmd[3:]]
     return cmd
