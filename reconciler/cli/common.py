@@ -138,6 +138,25 @@ def root_option(f: F) -> F:
     )(f)
 
 
+def engine_watch_options(f: F) -> F:
+    """`--repo` (its Nodes name the engines) and `--resync`, for the observer and the collector."""
+    f = click.option(
+        "--resync",
+        type=float,
+        default=30.0,
+        show_default=True,
+        help="Seconds between full re-lists of each engine.",
+    )(f)
+    return click.option(
+        "--repo",
+        metavar="PATH|URL",
+        default=None,
+        help="Repository (a folder, or a URL read through its mirror under ROOT/git) whose "
+        "Node manifests (at its tip) name the engines to watch; "
+        "without it, the node `local` at $DOCKER_HOST.",
+    )(f)
+
+
 def follow_options(f: F) -> F:
     """`--poll`, `--fetch-timeout`, `--trust-new-host-key` for a service that follows a remote."""
     f = click.option(

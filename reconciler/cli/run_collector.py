@@ -10,28 +10,14 @@ import logging
 
 import click
 
-from reconciler.cli.common import get_root, optional_repo, root_option
+from reconciler.cli.common import engine_watch_options, get_root, optional_repo, root_option
 from reconciler.cli.run import run, run_service
 from reconciler.observer.collector_service import CollectorService, CollectorSettings
 
 
 @run.command("collector")
 @root_option
-@click.option(
-    "--repo",
-    metavar="PATH|URL",
-    default=None,
-    help="Repository (a folder, or a URL read through its mirror under ROOT/git) whose "
-    "Node manifests (at its tip) name the engines to watch; "
-    "without it, the node `local` at $DOCKER_HOST.",
-)
-@click.option(
-    "--resync",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Seconds between full re-lists of each engine.",
-)
+@engine_watch_options
 @click.option(
     "--local-engine",
     metavar="URL",

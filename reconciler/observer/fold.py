@@ -85,6 +85,23 @@ def _condition(raw: Any) -> dict[str, Any] | None:
     }
 
 
+def ref_problem(ev: LogEvent, names: set[str]) -> str | None:
+    """Why the event's ref cannot be folded, or None; a name that passes is added to `names`.
+
+    `names` caches the names already checked (the DNS-label match is the costly part).
+    """
+    ref = ev.ref
+    if ref is None:
+        return "needs a ref {kind, name}; not folded"
+    if ref.kind not in KINDS:
+        return f"unknown kind {ref.kind!r} (known: {', '.join(KINDS)}); not folded"
+    if ref.name not in names:
+        if not _DNS_LABEL.match(ref.name):
+            return f"name {ref.name!r} is not a DNS-1123 label; not folded"
+        names.add(ref.name)
+    return None
+
+
 @dataclass
 class WorldState:
     """All world documents by (kind, name), plus what changed since `take_dirty`."""
@@ -112,19 +129,10 @@ class WorldState:
         self.diagnostics.append(Diagnostic(ev.id, f"event {ev.id} ({ev.type}): {message}"))
 
     def _ref_ok(self, ev: LogEvent) -> bool:
-        ref = ev.ref
-        if ref is None:
-            self._bad(ev, "needs a ref {kind, name}; not folded")
-            return False
-        if ref.kind not in KINDS:
-            self._bad(ev, f"unknown kind {ref.kind!r} (known: {', '.join(KINDS)}); not folded")
-            return False
-        if ref.name not in self._names:
-            if not _DNS_LABEL.match(ref.name):
-                self._bad(ev, f"name {ref.name!r} is not a DNS-1123 label; not folded")
-                return False
-            self._names.add(ref.name)
-        return True
+        problem = ref_problem(ev, self._names)
+        if problem is not None:
+            self._bad(ev, problem)
+        return problem is None
 
     def apply(self, ev: LogEvent) -> None:
         """Fold one event; malformed or unknown events only add a diagnostic."""

@@ -25,11 +25,11 @@ from typing import Any
 
 from reconciler.events.reader import LogEvent, LogRef
 from reconciler.observer.fold import (
-    _DNS_LABEL,
     HEALTH,
     Diagnostic,
     WorldState,
     _condition,
+    ref_problem,
 )
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
@@ -147,18 +147,12 @@ class Replay:
 
     def _record(self, ev: LogEvent) -> _Res | None:
         """The record of the event's resource (created), or None with a diagnostic."""
+        problem = ref_problem(ev, self._names)
+        if problem is not None:
+            self._bad(ev, problem)
+            return None
         ref = ev.ref
-        if ref is None:
-            self._bad(ev, "needs a ref {kind, name}; not folded")
-            return None
-        if ref.kind not in KINDS:
-            self._bad(ev, f"unknown kind {ref.kind!r} (known: {', '.join(KINDS)}); not folded")
-            return None
-        if ref.name not in self._names:
-            if not _DNS_LABEL.match(ref.name):
-                self._bad(ev, f"name {ref.name!r} is not a DNS-1123 label; not folded")
-                return None
-            self._names.add(ref.name)
+        assert ref is not None
         # The document itself appears when an event first touches it (`_created`).
         rec = self.res[ref] = _Res(ResourceKey(ref.kind, ref.name))
         return rec

@@ -308,8 +308,7 @@ class ObserverService:
             if deleted:
                 self.builder.restore_deleted(deleted)
             result = self.builder.tick()
-            if result.written:
-                self.write_status()  # at once: the supervisor plans when a tick is whole
+            self.write_status()  # at once: the supervisor plans when a tick is whole
             if not self.builder.synced and (
                 not result.events or now - last_sync >= self.settings.sync_period
             ):
@@ -324,7 +323,7 @@ class ObserverService:
                 self._files_checked = True
                 self._watch_files(local)
                 next_files = now + self.settings.file_period
-            self.write_status()
+                self.write_status()  # filesChecked, and the lag of what the check appended
             wait = min(next_nodes, next_files) - time.monotonic()
             if not self.builder.synced:
                 wait = min(wait, self.settings.sync_period)
