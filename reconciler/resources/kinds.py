@@ -170,6 +170,40 @@ class Policy(StrictModel):
         return self
 
 
+_DEPENDENCY = re.compile(r"^(?P<kind>[A-Z][A-Za-z]+)/(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
+
+
+def _dependency(value: Any) -> Any:
+    """Accept the shorthand "Kind/name" as well as {resource: Kind/name, condition: ...}."""
+    return {"resource": value} if isinstance(value, str) else value
+
+
+class Dependency(StrictModel):
+    """One entry of `dependsOn`: another resource of this repository that must be applied first.
+
+    `condition: healthy` (Containers only) waits until the dependency reports
+    healthy, as compose's `depends_on: {condition: service_healthy}` does.
+    Never part of the comparable spec: changing it changes no container.
+    """
+
+    resource: str = Field(description="Kind/name of a resource in this repository.")
+    condition: Literal["applied", "healthy"] = "applied"
+
+    @model_validator(mode="after")
+    def _ref(self) -> Dependency:
+        if not _DEPENDENCY.match(self.resource):
+            raise ValueError(
+                f"dependsOn: {self.resource!r} must be Kind/name, e.g. Container/db"
+            )
+        return self
+
+
+DependsOn = Annotated[
+    list[Annotated[Dependency, BeforeValidator(_dependency)]],
+    Field(default_factory=list, description="Resources applied before this one (Kind/name)."),
+]
+
+
 class SecretRef(StrictModel):
     """A value kept outside git, in ROOT/secrets/<secret>."""
 
@@ -225,6 +259,23 @@ class Volume(StrictModel):
         return self.source.startswith("/")
 
 
+def _attachment(value: Any) -> Any:
+    """Accept the shorthand "proxy" as well as {network: proxy, aliases: [...]}."""
+    return {"network": value} if isinstance(value, str) else value
+
+
+class NetworkAttachment(StrictModel):
+    """One network a Container joins (compose `networks:`)."""
+
+    network: str = Field(
+        min_length=1,
+        description="Engine name of the network: a Network resource's spec.name "
+        "(default its metadata.name), or a network that exists on the node.",
+    )
+    aliases: list[str] = Field(default_factory=list)
+    ipv4Address: str | None = Field(default=None, description="A static IPv4 in the subnet.")
+
+
 class Healthcheck(StrictModel):
     test: list[str] = Field(min_length=1, description='e.g. ["CMD", "wget", "-q", "-O-", "..."]')
     interval: Seconds = 30
@@ -261,10 +312,14 @@ class ContainerSpec(StrictModel):
     pidMode: Literal["host"] | None = None
     capAdd: list[str] = Field(default_factory=list)
     capDrop: list[str] = Field(default_factory=list)
+    networks: list[Annotated[NetworkAttachment, BeforeValidator(_attachment)]] = Field(
+        default_factory=list
+    )
     state: Literal["running", "stopped"] = Field(
         default="running",
         description="Whether the container should run; stopped/paused by hand is drift.",
     )
+    dependsOn: DependsOn
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="after")
@@ -300,6 +355,7 @@ class FileSpec(StrictModel):
     mode: FileMode = "0644"
     owner: Account | None = Field(default=None, description="Owning user; unset: not managed.")
     group: Account | None = Field(default=None, description="Owning group; unset: not managed.")
+    dependsOn: DependsOn
     policy: Policy = Field(default_factory=Policy)
 
     @model_validator(mode="after")
@@ -314,6 +370,7 @@ class ComposeStackSpec(StrictModel):
     node: DnsLabel = "local"
     project: DnsLabel | None = Field(default=None, description="Defaults to metadata.name.")
     files: list[RepoPath] = Field(min_length=1, description="Compose files in this repository.")
+    dependsOn: DependsOn
     policy: Policy = Field(default_factory=Policy)
 
 

@@ -30,6 +30,10 @@ def fingerprint(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+# Spec fields that steer the control plane and change nothing on the node: never diffed.
+NOT_COMPARED = frozenset({"policy", "dependsOn"})
+
+
 def spec_hash(spec: Any) -> str:
     """A stable hash of a comparable spec (labels, action ids, bases)."""
     return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -43,7 +47,7 @@ def _secret(resolver: ContentResolver, name: str) -> str:
 
 
 def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
-    out = {k: v for k, v in spec.items() if k != "policy"}
+    out = {k: v for k, v in spec.items() if k not in NOT_COMPARED}
     env = []
     for var in spec.get("env", []):
         if var.get("valueFrom"):
@@ -58,6 +62,8 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
         else:
             env.append(var)
     out["env"] = env
+    if not out.get("networks"):
+        out.pop("networks", None)  # none joined: the engine's default network (networkMode)
     return out
 
 
