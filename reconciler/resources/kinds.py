@@ -192,9 +192,7 @@ class Dependency(StrictModel):
     @model_validator(mode="after")
     def _ref(self) -> Dependency:
         if not _DEPENDENCY.match(self.resource):
-            raise ValueError(
-                f"dependsOn: {self.resource!r} must be Kind/name, e.g. Container/db"
-            )
+            raise ValueError(f"dependsOn: {self.resource!r} must be Kind/name, e.g. Container/db")
         return self
 
 
