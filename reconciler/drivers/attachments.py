@@ -119,6 +119,36 @@ def connect_networks(client: Any, container_id: str, spec: Mapping[str, Any]) ->
     return done
 
 
+def repair_networks(client: Any, container_id: str, spec: Mapping[str, Any]) -> list[str]:
+    """Join the desired networks the container left, leave the ones it joined by hand.
+
+    For a container already at its desired spec whose networks drifted (`docker
+    network disconnect/connect` by hand): done in place, no recreate. The
+    steps done, for the action's output.
+    """
+    attrs = client.api.inspect_container(container_id)
+    mode = str((attrs.get("HostConfig") or {}).get("NetworkMode") or "default")
+    joined = set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
+    wanted = {a["network"]: a for a in spec.get("networks") or []}
+    steps = []
+    for name in sorted(joined - set(wanted)):
+        if mode in DEFAULT_MODES and name == "bridge" and not wanted:
+            continue  # the default network of the default mode
+        client.api.disconnect_container_from_network(container_id, name)
+        steps.append(f"disconnected from network {name}")
+    for name, attachment in wanted.items():
+        if name in joined:
+            continue
+        client.api.connect_container_to_network(
+            container_id,
+            name,
+            aliases=list(attachment.get("aliases") or []) or None,
+            ipv4_address=attachment.get("ipv4Address"),
+        )
+        steps.append(f"connected to network {name}")
+    return steps
+
+
 def observed_networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     host = attrs.get("HostConfig") or {}
     mode = str(host.get("NetworkMode") or "default")

@@ -37,7 +37,12 @@ import orjson
 import requests.exceptions
 
 from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
-from reconciler.drivers.attachments import attach_kwargs, connect_networks, require_present
+from reconciler.drivers.attachments import (
+    attach_kwargs,
+    connect_networks,
+    repair_networks,
+    require_present,
+)
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.drivers.container_observe import (
     container_runtime,
@@ -302,7 +307,10 @@ class DockerDriver:
         if existing is not None:  # create after a crash, replace, adopt with differences
             if existing.labels.get(f"{PREFIX}/spec-hash") == spec_hash(desired):
                 steps.append("already at the desired spec")
-                return self._converge(ctx, existing, steps)
+                fixed = self._call(
+                    ctx, "networks", repair_networks, self.client(ctx), existing.id, desired
+                )
+                return self._converge(ctx, existing, [*steps, *fixed], changed=bool(fixed))
             self._remove(ctx, existing, steps)
         self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
         kwargs = create_kwargs(ctx, desired)
