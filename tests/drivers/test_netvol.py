@@ -10,6 +10,7 @@ volumes a test made are removed at teardown.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,15 +21,20 @@ import pytest
 from reconciler.atomic_files import atomic_write_json
 from reconciler.diff import Change
 from reconciler.diff.render import render_change
+from reconciler.drivers.netvol_observe import key_name
+from reconciler.observer.collectors.docker import DockerCollector
+from reconciler.observer.collectors.node import NodeTarget
 from reconciler.observer.refresh import refresh_world
 from reconciler.planning import PlanResult, compute_plan
 from reconciler.queue import Action, new_action
+from reconciler.resources.key import ResourceKey
 from reconciler.sources.git import GitSource
 from reconciler.supervisor.proposals import world_basis
 from reconciler.world import world_path
 from reconciler.world.doc import world_doc_to_dict
 from tests.conftest import BUSYBOX
 from tests.executor.lab import Lab
+from tests.observer.test_docker_collector import _wait
 
 pytestmark = pytest.mark.docker
 
@@ -388,3 +394,58 @@ def test_replacing_a_retained_volume_is_refused(net: NetLab) -> None:
     done = net.run(net.plan())
     assert net.lab.state(done[0].id) == "done", done[0].outcome
     assert net.client.api.inspect_volume(volume)["Labels"]["a"] == "2"
+
+
+def test_the_collector_follows_network_and_volume_events(net: NetLab, docker_host: str) -> None:
+    """Created, removed, a container disconnected: seen from the events stream, long before
+    the next full listing (resync an hour away)."""
+    written: list[tuple[str, Any, dict[str, Any]]] = []
+    collector = DockerCollector(
+        NodeTarget("local", docker_host),
+        net.lab.root,
+        lambda etype, ref, data: written.append((etype, ref, data)),
+        resync=3600,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def seen(kind: str, engine_name: str) -> bool:
+        return any(
+            t == "observed.resource" and ref.kind == kind and d["spec"]["name"] == engine_name
+            for t, ref, d in written
+            if ref is not None
+        )
+
+    def listed_without(kind: str, key: str) -> bool:
+        last = [d for t, _, d in written if t == "observed.listing" and d["kind"] == kind]
+        return bool(last) and key not in last[-1]["names"]
+
+    try:
+        _wait(lambda: any(t == "observed.listing" for t, _, _ in written), 20)
+        engine_net, engine_vol = f"{net.lab.prefix}_events", f"{net.lab.prefix}_vol"
+        made = net.client.networks.create(engine_net)
+        net.client.volumes.create(engine_vol)
+        _wait(lambda: seen("Network", engine_net) and seen("Volume", engine_vol), 20)
+
+        lan = net.network("lan")
+        web = net.container("web", **_sleeper(networks=[lan, engine_net]))
+        net.apply("a container on two networks")
+        key = ResourceKey("Container", web)
+
+        def networks_of_web() -> list[str]:
+            found = [d for t, r, d in written if r == key and t == "observed.resource"]
+            return (
+                [a["network"] for a in (found[-1]["spec"].get("networks") or [])] if found else []
+            )
+
+        _wait(lambda: networks_of_web() == [lan, engine_net], 20)
+        made.disconnect(f"homelab-{web}")
+        _wait(lambda: networks_of_web() == [lan], 20)  # the disconnect event, not a re-list
+
+        net.client.api.remove_volume(engine_vol)
+        _wait(lambda: listed_without("Volume", key_name(engine_vol)), 20)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
