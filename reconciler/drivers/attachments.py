@@ -132,8 +132,8 @@ def repair_networks(client: Any, container_id: str, spec: Mapping[str, Any]) -> 
     wanted = {a["network"]: a for a in spec.get("networks") or []}
     steps = []
     for name in sorted(joined - set(wanted)):
-        if mode in DEFAULT_MODES and name == "bridge" and not wanted:
-            continue  # the default network of the default mode
+        if (mode in DEFAULT_MODES and name == "bridge" and not wanted) or name == mode:
+            continue  # the network of the container's own mode (default, host, none)
         client.api.disconnect_container_from_network(container_id, name)
         steps.append(f"disconnected from network {name}")
     for name, attachment in wanted.items():
@@ -156,8 +156,8 @@ def observed_networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     short = str(attrs.get("Id") or "")[:12]
     out = []
     for name, endpoint in attached.items():
-        if mode in DEFAULT_MODES and name == "bridge":
-            continue  # the default network of the default mode: `networks` left empty
+        if (mode in DEFAULT_MODES and name == "bridge") or (name == mode in ("host", "none")):
+            continue  # the network of a built-in mode (networkMode says it): none joined
         endpoint = endpoint or {}
         aliases = sorted({str(a) for a in endpoint.get("Aliases") or [] if a and a != short})
         static = (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or None

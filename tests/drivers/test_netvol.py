@@ -10,6 +10,8 @@ volumes a test made are removed at teardown.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -184,6 +186,35 @@ def test_network_and_volume_are_created_observed_and_deleted(net: NetLab) -> Non
         {"subnet": "10.71.0.0/24", "gateway": "10.71.0.1"}
     ]
     assert again.world[("Volume", volume)].status.observed["deletionPolicy"] == "Delete"  # type: ignore[index]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "reconciler", "get", "volumes", "--root", str(net.lab.root.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert volume in shown and "Healthy" in shown
+    root = str(net.lab.root.path)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "get",
+            "Network",
+            network,
+            "-o",
+            "json",
+            "--root",
+            root,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert orjson.loads(shown)["status"]["observed"]["attachable"] is True
 
     net.remove(network)
     net.remove(volume)
