@@ -174,6 +174,20 @@ def observed_network_mode(attrs: Mapping[str, Any], mode: str) -> str:
     return mode
 
 
+def named_bind(entry: dict[str, Any], last: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A `Binds` entry of a named volume (`proj_data:/data:rw`, as docker-compose v1 and
+    the `{source: NAME}` form write it) as `{volume: NAME}`, unless last-applied had
+    `{source: NAME}` at that target (the manifest's own form wins)."""
+    source = str(entry["source"])
+    if source.startswith("/"):
+        return entry
+    for mount in (last or {}).get("volumes") or []:
+        same = isinstance(mount, Mapping) and mount.get("target") == entry["target"]
+        if same and mount.get("source") == source:
+            return entry
+    return {"volume": source, "target": entry["target"], "readOnly": entry["readOnly"]}
+
+
 def observed_mounts(host: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The `Mounts` of a container: named volumes as `{volume}`, binds as `{source}`."""
     out = []
