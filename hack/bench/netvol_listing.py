@@ -6,8 +6,9 @@ and reads the engine's disk-usage report for volumes at most every five
 minutes. This measures both on the engine in $DOCKER_HOST: it creates
 `--networks` networks and `--volumes` volumes (each volume holding a 1 MB
 file, written by one busybox container), then times `--runs` rounds of
-`NetVolObserver.check` for each kind (the usage report cached), and of the
-usage report alone (`measure_usage`: `docker system df`). Prints median and
+`NetVolObserver.check` for each kind (the usage report cached), of one
+network event (`network_event`: that network alone), and of the usage
+report alone (`measure_usage`: `docker system df`). Prints median and
 range per figure; asserts nothing; removes what it made. Run:
 DOCKER_HOST=unix:///tmp/homelab-dev/docker.sock .venv/bin/python hack/bench/netvol_listing.py
 [--networks 30] [--volumes 60] [--runs 9]
@@ -56,7 +57,9 @@ def main() -> None:
     made_vols: list[Any] = []
     try:
         for i in range(args.networks):
-            made_nets.append(client.networks.create(f"{mark}_net{i}"))
+            pool = docker.types.IPAMPool(subnet=f"10.201.{i}.0/24")  # the defaults run out at ~30
+            ipam = docker.types.IPAMConfig(pool_configs=[pool])
+            made_nets.append(client.networks.create(f"{mark}_net{i}", ipam=ipam))
         for i in range(args.volumes):
             made_vols.append(client.volumes.create(f"{mark}_vol{i}"))
         binds = {v.name: {"bind": f"/v/{i}", "mode": "rw"} for i, v in enumerate(made_vols)}
@@ -68,12 +71,21 @@ def main() -> None:
             ledger = ObservationLedger(root, lambda *e: events.append(e))
             observer = NetVolObserver("local", root, ledger)
             observer.usage(client, fresh=True)
-            timings: dict[str, list[float]] = {"Network": [], "Volume": [], "usage": []}
+            timings: dict[str, list[float]] = {
+                "Network": [],
+                "Volume": [],
+                "usage": [],
+                "event": [],
+            }
+            event = {"Type": "network", "Action": "connect", "Actor": {"ID": made_nets[0].id}}
             for _ in range(args.runs):
                 for kind in ("Network", "Volume"):
                     began = time.perf_counter()
                     observer.check(client, kind)
                     timings[kind].append(time.perf_counter() - began)
+                began = time.perf_counter()
+                observer.network_event(client, event)
+                timings["event"].append(time.perf_counter() - began)
                 began = time.perf_counter()
                 measure_usage(client)
                 timings["usage"].append(time.perf_counter() - began)
@@ -82,6 +94,7 @@ def main() -> None:
             f"engine {client.version()['Version']}"
         )
         _figure(f"list+inspect {args.networks} networks", timings["Network"])
+        _figure("one network event (inspect that one)", timings["event"])
         _figure(f"list {args.volumes} volumes", timings["Volume"])
         _figure("disk-usage report (docker system df)", timings["usage"])
     finally:
