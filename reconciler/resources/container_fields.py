@@ -564,6 +564,22 @@ class ContainerFields(StrictModel):
         object.__setattr__(self, "deviceCgroupRules", sorted(set(self.deviceCgroupRules)))
 
 
+# The limits `docker update` changes on a live container (Container.IN_PLACE).
+UPDATABLE = frozenset(
+    f"resources.{k}"
+    for k in (
+        "memory",
+        "memoryReservation",
+        "memorySwap",
+        "cpus",
+        "cpuShares",
+        "cpuset",
+        "cpuPeriod",
+        "cpuQuota",
+        "pids",
+    )
+)
+
 # The fields above and their "unset" values: dropped from the comparable spec.
 FIELDS: tuple[str, ...] = tuple(ContainerFields.model_fields)
 _UNSET: tuple[Any, ...] = (None, False, [], {})
