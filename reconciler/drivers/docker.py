@@ -402,7 +402,8 @@ class DockerDriver:
         state = run_state(container.attrs)
         if desired.get("state", "running") == "stopped":
             if state != "stopped":
-                self._call(ctx, "stop", container.stop, timeout=ctx.settings.stop_grace)
+                grace = desired.get("stopGracePeriod", ctx.settings.stop_grace)
+                self._call(ctx, "stop", container.stop, timeout=grace)
                 steps.append("stopped")
                 changed = True
             return ApplyResult(

@@ -15,6 +15,7 @@ Pure: no I/O. The Docker driver maps them to the engine
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -510,6 +511,12 @@ class ContainerFields(StrictModel):
     volumesFrom: list[str] = Field(
         default_factory=list, description="Containers whose volumes to mount: NAME[:ro]."
     )
+
+    @field_validator("stopGracePeriod", mode="after")
+    @classmethod
+    def _whole_seconds(cls, value: float | None) -> int | None:
+        """The engine keeps whole seconds: 1.5s waits 2."""
+        return None if value is None else math.ceil(value)
 
     @model_validator(mode="after")
     def _fields(self) -> ContainerFields:

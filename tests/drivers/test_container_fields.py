@@ -213,6 +213,18 @@ GROUPS: list[tuple[str, dict[str, Any], list[tuple[Inspected, Any]], dict[str, A
         "replace",
     ),
     (
+        "namespaces",
+        {"utsMode": "host", "usernsMode": "host", "ipcMode": "private", "stopSignal": "SIGINT"},
+        [
+            (lambda a: a["HostConfig"]["UTSMode"], "host"),
+            (lambda a: a["HostConfig"]["UsernsMode"], "host"),
+            (lambda a: a["HostConfig"]["IpcMode"], "private"),
+            (lambda a: a["Config"]["StopSignal"], "SIGINT"),
+        ],
+        {"recreate": {"uts_mode": None}},
+        "replace",
+    ),
+    (
         "naming",
         {
             "containerName": "CHANGE",
