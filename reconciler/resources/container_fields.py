@@ -167,6 +167,17 @@ def _container_name(value: Any) -> Any:
 
 ContainerName = Annotated[str, BeforeValidator(_container_name)]
 
+
+def _repo_path(value: Any) -> Any:
+    """A path inside the repository, as `File.source` takes it (no `..`, not absolute)."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split("/")
+    if value.startswith("/") or ".." in parts or not value.strip() or "\x00" in value:
+        raise ValueError(f"{value!r} must be a relative path inside the repository (no '..')")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
 _PERMISSIONS = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")
 
 
@@ -461,6 +472,11 @@ def _mode_value(value: str | None, field: str) -> str | None:
 class ContainerFields(StrictModel):
     """The compose-parity fields of a Container spec (all unset by default)."""
 
+    envFile: list[Annotated[str, BeforeValidator(_repo_path)]] = Field(
+        default_factory=list,
+        description="Files in this repository with NAME=value lines (compose env_file), "
+        "read when the manifests are loaded; `env` wins over them.",
+    )
     containerName: ContainerName | None = Field(
         default=None,
         description="The engine's container name (compose container_name). "

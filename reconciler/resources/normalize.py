@@ -66,6 +66,7 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
     out["env"] = env
     if not out.get("networks"):
         out.pop("networks", None)  # none joined: the engine's default network (networkMode)
+    out.pop("envFile", None)  # its values are under env: the loader merged them (sources/env_files)
     if out.get("containerName") == f"homelab-{name}":
         out.pop("containerName")  # the default name, written out
     return compact(out)  # the compose-parity fields left unset (resources/container_fields.py)
