@@ -86,9 +86,9 @@ def _where(manifest: Manifest, index: int, read: Callable[[str], bytes | None]) 
     for doc in docs:
         data = doc.data
         meta = data.get("metadata") if isinstance(data, dict) else None
-        if isinstance(meta, dict) and data.get("kind") == "Container":
-            if meta.get("name") == manifest.name:
-                return locate(path, doc.node, ("spec", "envFile", index))
+        ours = isinstance(meta, dict) and meta.get("name") == manifest.name
+        if ours and data.get("kind") == "Container":
+            return locate(path, doc.node, ("spec", "envFile", index))
     return manifest.location
 
 
