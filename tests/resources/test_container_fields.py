@@ -163,6 +163,11 @@ def test_shorthands_normalize_to_the_long_form() -> None:
         ({"volumesFrom": ["a b"]}, "volumesFrom"),
         ({"containerName": "-x"}, "not a container name"),
         ({"logging": {"driver": "Json File"}}, "pattern"),
+        ({"secrets": ["db"], "readOnly": True}, "readOnly: false"),
+        ({"secrets": ["a", {"secret": "b", "target": "/run/secrets/a"}]}, "same target"),
+        ({"secrets": [{"secret": "a", "mode": "rwx"}]}, "octal"),
+        ({"secrets": [{"secret": "a", "target": "relative"}]}, "absolute file path"),
+        ({"secrets": ["../etc"]}, "secret"),
     ],
 )
 def test_a_bad_value_is_refused_with_what_is_expected(fields: dict[str, Any], message: str) -> None:
