@@ -15,6 +15,7 @@ of RUNS runs of COUNT calls each, in µs per call.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -103,10 +104,8 @@ def main() -> None:
         for label, spec in (("no new fields", PLAIN), ("40 new fields", FULL)):
             name = f"bench-fields-{'full' if spec is FULL else 'plain'}"
             engine = spec.get("containerName") or f"homelab-{name}"
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(engine, force=True)
-            except docker.errors.NotFound:
-                pass
             desired = desired_spec(root, name, spec)
             driver.apply(apply_context(root, host, name, desired))
             attrs = client.api.inspect_container(engine)
