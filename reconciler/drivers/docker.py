@@ -2,12 +2,13 @@
 
 Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
 `ssh://user@host:port` through paramiko; one cached client per URL) and
-converges the container named `homelab-<name>`: `create` (image per
+converges the container named `homelab-<name>` (or the spec's
+`containerName`; found by this root's labels when that name changed): `create` (image per
 `imagePullPolicy`, create, start unless `state: stopped`, wait for the
 healthcheck), `replace` (stop with a grace period, remove, create), `delete`
 (remove); and in place, keeping the container: `start` (start, or unpause
 a paused one), `stop` (stop with the grace period), `update` (the engine's
-update call for the restart policy, then the run state). Every path ends by
+update call for the restart policy and the limits, then the run state). Every path ends by
 bringing restart policy and run state to the desired ones (`_converge`).
 `adopt` takes over a container someone started under the name: with no
 difference it is recorded in the adoption registry
@@ -44,6 +45,14 @@ from reconciler.drivers.attachments import (
     require_present,
 )
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.container_fields import (
+    create_container,
+    field_kwargs,
+    limits_differ,
+    observed_secrets,
+    put_secrets,
+    update_limits,
+)
 from reconciler.drivers.container_observe import (
     container_runtime,
     label_spec,
@@ -64,7 +73,15 @@ IN_PLACE_OPERATIONS = ("start", "stop", "update")
 
 
 def container_name(name: str) -> str:
+    """The default engine name of Container/<name> (a spec's `containerName` overrides it)."""
     return f"homelab-{name}"
+
+
+def engine_name(ctx: ApplyContext) -> str:
+    """The engine name of the action's container: `containerName`, else `homelab-<name>`."""
+    desired = ctx.action.desired
+    given = desired.get("containerName") if isinstance(desired, dict) else None
+    return str(given) if given else container_name(ctx.name)
 
 
 def managed_labels(
@@ -124,7 +141,7 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
     }
     kwargs: dict[str, Any] = {
         "image": spec["image"],
-        "name": container_name(ctx.name),
+        "name": engine_name(ctx),
         "entrypoint": spec.get("command"),
         "command": spec.get("args"),
         "environment": env,
@@ -145,8 +162,11 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
         "cap_add": spec.get("capAdd") or None,
         "cap_drop": spec.get("capDrop") or None,
     }
+    kwargs.update(field_kwargs(spec))  # the compose-parity fields (drivers/container_fields.py)
     check = spec.get("healthcheck")
-    if check:
+    if check and check.get("disable"):
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    elif check:
         kwargs["healthcheck"] = {
             "test": check["test"],
             "interval": _seconds(check.get("interval", 30)),
@@ -190,7 +210,13 @@ def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
     except Exception as exc:
         raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
     known = secret_fingerprints(secret_files(ctx.root.secrets))
-    return observed_container_spec(attrs, image, last, ctx.node.name, known_secrets=known)
+    try:
+        mounted = observed_secrets(container.client, container.id, last)
+    except Exception as exc:
+        raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: read secrets") from exc
+    return observed_container_spec(
+        attrs, image, last, ctx.node.name, known_secrets=known, name=ctx.name, secrets=mounted
+    )
 
 
 def health_of(attrs: dict[str, Any]) -> str:
@@ -249,13 +275,42 @@ class DockerDriver:
             raise mapped from exc
 
     def _existing(self, ctx: ApplyContext) -> Any | None:
+        """The resource's container: by its engine name, else by this root's labels.
+
+        The labels find it after `containerName` changed (or for a delete,
+        which has no desired spec); the adoption record finds an adopted
+        container under a name of its own.
+        """
         client = self.client(ctx)
         try:
             return self._call(
-                ctx, "inspect", client.containers.get, container_name(ctx.name), missing_ok=True
+                ctx, "inspect", client.containers.get, engine_name(ctx), missing_ok=True
             )
         except docker.errors.NotFound:
-            return None
+            pass
+        labels = [
+            f"{PREFIX}/managed-by={MANAGED_BY}",
+            f"{PREFIX}/instance={ctx.root.instance_id()}",
+            f"{PREFIX}/kind=Container",
+            f"{PREFIX}/name={ctx.name}",
+            f"{PREFIX}/node={ctx.node.name}",
+        ]
+        found = self._call(ctx, "list", client.containers.list, all=True, filters={"label": labels})
+        if found:
+            return found[0]
+        record = read_adopted(ctx.root, "Container").get(ctx.name)
+        if record is not None and record.get("node", ctx.node.name) == ctx.node.name:
+            try:
+                return self._call(
+                    ctx,
+                    "inspect",
+                    client.containers.get,
+                    str(record.get("containerId") or ""),
+                    missing_ok=True,
+                )
+            except docker.errors.NotFound:
+                return None
+        return None
 
     def check(self, ctx: ApplyContext) -> str | None:
         found = self._existing(ctx)
@@ -263,10 +318,10 @@ class DockerDriver:
         ours = labels.get(f"{PREFIX}/action-id") == ctx.action.id
         if ctx.operation == "create":
             if found is not None and not ours:
-                return f"container {container_name(ctx.name)} already exists"
+                return f"container {engine_name(ctx)} already exists"
             return None
         if found is None:
-            return f"container {container_name(ctx.name)} no longer exists"
+            return f"container {engine_name(ctx)} no longer exists"
         if ours:
             return None
         seen = self.observed_basis(ctx, found) == ctx.action.basis
@@ -276,7 +331,7 @@ class DockerDriver:
         else:  # a replace or delete removes it anyway; its label may still vouch for it
             ok = seen or labels.get(f"{PREFIX}/spec-hash") == ctx.action.basis
         if not ok:
-            return f"container {container_name(ctx.name)} changed since the plan was made"
+            return f"container {engine_name(ctx)} changed since the plan was made"
         return None
 
     def observed_basis(self, ctx: ApplyContext, container: Any) -> str:
@@ -295,7 +350,7 @@ class DockerDriver:
         if ctx.operation in IN_PLACE_OPERATIONS:
             if existing is None:
                 raise PermanentError(
-                    f"Container/{ctx.name}: container {container_name(ctx.name)} no longer "
+                    f"Container/{ctx.name}: container {engine_name(ctx)} no longer "
                     f"exists; nothing to {ctx.operation}"
                 )
             self._keep_record(ctx, existing)
@@ -315,21 +370,21 @@ class DockerDriver:
         self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
         kwargs = create_kwargs(ctx, desired)
         client = self.client(ctx)
-        container = self._call(ctx, "create", client.containers.create, **kwargs)
+        container = self._call(ctx, "create", create_container, client, **kwargs)
         self._call(ctx, "connect networks", connect_networks, client, container.id, desired)
+        self._call(ctx, "copy secrets", put_secrets, container, desired, ctx.secret)
         remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
-        steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
+        steps.append(f"created {engine_name(ctx)} ({container.short_id})")
         return self._converge(ctx, container, steps, changed=True)
 
     def _adopt(self, ctx: ApplyContext, container: Any | None) -> ApplyResult:
         """Take over the running container as it is: recorded, never restarted."""
         if container is None:
             raise PermanentError(
-                f"Container/{ctx.name}: container {container_name(ctx.name)} to adopt no "
-                "longer exists"
+                f"Container/{ctx.name}: container {engine_name(ctx)} to adopt no longer exists"
             )
         self._record(ctx, container)
-        steps = [f"adopted {container_name(ctx.name)} ({container.short_id}) as it runs"]
+        steps = [f"adopted {engine_name(ctx)} ({container.short_id}) as it runs"]
         return self._converge(ctx, container, steps, changed=True)
 
     def _record(self, ctx: ApplyContext, container: Any) -> None:
@@ -359,10 +414,16 @@ class DockerDriver:
             self._call(ctx, "update", container.update, restart_policy={"Name": want})
             steps.append(f"restart policy {have} -> {want}")
             changed = True
+        if limits_differ(container.attrs, desired):
+            self._call(ctx, "update", update_limits, container.client, container.id, desired)
+            self._call(ctx, "inspect", container.reload)
+            steps.append("limits updated")
+            changed = True
         state = run_state(container.attrs)
         if desired.get("state", "running") == "stopped":
             if state != "stopped":
-                self._call(ctx, "stop", container.stop, timeout=ctx.settings.stop_grace)
+                grace = desired.get("stopGracePeriod", ctx.settings.stop_grace)
+                self._call(ctx, "stop", container.stop, timeout=grace)
                 steps.append("stopped")
                 changed = True
             return ApplyResult(
@@ -406,7 +467,7 @@ class DockerDriver:
             self._call(ctx, "remove", container.remove, force=True, missing_ok=True)
         except docker.errors.NotFound:
             pass  # already gone: removed by hand or by an earlier attempt
-        steps.append(f"removed {container_name(ctx.name)} ({container.short_id})")
+        steps.append(f"removed {container.name} ({container.short_id})")
 
     def _delete(self, ctx: ApplyContext) -> ApplyResult:
         existing = self._existing(ctx)
@@ -415,7 +476,7 @@ class DockerDriver:
             self._remove(ctx, existing, steps)
         remove_adopted(ctx.root, "Container", ctx.name)  # after the container: a crash keeps it
         if existing is None:
-            return ApplyResult(False, f"{container_name(ctx.name)} already absent", "Stopped")
+            return ApplyResult(False, f"{engine_name(ctx)} already absent", "Stopped")
         return ApplyResult(True, "; ".join(steps), "Stopped")
 
     def _ensure_image(self, ctx: ApplyContext, image: str, policy: str) -> None:

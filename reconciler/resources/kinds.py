@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.resources.container_fields import UPDATABLE, ContainerFields, HealthcheckFields
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 from reconciler.resources.netvol import NetworkFields, VolumeFields, VolumeMount, check_attachments
@@ -265,12 +266,28 @@ class NetworkAttachment(StrictModel):
     ipv4Address: str | None = Field(default=None, description="A static IPv4 in the subnet.")
 
 
-class Healthcheck(StrictModel):
-    test: list[str] = Field(min_length=1, description='e.g. ["CMD", "wget", "-q", "-O-", "..."]')
+def _healthcheck_test(value: Any) -> Any:
+    """Compose's string form runs in a shell: "curl -f http://localhost" is CMD-SHELL."""
+    return ["CMD-SHELL", value] if isinstance(value, str) else value
+
+
+class Healthcheck(HealthcheckFields):
+    test: Annotated[list[str], BeforeValidator(_healthcheck_test)] = Field(
+        default_factory=lambda: ["NONE"],
+        min_length=1,
+        description='e.g. ["CMD", "wget", "-q", "-O-", "..."] or "CMD-SHELL" text',
+    )
     interval: Seconds = 30
     timeout: Seconds = 10
     retries: int = Field(default=3, ge=1, le=100)
     startPeriod: Seconds = 0
+
+    @model_validator(mode="after")
+    def _disable(self) -> Healthcheck:
+        if self.disable or self.test == ["NONE"]:
+            object.__setattr__(self, "disable", True)
+            object.__setattr__(self, "test", ["NONE"])
+        return self
 
 
 def _env_map_schema(schema: dict[str, Any]) -> None:
@@ -280,7 +297,7 @@ def _env_map_schema(schema: dict[str, Any]) -> None:
     schema["properties"]["env"] = {"anyOf": [env, literal], "description": "List or map."}
 
 
-class ContainerSpec(StrictModel):
+class ContainerSpec(ContainerFields):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_env_map_schema)
 
     node: DnsLabel = "local"
@@ -421,8 +438,9 @@ class Node(Resource):
 class Container(Resource):
     kind: Literal["Container"] = "Container"
     spec: ContainerSpec
-    # Docker can change the restart policy of a running container (docker update).
-    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"restartPolicy"})
+    # Docker can change the restart policy and the limits of a running container
+    # (docker update); a nested field is named `resources.memory`.
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"restartPolicy", *UPDATABLE})
 
 
 class File(Resource):

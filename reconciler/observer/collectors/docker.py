@@ -3,7 +3,8 @@
 For its node it observes every container that is a `Container` resource:
 labelled as managed by this runtime root for this node, recorded in the
 adoption registry (`ROOT/state/adopted/Container/`, by container id), or
-named `homelab-<name>` without managed labels (observed with `managed:
+named `homelab-<name>` (or a manifest's `containerName`, `NodeTarget.claims`;
+then also a compose project's container) without managed labels (observed with `managed:
 false`, so the planner can offer to adopt it); containers of another root,
 another node or a compose project are left alone. The observation is what
 the engine runs, mapped back to the comparable spec
@@ -43,6 +44,7 @@ import docker
 import docker.errors
 
 from reconciler.drivers.adopted import read_adopted
+from reconciler.drivers.container_fields import observed_secrets
 from reconciler.drivers.container_observe import (
     MANAGED_BY,
     SPEC_LABEL,
@@ -142,6 +144,7 @@ def container_observation(
     owned: Owned,
     node: str,
     known_secrets: KnownSecrets | None = None,
+    secrets: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`observed.resource` data for one container (from docker inspect of it and its image).
 
@@ -151,7 +154,13 @@ def container_observation(
     status, message = _REASONS[owned.reason]
     return {
         "spec": observed_container_spec(
-            attrs, image_attrs, owned.last_applied, node, known_secrets=known_secrets
+            attrs,
+            image_attrs,
+            owned.last_applied,
+            node,
+            known_secrets=known_secrets,
+            name=owned.name,
+            secrets=secrets,
         ),
         "health": container_health(attrs.get("State") or {}),
         "node": node,
@@ -193,6 +202,7 @@ class DockerCollector:
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
         self.stacks = StackObserver(target, root, self.ledger, compose_command)
         self.netvol = NetVolObserver(target.name, root, self.ledger)
+        self.claims = dict(target.claims)  # engine name -> Container resource name
 
     @property
     def node(self) -> str:
@@ -299,9 +309,10 @@ class DockerCollector:
                 return None
             spec, reason = label_spec(labels)
             return Owned(name, True, spec, reason)
-        if labels.get(COMPOSE_PROJECT):
+        claimed = self.claims.get(cname.lstrip("/"))  # a manifest's containerName
+        if labels.get(COMPOSE_PROJECT) and claimed is None:
             return None  # a compose service: its stack reports it
-        name = resource_name(cname)
+        name = claimed or resource_name(cname)
         if name is None:
             return None
         record = (read_adopted(self.root, "Container") if adopted is None else adopted).get(name)
@@ -339,7 +350,11 @@ class DockerCollector:
     def observe(self, client: Any, attrs: dict[str, Any], owned: Owned) -> dict[str, Any]:
         """The `observed.resource` data of one inspected container."""
         image = self._image(client, str(attrs.get("Image") or ""))
-        return container_observation(attrs, image, owned, self.node, self.known_secrets())
+        try:  # the fingerprints of the secret files copied in (one call per secret)
+            mounted = observed_secrets(client, str(attrs.get("Id") or ""), owned.last_applied)
+        except docker.errors.APIError:
+            mounted = None  # not readable now: observed as absent, the next look reads again
+        return container_observation(attrs, image, owned, self.node, self.known_secrets(), mounted)
 
     def full_listing(self, client: Any) -> None:
         """Observe every container and stack of this node once, then write the listings."""
