@@ -12,7 +12,8 @@ container recreated with another env) shows as drift.
 Three-way defaults, as kubectl's last-applied-configuration: what the
 container merely inherits from its image (an `ENV` with the image's value,
 its `CMD`/`ENTRYPOINT`, `WORKDIR`, `USER`, `HEALTHCHECK`, `LABEL`s) is left
-out of the observation, as a manifest leaves it out, unless the *last
+out of the observation, as a manifest leaves it out (so are compose's
+`com.docker.compose.*` labels on a container compose started), unless the *last
 applied* spec (the `homelab.reconciler/spec` label the driver writes, or
 the adoption registry record's `spec`) had it. `imagePullPolicy` cannot be
 observed: it comes from last-applied. Secret env vars: a var last-applied
@@ -38,12 +39,15 @@ from typing import Any
 
 import orjson
 
+from reconciler.drivers.container_fields import observed_fields
 from reconciler.resources.normalize import fingerprint
 
 PREFIX = "homelab.reconciler"
 SPEC_LABEL = f"{PREFIX}/spec"
 MANAGED_BY = "homelab-reconciler"
 _NEVER_STARTED = "0001-01-01T00:00:00Z"
+# compose's own bookkeeping on the containers it starts: not the manifest's labels.
+_COMPOSE_LABELS = "com.docker.compose."
 # What the engine uses for a healthcheck field left at 0 (seconds; retries a count).
 _HEALTH_DEFAULTS = {"Interval": 30, "Timeout": 30, "Retries": 3, "StartPeriod": 0}
 _HEALTH_KEYS = {
@@ -241,7 +245,8 @@ def _labels(
     return {
         k: v
         for k, v in sorted(held.items())
-        if k in applied or k not in inherited or inherited[k] != v
+        if k in applied
+        or ((k not in inherited or inherited[k] != v) and not k.startswith(_COMPOSE_LABELS))
     }
 
 
@@ -255,7 +260,9 @@ def _healthcheck(
 ) -> dict[str, Any] | None:
     held = config.get("Healthcheck") or None
     test = _list((held or {}).get("Test"))
-    if not held or not test or test == ["NONE"]:
+    if test == ["NONE"]:
+        return {"disable": True}  # turned off (the image's HEALTHCHECK, or by hand)
+    if not held or not test:
         return None
     image_check = (image or {}).get("Healthcheck") or None
     applied = (last.get("healthcheck") if last else None) or None
@@ -348,6 +355,7 @@ def observed_container_spec(
     node: str,
     *,
     known_secrets: KnownSecrets | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """The comparable Container spec of a container as the engine runs it.
 
@@ -356,6 +364,9 @@ def observed_container_spec(
     spec last applied (None for a container this project never applied);
     `known_secrets` the ROOT/secrets files (`secret_fingerprints`), so a secret
     value in a container never becomes a plain value of an observation.
+    `name` is the resource's name (the engine name `homelab-<name>` is then
+    not a `containerName`); the compose-parity fields come from
+    `reconciler.drivers.container_fields.observed_fields`.
     """
     config = _config(attrs)
     image = _config(image_attrs) if image_attrs is not None else None
@@ -384,6 +395,7 @@ def observed_container_spec(
         "capAdd": _caps(host.get("CapAdd"), applied.get("capAdd")),
         "capDrop": _caps(host.get("CapDrop"), applied.get("capDrop")),
         "state": _state(attrs),
+        **observed_fields(attrs, image_attrs, last, name),
     }
 
 

@@ -2,7 +2,8 @@
 
 Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
 `ssh://user@host:port` through paramiko; one cached client per URL) and
-converges the container named `homelab-<name>`: `create` (image per
+converges the container named `homelab-<name>` (or the spec's
+`containerName`; found by this root's labels when that name changed): `create` (image per
 `imagePullPolicy`, create, start unless `state: stopped`, wait for the
 healthcheck), `replace` (stop with a grace period, remove, create), `delete`
 (remove); and in place, keeping the container: `start` (start, or unpause
@@ -38,6 +39,7 @@ import requests.exceptions
 
 from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
 from reconciler.drivers.base import ApplyContext, ApplyResult
+from reconciler.drivers.container_fields import field_kwargs
 from reconciler.drivers.container_observe import (
     container_runtime,
     label_spec,
@@ -58,7 +60,15 @@ IN_PLACE_OPERATIONS = ("start", "stop", "update")
 
 
 def container_name(name: str) -> str:
+    """The default engine name of Container/<name> (a spec's `containerName` overrides it)."""
     return f"homelab-{name}"
+
+
+def engine_name(ctx: ApplyContext) -> str:
+    """The engine name of the action's container: `containerName`, else `homelab-<name>`."""
+    desired = ctx.action.desired
+    given = desired.get("containerName") if isinstance(desired, dict) else None
+    return str(given) if given else container_name(ctx.name)
 
 
 def managed_labels(
@@ -117,7 +127,7 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
     }
     kwargs: dict[str, Any] = {
         "image": spec["image"],
-        "name": container_name(ctx.name),
+        "name": engine_name(ctx),
         "entrypoint": spec.get("command"),
         "command": spec.get("args"),
         "environment": env,
@@ -138,8 +148,11 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
         "cap_add": spec.get("capAdd") or None,
         "cap_drop": spec.get("capDrop") or None,
     }
+    kwargs.update(field_kwargs(spec))  # the compose-parity fields (drivers/container_fields.py)
     check = spec.get("healthcheck")
-    if check:
+    if check and check.get("disable"):
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    elif check:
         kwargs["healthcheck"] = {
             "test": check["test"],
             "interval": _seconds(check.get("interval", 30)),
@@ -183,7 +196,9 @@ def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
     except Exception as exc:
         raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
     known = secret_fingerprints(secret_files(ctx.root.secrets))
-    return observed_container_spec(attrs, image, last, ctx.node.name, known_secrets=known)
+    return observed_container_spec(
+        attrs, image, last, ctx.node.name, known_secrets=known, name=ctx.name
+    )
 
 
 def health_of(attrs: dict[str, Any]) -> str:
@@ -242,13 +257,42 @@ class DockerDriver:
             raise mapped from exc
 
     def _existing(self, ctx: ApplyContext) -> Any | None:
+        """The resource's container: by its engine name, else by this root's labels.
+
+        The labels find it after `containerName` changed (or for a delete,
+        which has no desired spec); the adoption record finds an adopted
+        container under a name of its own.
+        """
         client = self.client(ctx)
         try:
             return self._call(
-                ctx, "inspect", client.containers.get, container_name(ctx.name), missing_ok=True
+                ctx, "inspect", client.containers.get, engine_name(ctx), missing_ok=True
             )
         except docker.errors.NotFound:
-            return None
+            pass
+        labels = [
+            f"{PREFIX}/managed-by={MANAGED_BY}",
+            f"{PREFIX}/instance={ctx.root.instance_id()}",
+            f"{PREFIX}/kind=Container",
+            f"{PREFIX}/name={ctx.name}",
+            f"{PREFIX}/node={ctx.node.name}",
+        ]
+        found = self._call(ctx, "list", client.containers.list, all=True, filters={"label": labels})
+        if found:
+            return found[0]
+        record = read_adopted(ctx.root, "Container").get(ctx.name)
+        if record is not None and record.get("node", ctx.node.name) == ctx.node.name:
+            try:
+                return self._call(
+                    ctx,
+                    "inspect",
+                    client.containers.get,
+                    str(record.get("containerId") or ""),
+                    missing_ok=True,
+                )
+            except docker.errors.NotFound:
+                return None
+        return None
 
     def check(self, ctx: ApplyContext) -> str | None:
         found = self._existing(ctx)
@@ -256,10 +300,10 @@ class DockerDriver:
         ours = labels.get(f"{PREFIX}/action-id") == ctx.action.id
         if ctx.operation == "create":
             if found is not None and not ours:
-                return f"container {container_name(ctx.name)} already exists"
+                return f"container {engine_name(ctx)} already exists"
             return None
         if found is None:
-            return f"container {container_name(ctx.name)} no longer exists"
+            return f"container {engine_name(ctx)} no longer exists"
         if ours:
             return None
         seen = self.observed_basis(ctx, found) == ctx.action.basis
@@ -269,7 +313,7 @@ class DockerDriver:
         else:  # a replace or delete removes it anyway; its label may still vouch for it
             ok = seen or labels.get(f"{PREFIX}/spec-hash") == ctx.action.basis
         if not ok:
-            return f"container {container_name(ctx.name)} changed since the plan was made"
+            return f"container {engine_name(ctx)} changed since the plan was made"
         return None
 
     def observed_basis(self, ctx: ApplyContext, container: Any) -> str:
@@ -288,7 +332,7 @@ class DockerDriver:
         if ctx.operation in IN_PLACE_OPERATIONS:
             if existing is None:
                 raise PermanentError(
-                    f"Container/{ctx.name}: container {container_name(ctx.name)} no longer "
+                    f"Container/{ctx.name}: container {engine_name(ctx)} no longer "
                     f"exists; nothing to {ctx.operation}"
                 )
             self._keep_record(ctx, existing)
@@ -305,18 +349,17 @@ class DockerDriver:
         client = self.client(ctx)
         container = self._call(ctx, "create", client.containers.create, **kwargs)
         remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
-        steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
+        steps.append(f"created {engine_name(ctx)} ({container.short_id})")
         return self._converge(ctx, container, steps, changed=True)
 
     def _adopt(self, ctx: ApplyContext, container: Any | None) -> ApplyResult:
         """Take over the running container as it is: recorded, never restarted."""
         if container is None:
             raise PermanentError(
-                f"Container/{ctx.name}: container {container_name(ctx.name)} to adopt no "
-                "longer exists"
+                f"Container/{ctx.name}: container {engine_name(ctx)} to adopt no longer exists"
             )
         self._record(ctx, container)
-        steps = [f"adopted {container_name(ctx.name)} ({container.short_id}) as it runs"]
+        steps = [f"adopted {engine_name(ctx)} ({container.short_id}) as it runs"]
         return self._converge(ctx, container, steps, changed=True)
 
     def _record(self, ctx: ApplyContext, container: Any) -> None:
@@ -393,7 +436,7 @@ class DockerDriver:
             self._call(ctx, "remove", container.remove, force=True, missing_ok=True)
         except docker.errors.NotFound:
             pass  # already gone: removed by hand or by an earlier attempt
-        steps.append(f"removed {container_name(ctx.name)} ({container.short_id})")
+        steps.append(f"removed {container.name} ({container.short_id})")
 
     def _delete(self, ctx: ApplyContext) -> ApplyResult:
         existing = self._existing(ctx)
@@ -402,7 +445,7 @@ class DockerDriver:
             self._remove(ctx, existing, steps)
         remove_adopted(ctx.root, "Container", ctx.name)  # after the container: a crash keeps it
         if existing is None:
-            return ApplyResult(False, f"{container_name(ctx.name)} already absent", "Stopped")
+            return ApplyResult(False, f"{engine_name(ctx)} already absent", "Stopped")
         return ApplyResult(True, "; ".join(steps), "Stopped")
 
     def _ensure_image(self, ctx: ApplyContext, image: str, policy: str) -> None:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.resources.container_fields import ContainerFields, HealthcheckFields
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 
@@ -274,12 +275,28 @@ class NetworkAttachment(StrictModel):
     ipv4Address: str | None = Field(default=None, description="A static IPv4 in the subnet.")
 
 
-class Healthcheck(StrictModel):
-    test: list[str] = Field(min_length=1, description='e.g. ["CMD", "wget", "-q", "-O-", "..."]')
+def _healthcheck_test(value: Any) -> Any:
+    """Compose's string form runs in a shell: "curl -f http://localhost" is CMD-SHELL."""
+    return ["CMD-SHELL", value] if isinstance(value, str) else value
+
+
+class Healthcheck(HealthcheckFields):
+    test: Annotated[list[str], BeforeValidator(_healthcheck_test)] = Field(
+        default_factory=lambda: ["NONE"],
+        min_length=1,
+        description='e.g. ["CMD", "wget", "-q", "-O-", "..."] or "CMD-SHELL" text',
+    )
     interval: Seconds = 30
     timeout: Seconds = 10
     retries: int = Field(default=3, ge=1, le=100)
     startPeriod: Seconds = 0
+
+    @model_validator(mode="after")
+    def _disable(self) -> Healthcheck:
+        if self.disable or self.test == ["NONE"]:
+            object.__setattr__(self, "disable", True)
+            object.__setattr__(self, "test", ["NONE"])
+        return self
 
 
 def _env_map_schema(schema: dict[str, Any]) -> None:
@@ -289,7 +306,7 @@ def _env_map_schema(schema: dict[str, Any]) -> None:
     schema["properties"]["env"] = {"anyOf": [env, literal], "description": "List or map."}
 
 
-class ContainerSpec(StrictModel):
+class ContainerSpec(ContainerFields):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_env_map_schema)
 
     node: DnsLabel = "local"

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from reconciler.resources.container_fields import compact
+
 
 class MissingInput(Exception):
     """A referenced repository file or secret does not exist."""
@@ -64,7 +66,9 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
     out["env"] = env
     if not out.get("networks"):
         out.pop("networks", None)  # none joined: the engine's default network (networkMode)
-    return out
+    if out.get("containerName") == f"homelab-{name}":
+        out.pop("containerName")  # the default name, written out
+    return compact(out)  # the compose-parity fields left unset (resources/container_fields.py)
 
 
 def _file(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 For its node it observes every container that is a `Container` resource:
 labelled as managed by this runtime root for this node, recorded in the
 adoption registry (`ROOT/state/adopted/Container/`, by container id), or
-named `homelab-<name>` without managed labels (observed with `managed:
+named `homelab-<name>` (or a manifest's `containerName`, `NodeTarget.claims`;
+then also a compose project's container) without managed labels (observed with `managed:
 false`, so the planner can offer to adopt it); containers of another root,
 another node or a compose project are left alone. The observation is what
 the engine runs, mapped back to the comparable spec
@@ -149,7 +150,12 @@ def container_observation(
     status, message = _REASONS[owned.reason]
     return {
         "spec": observed_container_spec(
-            attrs, image_attrs, owned.last_applied, node, known_secrets=known_secrets
+            attrs,
+            image_attrs,
+            owned.last_applied,
+            node,
+            known_secrets=known_secrets,
+            name=owned.name,
         ),
         "health": container_health(attrs.get("State") or {}),
         "node": node,
@@ -190,6 +196,7 @@ class DockerCollector:
         self._secrets: KnownSecrets = {}
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
         self.stacks = StackObserver(target, root, self.ledger, compose_command)
+        self.claims = dict(target.claims)  # engine name -> Container resource name
 
     @property
     def node(self) -> str:
@@ -296,9 +303,10 @@ class DockerCollector:
                 return None
             spec, reason = label_spec(labels)
             return Owned(name, True, spec, reason)
-        if labels.get(COMPOSE_PROJECT):
+        claimed = self.claims.get(cname.lstrip("/"))  # a manifest's containerName
+        if labels.get(COMPOSE_PROJECT) and claimed is None:
             return None  # a compose service: its stack reports it
-        name = resource_name(cname)
+        name = claimed or resource_name(cname)
         if name is None:
             return None
         record = (read_adopted(self.root, "Container") if adopted is None else adopted).get(name)

@@ -13,6 +13,7 @@ the Docker collector and `homelab plan --refresh`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 class NodeTarget:
     name: str
     docker_host: str
+    # (engine name, resource name) of the Containers on this node with a `containerName`.
+    claims: tuple[tuple[str, str], ...] = ()
 
     @property
     def local(self) -> bool:
@@ -89,14 +92,22 @@ def targets_from_state(state: DesiredState) -> tuple[dict[str, NodeTarget], list
     """Nodes to watch and the desired File paths of one loaded commit."""
     nodes: dict[str, NodeTarget] = {}
     files: list[DesiredFile] = []
+    claims: dict[str, list[tuple[str, str]]] = {}
     for (kind, name), manifest in state.manifests.items():
         spec = manifest.doc.get("spec") or {}
         if kind == "Node":
             nodes[name] = NodeTarget(name, str(spec.get("dockerHost") or DEFAULT_HOST))
         elif kind == "File":
             files.append(DesiredFile.from_spec(name, spec))
+        elif kind == "Container" and spec.get("containerName"):
+            claims.setdefault(str(spec.get("node") or "local"), []).append(
+                (str(spec["containerName"]).lstrip("/"), name)
+            )
     if "local" not in nodes:
         nodes["local"] = implicit_local()
+    for node, named in claims.items():
+        if node in nodes:
+            nodes[node] = dataclasses.replace(nodes[node], claims=tuple(sorted(named)))
     return nodes, files
 
 
