@@ -133,7 +133,8 @@ def render_change(change: Change, *, colour: bool = False) -> str:
     elif change.forces:
         head += f" ({', '.join(change.forces)} cannot change in place)"
     title = _paint(f"{symbol:>3} {change.kind}/{change.name}", _COLOUR[change.operation], colour)
-    return "\n".join([head, title, *_field_lines(change, colour)])
+    notes = [f"  # {note}" for note in change.notes]
+    return "\n".join([head, *notes, title, *_field_lines(change, colour)])
 
 
 def summary_line(plan: Plan) -> str:

@@ -16,6 +16,12 @@ from typing import Any, Protocol
 import orjson
 
 from reconciler.resources.container_fields import compact
+from reconciler.resources.netvol import (
+    comparable_network,
+    comparable_volume,
+    mount_comparable,
+    sorted_networks,
+)
 
 
 class MissingInput(Exception):
@@ -64,6 +70,8 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
         else:
             env.append(var)
     out["env"] = env
+    out["volumes"] = [mount_comparable(v) for v in spec.get("volumes") or []]
+    out["networks"] = sorted_networks(list(spec.get("networks") or []))
     if not out.get("networks"):
         out.pop("networks", None)  # none joined: the engine's default network (networkMode)
     if out.get("containerName") == f"homelab-{name}":
@@ -107,7 +115,22 @@ def _node(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[st
     return dict(spec)
 
 
-_BUILDERS = {"Container": _container, "File": _file, "ComposeStack": _compose, "Node": _node}
+def _network(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
+    return comparable_network(name, spec)
+
+
+def _volume(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
+    return comparable_volume(name, spec)
+
+
+_BUILDERS = {
+    "Container": _container,
+    "File": _file,
+    "ComposeStack": _compose,
+    "Node": _node,
+    "Network": _network,
+    "Volume": _volume,
+}
 
 
 def has_external_inputs(kind: str, doc: dict[str, Any]) -> bool:
