@@ -315,7 +315,9 @@ def _volumes(host: dict[str, Any]) -> list[dict[str, Any]]:
         if len(parts) < 2:
             continue  # an anonymous volume ("/data"): the image's VOLUME, not the manifest's
         options = parts[2].split(",") if len(parts) > 2 else []
-        volumes.append({"source": parts[0], "target": parts[1], "readOnly": "ro" in options})
+        # `-v name:/path` (docker run, compose v1) mounts a named volume: {volume}, as Mounts do.
+        key = "source" if parts[0].startswith("/") else "volume"
+        volumes.append({key: parts[0], "target": parts[1], "readOnly": "ro" in options})
     volumes.extend(observed_mounts(host))  # named volumes as {volume}: drivers/attachments.py
     return sorted(volumes, key=lambda v: (v["target"], v.get("source") or v.get("volume") or ""))
 

@@ -279,7 +279,10 @@ def _networks(svc: _Service, value: Any) -> None:
     attachments = []
     for key, options in entries.items():
         options = options or {}
-        aliases = [svc.name, *[a for a in options.get("aliases") or [] if a != svc.name]]
+        # The engine adds the hostname as an alias of its own (not observed, not written).
+        hostname = str(svc.config.get("hostname") or "")
+        wanted = [svc.name, *(options.get("aliases") or [])]
+        aliases = [a for i, a in enumerate(wanted) if a != hostname and a not in wanted[:i]]
         attachment: dict[str, Any] = {
             "network": svc.mapper.network_engine_name(str(key)),
             "aliases": aliases,
@@ -723,9 +726,11 @@ class ComposeMapper:
         spec: Spec = {"node": self.node, "name": engine}
         if entry.get("driver") not in (None, "bridge"):
             spec["driver"] = entry["driver"]
-        for compose_key, field in (("internal", "internal"), ("attachable", "attachable")):
-            if entry.get(compose_key):
-                spec[field] = True
+        if entry.get("internal"):
+            spec["internal"] = True
+        # compose v1 creates its networks attachable unless the file says otherwise.
+        if entry.get("attachable", self.project.v1):
+            spec["attachable"] = True
         subnets = []
         for config in (entry.get("ipam") or {}).get("config") or []:
             subnet = {k2: config[k1] for k1, k2 in _IPAM if config.get(k1)}
