@@ -54,8 +54,6 @@ _PULL["if_not_present"] = "IfNotPresent"
 _UNMAPPED = {
     "build": "homelab runs images and does not build them: build and tag the image, "
     "then the manifest's image is used",
-    "links": "links are legacy: containers on a shared network find each other by "
-    "service name (the alias the import writes)",
     "external_links": "links are legacy: join the other container's network instead",
     "configs": "compose configs are not mapped: make each a File resource and mount it",
     "scale": "homelab runs one container per resource",
@@ -364,6 +362,22 @@ def _depends_on(svc: _Service, value: Any) -> None:
             svc.depends.append(ref)
 
 
+def _links(svc: _Service, value: Any) -> None:
+    """Compose starts a linked service first: the order stays (dependsOn), the link goes."""
+    for entry in value or []:
+        target = str(entry).partition(":")[0]
+        ref = f"Container/{svc.mapper.container_resource(target)}"
+        if all(
+            ref not in (d, d.get("resource") if isinstance(d, dict) else None) for d in svc.depends
+        ):
+            svc.depends.append(ref)
+    svc.warn(
+        "links",
+        "not mapped: links are legacy, containers on a shared network find each other by "
+        "service name (the alias the import writes); the start order is kept as dependsOn",
+    )
+
+
 def _devices(svc: _Service, value: Any) -> None:
     devices = []
     for entry in value or []:
@@ -534,6 +548,7 @@ _SERVICE: dict[str, Handler] = {
     "labels": _labels,
     "healthcheck": _healthcheck,
     "depends_on": _depends_on,
+    "links": _links,
     "devices": _devices,
     "deploy": _deploy,
     "mem_limit": _resource_field("memory", size_text),

@@ -70,12 +70,14 @@ def _env(entries: list[dict[str, Any]]) -> Any:
 
 def _networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     short = str(attrs.get("Id", ""))[:12]
+    # The engine's own aliases: the short id and the hostname (default: the short id).
+    own = {short, str((attrs.get("Config") or {}).get("Hostname") or short)}
     out = []
     for name, endpoint in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items():
         if name in PREDEFINED_NETWORKS:
             continue
         endpoint = endpoint or {}
-        aliases = [a for a in endpoint.get("Aliases") or [] if a != short]
+        aliases = sorted({str(a) for a in endpoint.get("Aliases") or [] if a not in own})
         attachment: dict[str, Any] = {"network": name, "aliases": aliases}
         ipv4 = (endpoint.get("IPAMConfig") or {}).get("IPv4Address")
         if ipv4:
@@ -87,12 +89,27 @@ def _networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _volumes(spec: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for mount in spec.get("volumes") or []:
-        if "volume" in mount or str(mount.get("source", "")).startswith("/"):
-            out.append(mount)
-            continue
-        entry = {"volume": mount["source"], "target": mount["target"]}
+        key = "source" if str(mount.get("source") or "").startswith("/") else "volume"
+        entry = {key: mount.get("source") or mount.get("volume"), "target": mount["target"]}
+        if mount.get("subpath"):
+            entry["subpath"] = mount["subpath"]
         if mount.get("readOnly"):
             entry["readOnly"] = True
+        out.append(entry)
+    return out
+
+
+def _ports(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ports without the keys at their defaults (tcp, no host IP, no host port)."""
+    out = []
+    for port in spec.get("ports") or []:
+        entry = {"containerPort": port["containerPort"]}
+        if port.get("hostPort") is not None:
+            entry["hostPort"] = port["hostPort"]
+        if port.get("protocol", "tcp") != "tcp":
+            entry["protocol"] = port["protocol"]
+        if port.get("hostIP"):
+            entry["hostIP"] = port["hostIP"]
         out.append(entry)
     return out
 
@@ -187,6 +204,8 @@ class DockerMapper:
             spec.pop("networkMode", None)
         if "volumes" in spec:
             spec["volumes"] = _volumes(spec)
+        if "ports" in spec:
+            spec["ports"] = _ports(spec)
         return ordered_spec(spec)
 
     def result(self) -> ImportResult:
