@@ -139,7 +139,7 @@ def diff_resource(
     if want == have:
         return Change(kind, name, "adopt", [], desired, observed) if adopt else None
     patch = jsonpatch.make_patch(have, want).patch
-    fields = {op["path"].split("/")[1] for op in patch}
+    fields = changed_fields(want, have, in_place)
     if adopt:
         return Change(kind, name, "adopt", patch, desired, observed, tuple(sorted(fields)))
     forces = sorted(fields - in_place - {STATE})
@@ -147,6 +147,24 @@ def diff_resource(
     if kind == "ComposeStack" and fields == {STATE}:
         operation = "up"  # only services down, missing or outdated: `up -d` again
     return Change(kind, name, operation, patch, desired, observed, tuple(forces))
+
+
+def changed_fields(
+    want: dict[str, Any], have: dict[str, Any], in_place: frozenset[str] = frozenset()
+) -> set[str]:
+    """The top-level fields that differ; `key.sub` for a map the kind changes per key in place."""
+    fields = set()
+    for key in want.keys() | have.keys():
+        a, b = want.get(key), have.get(key)
+        if a == b:
+            continue
+        nested = any(f.startswith(f"{key}.") for f in in_place)
+        if nested and isinstance(a or {}, dict) and isinstance(b or {}, dict):
+            a, b = a or {}, b or {}
+            fields |= {f"{key}.{sub}" for sub in a.keys() | b.keys() if a.get(sub) != b.get(sub)}
+        else:
+            fields.add(key)
+    return fields
 
 
 def _operation(fields: set[str], forces: list[str], want: dict[str, Any]) -> Operation:

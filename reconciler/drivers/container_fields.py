@@ -10,8 +10,9 @@ recreated with other options) shows as drift. Where the engine fills a
 value the manifest left out (the hostname is the container id, /dev/shm is
 64Mi, the log driver is the daemon's, the stop signal the image's) the
 value counts as unset unless the last-applied spec set it, as
-`container_observe` does for image defaults. `UPDATABLE` are the fields
-`docker update` changes in place (`update_kwargs`). Pure: works on dicts.
+`container_observe` does for image defaults. `update_kwargs` gives the
+`docker update` arguments of the limits that change in place (`UPDATABLE`);
+`limits_differ` says whether a live container needs them. Pure: works on dicts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import docker.types
+from docker.models.containers import _create_container_args
 
-from reconciler.resources.container_fields import compact, parse_size
+from reconciler.resources.container_fields import UPDATABLE, compact, parse_size
 
 _DEFAULT_SHM = 64 << 20
 
@@ -52,7 +54,8 @@ _UPDATE = {
     "cpuQuota": "cpu_quota",
     "pids": "pids_limit",
 }
-UPDATABLE = frozenset(f"resources.{k}" for k in _UPDATE)
+assert frozenset(f"resources.{k}" for k in _UPDATE) == UPDATABLE
+_UPDATE_FIELDS = {arg: _RESOURCES[key][1] for key, arg in _UPDATE.items()}
 
 
 def _nano(cpus: float) -> int:
@@ -129,6 +132,27 @@ def field_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def create_container(client: Any, **kwargs: Any) -> Any:
+    """`client.containers.create(**kwargs)`, with `stop_timeout` (a low-level argument only)."""
+    stop_timeout = kwargs.pop("stop_timeout", None)
+    if stop_timeout is None:
+        return client.containers.create(**kwargs)
+    kwargs["version"] = client.api._version
+    args = _create_container_args(kwargs)
+    args["stop_timeout"] = stop_timeout
+    created = client.api.create_container(**args)
+    return client.containers.get(created["Id"])
+
+
+def update_limits(client: Any, container_id: str, spec: Mapping[str, Any]) -> None:
+    """`docker update` of the spec's limits (the SDK's call cannot set NanoCpus or PidsLimit,
+    nor reset a limit to 0), posted as the engine's API takes it."""
+    api = client.api
+    body = {_UPDATE_FIELDS[k]: v for k, v in update_kwargs(spec).items()}
+    response = api._post_json(api._url("/containers/{0}/update", container_id), data=body)
+    api._raise_for_status(response)
+
+
 def healthcheck_disabled(spec: Mapping[str, Any]) -> bool:
     return bool((spec.get("healthcheck") or {}).get("disable"))
 
@@ -143,7 +167,7 @@ def update_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
     for key, arg in _UPDATE.items():
         value = resources.get(key)
         if value is None:
-            out[arg] = -1 if key == "pids" else 0
+            out[arg] = {"pids": -1, "cpuset": ""}.get(key, 0)
         else:
             out[arg] = _nano(value) if key == "cpus" else value
     if out.get("memswap_limit") == 0 and out.get("mem_limit"):
@@ -151,6 +175,13 @@ def update_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("memswap_limit") == 0:
         del out["memswap_limit"]  # no limit at all: the engine keeps none
     return out
+
+
+def limits_differ(attrs: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    """Whether the container's in-place limits differ from the spec's."""
+    desired = spec.get("resources") or {}
+    held = _resources(dict(attrs.get("HostConfig") or {}), desired)
+    return any(held.get(k) != desired.get(k) for k in _UPDATE)
 
 
 def _number(value: float) -> int | float:

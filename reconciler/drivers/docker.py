@@ -8,7 +8,7 @@ converges the container named `homelab-<name>` (or the spec's
 healthcheck), `replace` (stop with a grace period, remove, create), `delete`
 (remove); and in place, keeping the container: `start` (start, or unpause
 a paused one), `stop` (stop with the grace period), `update` (the engine's
-update call for the restart policy, then the run state). Every path ends by
+update call for the restart policy and the limits, then the run state). Every path ends by
 bringing restart policy and run state to the desired ones (`_converge`).
 `adopt` takes over a container someone started under the name: with no
 difference it is recorded in the adoption registry
@@ -45,7 +45,12 @@ from reconciler.drivers.attachments import (
     require_present,
 )
 from reconciler.drivers.base import ApplyContext, ApplyResult
-from reconciler.drivers.container_fields import field_kwargs
+from reconciler.drivers.container_fields import (
+    create_container,
+    field_kwargs,
+    limits_differ,
+    update_limits,
+)
 from reconciler.drivers.container_observe import (
     container_runtime,
     label_spec,
@@ -359,7 +364,7 @@ class DockerDriver:
         self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
         kwargs = create_kwargs(ctx, desired)
         client = self.client(ctx)
-        container = self._call(ctx, "create", client.containers.create, **kwargs)
+        container = self._call(ctx, "create", create_container, client, **kwargs)
         self._call(ctx, "connect networks", connect_networks, client, container.id, desired)
         remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
         steps.append(f"created {engine_name(ctx)} ({container.short_id})")
@@ -402,10 +407,16 @@ class DockerDriver:
             self._call(ctx, "update", container.update, restart_policy={"Name": want})
             steps.append(f"restart policy {have} -> {want}")
             changed = True
+        if limits_differ(container.attrs, desired):
+            self._call(ctx, "update", update_limits, container.client, container.id, desired)
+            self._call(ctx, "inspect", container.reload)
+            steps.append("limits updated")
+            changed = True
         state = run_state(container.attrs)
         if desired.get("state", "running") == "stopped":
             if state != "stopped":
-                self._call(ctx, "stop", container.stop, timeout=ctx.settings.stop_grace)
+                grace = desired.get("stopGracePeriod", ctx.settings.stop_grace)
+                self._call(ctx, "stop", container.stop, timeout=grace)
                 steps.append("stopped")
                 changed = True
             return ApplyResult(

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.resources.guardrails import Finding, PathResolver, container_findings, lexical
-
-# Whole disks and partitions, by the kernel's names; character devices
-# (/dev/dri, /dev/ttyUSB0, /dev/net/tun) stay ordinary.
-_BLOCK = re.compile(
-    r"^/dev/(sd[a-z]+\d*|hd[a-z]+\d*|vd[a-z]+\d*|xvd[a-z]+\d*|nvme\d+(n\d+(p\d+)?)?|"
-    r"mmcblk\d+(p\d+)?|loop\d+|md\d+|dm-\d+|nbd\d+|mapper/.+|disk/.+)$"
+from reconciler.resources.guardrails import (
+    BLOCK_DEVICE,
+    Finding,
+    PathResolver,
+    container_findings,
+    lexical,
 )
+
+_BLOCK = BLOCK_DEVICE  # whole disks and partitions (character devices stay ordinary)
 _NAMESPACES = {"pid": "pidMode", "ipc": "ipcMode", "uts": "utsMode"}
 
 

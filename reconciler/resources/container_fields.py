@@ -15,6 +15,7 @@ Pure: no I/O. The Docker driver maps them to the engine
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -511,6 +512,12 @@ class ContainerFields(StrictModel):
         default_factory=list, description="Containers whose volumes to mount: NAME[:ro]."
     )
 
+    @field_validator("stopGracePeriod", mode="after")
+    @classmethod
+    def _whole_seconds(cls, value: float | None) -> int | None:
+        """The engine keeps whole seconds: 1.5s waits 2."""
+        return None if value is None else math.ceil(value)
+
     @model_validator(mode="after")
     def _fields(self) -> ContainerFields:
         self._check_texts()
@@ -563,6 +570,22 @@ class ContainerFields(StrictModel):
         object.__setattr__(self, "tmpfs", sorted(self.tmpfs, key=lambda t: t.target))
         object.__setattr__(self, "deviceCgroupRules", sorted(set(self.deviceCgroupRules)))
 
+
+# The limits `docker update` changes on a live container (Container.IN_PLACE).
+UPDATABLE = frozenset(
+    f"resources.{k}"
+    for k in (
+        "memory",
+        "memoryReservation",
+        "memorySwap",
+        "cpus",
+        "cpuShares",
+        "cpuset",
+        "cpuPeriod",
+        "cpuQuota",
+        "pids",
+    )
+)
 
 # The fields above and their "unset" values: dropped from the comparable spec.
 FIELDS: tuple[str, ...] = tuple(ContainerFields.model_fields)

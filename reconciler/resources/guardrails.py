@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,26 @@ CAPABILITIES = frozenset(
         "MAC_OVERRIDE",
     }
 )
-NAMESPACES = ("pidMode", "ipcMode", "utsMode")
+NAMESPACES = ("pidMode", "ipcMode", "utsMode", "usernsMode", "cgroup")
+# Whole disks and partitions, by the kernel's names; character devices
+# (/dev/dri, /dev/ttyUSB0, /dev/net/tun) stay ordinary.
+BLOCK_DEVICE = re.compile(
+    r"^/dev/(sd[a-z]+\d*|hd[a-z]+\d*|vd[a-z]+\d*|xvd[a-z]+\d*|nvme\d+(n\d+(p\d+)?)?|"
+    r"mmcblk\d+(p\d+)?|loop\d+|md\d+|dm-\d+|nbd\d+|mapper/.+|disk/.+)$"
+)
+# Character devices that are the host's memory, I/O ports or kernel log.
+HOST_MEMORY_DEVICES = frozenset({"/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg"})
+# securityOpt values that turn a confinement off.
+UNCONFINED = frozenset(
+    {
+        "seccomp=unconfined",
+        "apparmor=unconfined",
+        "label=disable",
+        "label=type:spc_t",
+        "label=type:unconfined_t",
+        "systempaths=unconfined",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -207,8 +227,16 @@ def container_findings(
         found.append(Finding("privileged", "spec.privileged", "privileged mode"))
     for key in NAMESPACES:
         if spec.get(key) == "host":
-            what = key.removesuffix("Mode").upper()
+            what = {"usernsMode": "user", "cgroup": "cgroup"}.get(key, key.removesuffix("Mode"))
+            what = what.upper() if key in ("pidMode", "ipcMode", "utsMode") else what
             found.append(Finding("host-namespace", f"spec.{key}", f"the host's {what} namespace"))
+    found.extend(_device_findings(spec, resolve))
+    for index, option in enumerate(spec.get("securityOpt") or []):
+        text = str(option).strip().replace(":", "=", 1)
+        if text in UNCONFINED:
+            found.append(
+                Finding("security-opt", f"spec.securityOpt[{index}]", f"{option}: no confinement")
+            )
     for index, cap in enumerate(spec.get("capAdd") or []):
         name = normalize_capability(str(cap))
         if name in CAPABILITIES:
@@ -222,6 +250,35 @@ def container_findings(
         source = str(volume.get("source") or "") if isinstance(volume, Mapping) else ""
         if source.startswith("/"):
             found.extend(_bind(index, source, sockets, socket_ids, resolve))
+    return found
+
+
+def _device_reason(path: str) -> str | None:
+    if path == "/dev" or not path.startswith("/dev/"):
+        return f"{path} is not one device under /dev"
+    if BLOCK_DEVICE.match(path):
+        return f"{path}: a block disk of the host"
+    if path in HOST_MEMORY_DEVICES:
+        return f"{path}: the host's memory, I/O ports or kernel log"
+    return None
+
+
+def _device_findings(spec: Mapping[str, Any], resolve: PathResolver) -> list[Finding]:
+    """`devices` of whole /dev, host disks or host memory; cgroup rules that allow them."""
+    found = []
+    for index, device in enumerate(spec.get("devices") or []):
+        host = str(device.get("hostPath") or "") if isinstance(device, Mapping) else str(device)
+        paths, _ = _candidates(host.split(":", 1)[0], resolve)
+        reason = next((r for p in paths if (r := _device_reason(p))), None)
+        if reason:
+            found.append(Finding("host-device", f"spec.devices[{index}].hostPath", reason))
+    for index, rule in enumerate(spec.get("deviceCgroupRules") or []):
+        kind, _, rest = str(rule).partition(" ")
+        if kind in ("a", "b") or rest.startswith("*"):
+            what = "every device" if kind == "a" or rest.startswith("*") else "block devices"
+            found.append(
+                Finding("host-device", f"spec.deviceCgroupRules[{index}]", f"{rule!r}: {what}")
+            )
     return found
 
 

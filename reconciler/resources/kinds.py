@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from reconciler.resources.container_fields import ContainerFields, HealthcheckFields
+from reconciler.resources.container_fields import UPDATABLE, ContainerFields, HealthcheckFields
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 from reconciler.resources.netvol import NetworkFields, VolumeFields, VolumeMount, check_attachments
@@ -438,8 +438,9 @@ class Node(Resource):
 class Container(Resource):
     kind: Literal["Container"] = "Container"
     spec: ContainerSpec
-    # Docker can change the restart policy of a running container (docker update).
-    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"restartPolicy"})
+    # Docker can change the restart policy and the limits of a running container
+    # (docker update); a nested field is named `resources.memory`.
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"restartPolicy", *UPDATABLE})
 
 
 class File(Resource):

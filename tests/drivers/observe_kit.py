@@ -15,6 +15,7 @@ import io
 from typing import Any
 
 from reconciler.drivers.base import ApplyContext, DriverSettings, NodeInfo
+from reconciler.drivers.container_fields import create_container
 from reconciler.drivers.container_observe import label_spec, observed_container_spec
 from reconciler.drivers.docker import DockerDriver, container_name, create_kwargs
 from reconciler.queue import Action
@@ -86,7 +87,7 @@ def apply_spec(
     """Create the container as the executor would; `state: stopped` is created, not started."""
     ctx = apply_context(root, host, name, desired)
     if desired.get("state") == "stopped":
-        driver.client(ctx).containers.create(**create_kwargs(ctx, desired))
+        create_container(driver.client(ctx), **create_kwargs(ctx, desired))
     else:
         driver.apply(ctx)
 
