@@ -28,6 +28,7 @@ from reconciler.importing.model import (
     ImportResult,
     dns_name,
 )
+from reconciler.resources.kinds import ContainerSpec
 
 Spec = dict[str, Any]
 Handler = Callable[["_Service", Any], None]
@@ -713,6 +714,9 @@ class ComposeMapper:
         spec.update(svc.spec)
         if self.env_file_paths.get(svc.name):
             spec["envFile"] = list(self.env_file_paths[svc.name])
+        for key in [k for k in spec if k not in ContainerSpec.model_fields]:
+            svc.warn(key, "homelab has no Container field for it yet: left out")
+            del spec[key]
         spec = ordered_spec(spec)
         depends = list(svc.depends)
         for key in sorted({k for k, users in self._networks_used.items() if svc.name in users}):

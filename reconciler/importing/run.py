@@ -28,10 +28,11 @@ from reconciler.importing.compose_map import ComposeMapper, env_file_copies
 from reconciler.importing.docker_map import DockerMapper
 from reconciler.importing.model import ImportResult, dns_name
 from reconciler.importing.writer import WriteReport, write_all
-from reconciler.resources.kinds import NodeSpec
+from reconciler.resources.kinds import ContainerSpec, NodeSpec
 from reconciler.resources.repo import REPO_CONFIG_FILE
 from reconciler.sources.manifests import parse_repo_config
 
+ENV_FILE_FIELD = "envFile"  # issue 17's name for compose's env_file
 _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
 
 
@@ -97,9 +98,17 @@ def import_compose(
     loaded = load_project(
         files, project=project, profiles=profiles, command=command, environ=environ
     )
-    env_paths = _copy_env_files(repo, loaded.name, env_file_copies(loaded))
+    copies = env_file_copies(loaded)
+    env_paths: dict[str, list[str]] = {}
+    if ENV_FILE_FIELD in ContainerSpec.model_fields:
+        env_paths = _copy_env_files(repo, loaded.name, copies)
     mapper = ComposeMapper(loaded, node=node, env_file_paths=env_paths)
     result = mapper.map()
+    for service in sorted(s for s, paths in copies.items() if paths and s not in env_paths):
+        result.warnings.append(
+            f"service {service}: env_file: homelab has no {ENV_FILE_FIELD} field yet: its "
+            "values are written under env"
+        )
     for service, paths in env_paths.items():
         result.warnings.append(
             f"service {service}: env_file copied to {', '.join(paths)} (envFile): it is "

@@ -5,9 +5,10 @@ Each manifest file is read with ruamel.yaml's round-trip mode
 import did not produce survive. A document the import wrote before (it
 carries the `homelab.reconciler/imported-from` annotation) is updated in
 place: a value that did not change keeps its node (and its comments), a new
-key is added at the end of its mapping, and a key the import owns but no
-longer produces is removed; keys the import never writes (an operator's
-`policy.autoApprove`, a label of their own on the document) stay. A document
+key is added at the end of its mapping, and a spec key it no longer
+produces is removed, except `policy` (the import writes only its
+`ignoreDifferences`: an operator's `autoApprove` stays) and what the
+document's `metadata` holds besides its name and the import's annotation. A document
 of the same kind and name the import did not write, in this file or in any
 other under the folder, is never touched: it is reported. New strings that
 YAML 1.1 (the manifest loader's PyYAML) would read as something else (`no`,
@@ -33,8 +34,11 @@ from reconciler.importing.model import IMPORTED_FROM, Imported
 
 # Spec keys an operator adds and the import never writes: kept on a re-run.
 OPERATOR_KEYS = frozenset({"policy"})
-# Keys under policy the import writes (the rest of policy is the operator's).
-_POLICY_OWNED = frozenset({"ignoreDifferences"})
+# The keys the import writes under these mappings (the rest is the operator's).
+_SUB_OWNED = {
+    "policy": frozenset({"ignoreDifferences"}),
+    "annotations": frozenset({IMPORTED_FROM}),
+}
 
 
 @dataclass
@@ -101,7 +105,7 @@ def merge_into(old: CommentedMap, new: dict[str, Any], owned: frozenset[str] | N
     changed = False
     for key, value in new.items():
         if key in old and isinstance(old[key], dict) and isinstance(value, dict):
-            sub_owned = _POLICY_OWNED if key == "policy" else None
+            sub_owned = _SUB_OWNED.get(key)
             changed |= merge_into(old[key], value, sub_owned)
         elif key not in old or _plain(old[key]) != value:
             old[key] = to_rt(value)  # an existing key keeps its place in the mapping
@@ -165,16 +169,9 @@ def _load(path: Path, rt: YAML) -> list[Any]:
         raise ConfigError(f"{path}: cannot be read as YAML, not rewritten: {exc}") from exc
 
 
-def _spec_owned(item: Imported, old: dict[str, Any]) -> frozenset[str]:
-    """Spec keys this import owns: every field of the kind (or key) but `OPERATOR_KEYS`."""
-    from reconciler.resources.kinds import KINDS
-
-    model = KINDS.get(item.kind)
-    info = model.model_fields.get("spec") if model is not None else None
-    annotation: Any = info.annotation if info is not None else None
-    fields = getattr(annotation, "model_fields", None)
-    keys = set(fields) if fields else set(old) | set(item.spec)
-    return frozenset(keys - OPERATOR_KEYS)
+def _spec_owned(old: dict[str, Any]) -> frozenset[str]:
+    """Spec keys this import owns: all but `OPERATOR_KEYS` (each valid key is a field it maps)."""
+    return frozenset(set(old) - OPERATOR_KEYS)
 
 
 def write_file(folder: Path, rel: str, items: list[Imported], report: WriteReport) -> None:
@@ -206,7 +203,7 @@ def write_file(folder: Path, rel: str, items: list[Imported], report: WriteRepor
             touched |= merge_into(old, {k: v for k, v in new.items() if k != "spec"}, frozenset())
             if not isinstance(old.get("spec"), dict):
                 old["spec"] = CommentedMap()
-            touched |= merge_into(old["spec"], new["spec"], _spec_owned(item, old["spec"]))
+            touched |= merge_into(old["spec"], new["spec"], _spec_owned(old["spec"]))
             (report.updated if touched else report.unchanged).append(ref)
             changed |= touched
     if changed or not path.exists():

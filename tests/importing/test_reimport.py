@@ -37,6 +37,7 @@ def test_reimport_keeps_comments_key_order_and_other_resources(
         container_line, image_line.rstrip("\n") + "  # pinned by hand\n" + container_line
     )
     moved = moved.replace("  policy:\n", "  policy:\n    autoApprove: true\n", 1)
+    moved = moved.replace("  annotations:\n", "  annotations:\n    owner.lan/team: media\n", 1)
     text = text[: text.index(EDITED_TOP)] + moved
     text += (
         "---\n# my own file for the db's backups\napiVersion: homelab.reconciler/v1alpha1\n"
@@ -54,6 +55,7 @@ def test_reimport_keeps_comments_key_order_and_other_resources(
     assert EDITED_TOP in after
     assert "  image: local/postgres:16  # pinned by hand\n  containerName: postgres_db_1\n" in after
     assert "    autoApprove: true\n" in after
+    assert "    owner.lan/team: media\n" in after
     assert "# my own file for the db's backups\n" in after and "name: backup-cron" in after
     assert "hostPort: 19486" in after and "hostPort: 19483" not in after
     # A third run with nothing changed rewrites nothing.
