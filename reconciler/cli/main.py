@@ -28,6 +28,7 @@ COMMANDS = {
     "health": "reconciler.cli.health:health",
     "notify": "reconciler.cli.notify:notify",
     "source": "reconciler.cli.source:source",
+    "import": "reconciler.cli.importing:import_",
 }
 
 

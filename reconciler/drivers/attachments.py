@@ -154,12 +154,14 @@ def observed_networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     mode = str(host.get("NetworkMode") or "default")
     attached = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     short = str(attrs.get("Id") or "")[:12]
+    # The engine adds the container's hostname (default: its short id) as an alias itself.
+    own = {short, str((attrs.get("Config") or {}).get("Hostname") or short)}
     out = []
     for name, endpoint in attached.items():
         if (mode in DEFAULT_MODES and name == "bridge") or (name == mode in ("host", "none")):
             continue  # the network of a built-in mode (networkMode says it): none joined
         endpoint = endpoint or {}
-        aliases = sorted({str(a) for a in endpoint.get("Aliases") or [] if a and a != short})
+        aliases = sorted({str(a) for a in endpoint.get("Aliases") or [] if a and a not in own})
         static = (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or None
         out.append({"network": str(name), "aliases": aliases, "ipv4Address": static})
     out.sort(key=lambda a: (a["network"] != mode, a["network"]))

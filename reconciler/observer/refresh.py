@@ -145,9 +145,10 @@ def _read_node(
         status = probe_node(client)
         emit("node.status", ResourceKey("Node", target.name), status)
         # A root without an instance id never created a container (the id is made
-        # on first use, and a refresh writes nothing): there is nothing to list.
-        if (root.state / "instance_id").exists():
-            DockerCollector(target, root, emit).full_listing(client)
+        # on first use, and a refresh writes nothing): none is managed, but the
+        # containers to adopt (`homelab import`, `homelab-<name>`) are still listed.
+        fresh = None if (root.state / "instance_id").exists() else "none-yet"
+        DockerCollector(target, root, emit, instance=fresh).full_listing(client)
         ready, message = True, str(status["message"])
     except Exception as exc:  # engine down, ssh refused, bad host string: a line, not a crash
         status = unreachable(exc)

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from reconciler.resources.container_fields import UPDATABLE, ContainerFields, HealthcheckFields
+from reconciler.resources.docker_labels import DockerLabels
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
 from reconciler.resources.netvol import NetworkFields, VolumeFields, VolumeMount, check_attachments
@@ -309,7 +310,7 @@ class ContainerSpec(ContainerFields):
     ports: list[Port] = Field(default_factory=list)
     volumes: list[VolumeMount] = Field(default_factory=list)
     restartPolicy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
-    labels: Labels = Field(default_factory=dict)
+    labels: DockerLabels = Field(default_factory=dict)  # engine labels (traefik rules...)
     healthcheck: Healthcheck | None = None
     networkMode: str = "bridge"
     user: str | None = None

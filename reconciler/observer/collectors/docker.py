@@ -185,6 +185,7 @@ class DockerCollector:
         resync: float = 30.0,
         heartbeat: float = HEARTBEAT,
         compose_command: tuple[str, ...] | None = None,
+        instance: str | None = None,
     ) -> None:
         self.target = target
         self.root = root
@@ -193,7 +194,8 @@ class DockerCollector:
         self.heartbeat = heartbeat
         self.started_at = now_iso()
         self.ready = False
-        self.instance = root.instance_id()
+        # `instance`: a refresh of a root that has none yet passes one no label carries.
+        self.instance = root.instance_id() if instance is None else instance
         self.ledger = ObservationLedger(root, emit)
         self._seen = SeenEvents()
         self._listed: dict[str, tuple[list[str], float]] = {}  # kind -> (names, monotonic)
