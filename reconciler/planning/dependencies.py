@@ -31,7 +31,7 @@ from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.sources.git import DesiredState, GitSource
 from reconciler.sources.manifests import Manifest
-from reconciler.sources.yamlload import load_documents, locate
+from reconciler.sources.yamlload import YamlDoc, load_documents, locate
 
 HEALTHY = "healthy"
 APPLIED = "applied"
@@ -65,19 +65,10 @@ def _has_healthcheck(manifest: Manifest) -> bool:
     return isinstance(check, dict) and not check.get("disable")
 
 
-def _entry_locations(source: GitSource, state: DesiredState, manifest: Manifest) -> list[Location]:
-    """Where each `dependsOn` entry of `manifest` is (its file parsed again)."""
-    path = manifest.location.path
-    text = source.file_bytes(state, path)
-    if text is None:
-        return []
+def _by_name_position(path: str, text: bytes) -> dict[Location, YamlDoc]:
+    """A file's documents keyed by where their `metadata.name` is (`Manifest.location`)."""
     docs, _errors = load_documents(path, text)
-    for doc in docs:
-        if locate(path, doc.node, ("metadata", "name")) != manifest.location:
-            continue
-        count = len(declared(manifest.doc))
-        return [locate(path, doc.node, ("spec", "dependsOn", i)) for i in range(count)]
-    return []
+    return {locate(path, doc.node, ("metadata", "name")): doc for doc in docs}
 
 
 class _Errors:
@@ -87,11 +78,26 @@ class _Errors:
         self.source, self.state = source, state
         self.found: dict[ResourceKey, list[ManifestError]] = {}
         self._where: dict[ResourceKey, list[Location]] = {}
+        self._files: dict[str, dict[Location, YamlDoc]] = {}  # each erroneous file parsed once
+
+    def _docs(self, path: str) -> dict[Location, YamlDoc]:
+        docs = self._files.get(path)
+        if docs is None:
+            text = self.source.file_bytes(self.state, path)
+            docs = self._files[path] = _by_name_position(path, text) if text is not None else {}
+        return docs
 
     def add(self, ref: ResourceKey, index: int, message: str) -> None:
         manifest = self.state.manifests[ref]
         if ref not in self._where:
-            self._where[ref] = _entry_locations(self.source, self.state, manifest)
+            doc = self._docs(manifest.location.path).get(manifest.location)
+            count = len(declared(manifest.doc))
+            path = manifest.location.path
+            self._where[ref] = (
+                [locate(path, doc.node, ("spec", "dependsOn", i)) for i in range(count)]
+                if doc is not None
+                else []
+            )
         where = self._where[ref]
         location = where[index] if index < len(where) else manifest.location
         error = ManifestError(location, f"spec.dependsOn[{index}]", message)
@@ -117,13 +123,23 @@ def dependency_problems(
     for cycle in _cycles(graph):
         for i, member in enumerate(cycle[:-1]):
             rotated = [*cycle[i:-1], *cycle[:i], member]
-            text = " -> ".join(f"{r.kind}/{r.name}" for r in rotated)
+            text = _cycle_text(rotated)
             index = next(ix for t, ix in graph[member] if t == cycle[i + 1])
             errors.add(member, index, f"dependency cycle: {text}")
     for found in errors.found.values():
         found.sort(key=lambda e: (e.location.line, e.location.column))
     source.derived["dependencies"] = (state, errors.found)
     return errors.found
+
+
+CYCLE_SHOWN = 12  # a longer cycle is named by its first and last members
+
+
+def _cycle_text(cycle: list[ResourceKey]) -> str:
+    names = [f"{r.kind}/{r.name}" for r in cycle]
+    if len(names) > CYCLE_SHOWN:
+        names = [*names[:10], f"... ({len(names) - 12} more)", *names[-2:]]
+    return " -> ".join(names)
 
 
 def _entry_problem(
