@@ -1,4 +1,9 @@
-"""Whether an approved action may run yet: its `dependsOn`, read from its manifest.
+"""Whether an approved action may run yet: what the plan said it comes after.
+
+What an action depends on is its `after` (`Change.after`: its `dependsOn`,
+the Networks and Volumes its spec uses, or for a delete the resources that
+use what it deletes); an action proposed before `after` existed falls back
+to its manifest's `dependsOn`.
 
 The executor asks `DependencyGate.verdict(action, board)` before it claims
 an approved action. `ready`: nothing it depends on is still to be applied.
@@ -28,7 +33,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from reconciler.planning.dependencies import HEALTHY, declared, engine_name, shown, uses
+from reconciler.planning.dependencies import (
+    HEALTHY,
+    declared,
+    engine_name,
+    parse_after,
+    shown,
+    uses,
+)
 from reconciler.queue.action import Action
 from reconciler.queue.store import LIVE_STATES, ActionQueue
 from reconciler.resources.key import ResourceKey
@@ -125,11 +137,18 @@ class DependencyGate:
     def verdict(self, action: Action, board: Board) -> Verdict:
         if action.operation == "delete":
             return self._delete_verdict(action, board)
-        for target, condition in declared(action.manifest):
+        for target, condition in self.dependencies(action):
             verdict = self._one(action, target, condition, board)
             if verdict.state != "ready":
                 return verdict
         return READY
+
+    @staticmethod
+    def dependencies(action: Action) -> list[tuple[ResourceKey, str]]:
+        """What the plan said the action comes after (its `after`), else its dependsOn."""
+        if isinstance(action.after, list):
+            return [parse_after(text) for text in action.after]
+        return declared(action.manifest)
 
     def _one(self, action: Action, target: ResourceKey, condition: str, board: Board) -> Verdict:
         label = shown(target, condition)
@@ -183,6 +202,10 @@ class DependencyGate:
         return max((f for f in (recent, world) if f is not None), key=lambda f: f.at)
 
     def _delete_verdict(self, action: Action, board: Board) -> Verdict:
+        for target, condition in self.dependencies(action):  # the users the plan saw
+            verdict = self._one(action, target, condition, board)
+            if verdict.state != "ready":
+                return verdict
         mine = (action.kind, engine_name(action.kind, action.name, action.observed))
         for state, other in board.others(action):
             if self._uses(other, action.key, mine):

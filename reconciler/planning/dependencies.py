@@ -8,7 +8,9 @@ naming the whole cycle, `Container/a -> Container/b -> Container/a`). Each
 error is located at its `dependsOn` entry (file:line:column: the manifest's
 file is parsed again for the position, only when there is an error).
 `order_changes` sorts a plan's changes so that a resource comes after what
-it depends on (topological, ties keep the planner's order) and a delete
+it depends on (its `dependsOn`, and implicitly the Networks and Volumes of
+the commit that its spec attaches or mounts by engine name; topological,
+ties keep the planner's order) and a delete
 comes after the deletes and changes of the resources that use it (the
 reverse: the container before the network it is attached to), and says on
 each change what it comes after (`Change.after`). `uses` names what a spec
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.diff import Change
@@ -249,29 +251,59 @@ def uses(kind: str, spec: Mapping[str, Any] | None) -> set[tuple[str, str]]:
         if isinstance(net, str):
             out.add(("Network", net))
     for volume in spec.get("volumes") or ():
-        if isinstance(volume, dict) and isinstance(volume.get("volume"), str):
-            out.add(("Volume", volume["volume"]))
+        if not isinstance(volume, dict):
+            continue
+        named = volume.get("volume") or volume.get("source")  # a source not a path: a volume
+        if isinstance(named, str) and named and not named.startswith("/"):
+            out.add(("Volume", named))
     return out
 
 
-def _after(
-    change: Change,
-    manifests: Mapping[ResourceKey, Manifest],
-    changes: Iterable[Change],
-) -> tuple[list[tuple[ResourceKey, str]], list[ResourceKey]]:
-    """(what the change names as coming after, the refs in the plan it must follow)."""
-    if change.operation != "delete":
-        deps = declared(manifests[change.ref].doc) if change.ref in manifests else []
-        return deps, [t for t, _ in deps]
-    mine = (change.kind, engine_name(change.kind, change.name, change.observed))
-    users = []
-    for other in changes:
-        if other.ref == change.ref:
-            continue
-        named = {t for t, _ in declared(manifests[other.ref].doc)} if other.ref in manifests else ()
-        if mine in uses(other.kind, other.observed) or change.ref in named:
-            users.append(other.ref)
-    return [(u, APPLIED) for u in sorted(users)], users
+class _Index:
+    """What the changes of one plan refer to, for ordering them."""
+
+    def __init__(self, changes: list[Change], manifests: Mapping[ResourceKey, Manifest]) -> None:
+        self.manifests = manifests
+        # (kind, engine name) -> the desired Network/Volume of that name
+        self.named: dict[tuple[str, str], ResourceKey] = {}
+        for ref, manifest in manifests.items():
+            if ref.kind in ("Network", "Volume"):
+                spec = manifest.doc.get("spec") or {}
+                self.named[(ref.kind, engine_name(ref.kind, ref.name, spec))] = ref
+        # (kind, engine name) or a ref -> the changes whose resource uses or names it
+        self.users: dict[object, list[ResourceKey]] = {}
+        for change in changes:
+            for used in uses(change.kind, change.observed):
+                self.users.setdefault(used, []).append(change.ref)
+            for target, _ in self.declared(change.ref):
+                self.users.setdefault(target, []).append(change.ref)
+
+    def declared(self, ref: ResourceKey) -> list[tuple[ResourceKey, str]]:
+        manifest = self.manifests.get(ref)
+        return declared(manifest.doc) if manifest is not None else []
+
+    def after(self, change: Change) -> list[tuple[ResourceKey, str]]:
+        """What `change` comes after: its dependsOn and the Networks/Volumes its spec
+        uses (implicit); for a delete, the resources that use or name what it deletes."""
+        if change.operation == "delete":
+            mine = (change.kind, engine_name(change.kind, change.name, change.observed))
+            users = {*self.users.get(mine, ()), *self.users.get(change.ref, ())} - {change.ref}
+            return [(u, APPLIED) for u in sorted(users)]
+        deps = self.declared(change.ref)
+        named = {t for t, _ in deps}
+        for used in sorted(uses(change.kind, change.desired)):
+            ref = self.named.get(used)
+            if ref is not None and ref not in named and ref != change.ref:
+                deps.append((ref, APPLIED))
+                named.add(ref)
+        return deps
+
+
+def parse_after(text: str) -> tuple[ResourceKey, str]:
+    """The inverse of `shown`: "Container/db (healthy)" -> (Container/db, healthy)."""
+    if text.endswith(" (healthy)"):
+        return parse_ref(text.removesuffix(" (healthy)")), HEALTHY
+    return parse_ref(text), APPLIED
 
 
 def order_changes(changes: list[Change], manifests: Mapping[ResourceKey, Manifest]) -> list[Change]:
@@ -279,9 +311,10 @@ def order_changes(changes: list[Change], manifests: Mapping[ResourceKey, Manifes
     position = {c.ref: i for i, c in enumerate(changes)}
     follows: dict[int, set[int]] = {i: set() for i in range(len(changes))}
     out_changes = list(changes)
+    index = _Index(changes, manifests)
     for i, change in enumerate(changes):
-        names, refs = _after(change, manifests, changes)
-        follows[i] = {position[r] for r in refs if r in position and position[r] != i}
+        names = index.after(change)
+        follows[i] = {position[r] for r, _ in names if r in position and position[r] != i}
         if names:
             after = tuple(shown(t, cond) for t, cond in names)
             out_changes[i] = dataclasses.replace(change, after=after)
