@@ -19,7 +19,7 @@ from reconciler.api.views import RuntimeViews
 from reconciler.queue.action import Action
 from reconciler.resources.key import ResourceKey
 
-DOCKER_KINDS = ("Container", "ComposeStack")
+DOCKER_KINDS = ("Container", "ComposeStack", "Network", "Volume")
 
 
 def _problem(raw: Any) -> s.ManifestProblem | None:

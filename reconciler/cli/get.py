@@ -45,7 +45,7 @@ def _row(doc: WorldDoc) -> list[str]:
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
 @root_option
 def get(kind: str, name: str | None, output: str, root: str | None) -> None:
-    """Show observed resources of KIND (Node, Container, File, ComposeStack).
+    """Show observed resources of KIND (Node, Container, File, ComposeStack, Network, Volume).
 
     \b
     Examples:

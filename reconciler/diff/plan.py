@@ -60,6 +60,8 @@ class Change:
     # What it comes after (`dependsOn`, or for a delete the resources that use it):
     # "Network/proxy", "Container/db (healthy)"; shown, not part of the change.
     after: tuple[str, ...] = field(default=(), compare=False)
+    # What a person must know before approving (a volume's data: planning/netvol.py); shown.
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def ref(self) -> ResourceKey:

@@ -133,8 +133,9 @@ def render_change(change: Change, *, colour: bool = False) -> str:
     elif change.forces:
         head += f" ({', '.join(change.forces)} cannot change in place)"
     title = _paint(f"{symbol:>3} {change.kind}/{change.name}", _COLOUR[change.operation], colour)
+    notes = [f"  # {note}" for note in change.notes]
     after = [f"      after {', '.join(change.after)}"] if change.after else []
-    return "\n".join([head, title, *after, *_field_lines(change, colour)])
+    return "\n".join([head, *notes, title, *after, *_field_lines(change, colour)])
 
 
 def summary_line(plan: Plan) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from reconciler.atomic_files import atomic_write_json, read_json
 from reconciler.runtime_root import RuntimeRoot
 
-KIND_DIRS = ("Container", "ComposeStack")
+KIND_DIRS = ("Container", "ComposeStack", "Network", "Volume")
 
 
 def _folder(root: RuntimeRoot, kind: str) -> Path:

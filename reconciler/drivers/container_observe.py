@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from reconciler.drivers.attachments import observed_mounts, observed_network_mode, observed_networks
 from reconciler.resources.normalize import fingerprint
 
 PREFIX = "homelab.reconciler"
@@ -308,17 +309,8 @@ def _volumes(host: dict[str, Any]) -> list[dict[str, Any]]:
             continue  # an anonymous volume ("/data"): the image's VOLUME, not the manifest's
         options = parts[2].split(",") if len(parts) > 2 else []
         volumes.append({"source": parts[0], "target": parts[1], "readOnly": "ro" in options})
-    for mount in host.get("Mounts") or []:
-        if mount.get("Type", "bind") not in ("bind", "volume") or not mount.get("Source"):
-            continue
-        volumes.append(
-            {
-                "source": str(mount["Source"]),
-                "target": str(mount.get("Target") or ""),
-                "readOnly": bool(mount.get("ReadOnly")),
-            }
-        )
-    return sorted(volumes, key=lambda v: (v["target"], v["source"]))
+    volumes.extend(observed_mounts(host))  # named volumes as {volume}: drivers/attachments.py
+    return sorted(volumes, key=lambda v: (v["target"], v.get("source") or v.get("volume") or ""))
 
 
 def _caps(held: Any, applied: Any) -> list[str]:
@@ -362,9 +354,9 @@ def observed_container_spec(
     last = dict(last_applied) if isinstance(last_applied, Mapping) else None
     host = dict(attrs.get("HostConfig") or {})
     applied = last or {}
-    network = str(host.get("NetworkMode") or "default")
+    network = observed_network_mode(attrs, str(host.get("NetworkMode") or "default"))
     restart = str((host.get("RestartPolicy") or {}).get("Name") or "no")
-    return {
+    spec = {
         "node": node,
         "image": str(config.get("Image") or ""),
         "imagePullPolicy": applied.get("imagePullPolicy") or "IfNotPresent",
@@ -385,6 +377,8 @@ def observed_container_spec(
         "capDrop": _caps(host.get("CapDrop"), applied.get("capDrop")),
         "state": _state(attrs),
     }
+    networks = observed_networks(attrs)  # drivers/attachments.py; none: key left out
+    return {**spec, "networks": networks} if networks else spec
 
 
 def container_runtime(

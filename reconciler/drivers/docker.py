@@ -37,6 +37,12 @@ import orjson
 import requests.exceptions
 
 from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
+from reconciler.drivers.attachments import (
+    attach_kwargs,
+    connect_networks,
+    repair_networks,
+    require_present,
+)
 from reconciler.drivers.base import ApplyContext, ApplyResult
 from reconciler.drivers.container_observe import (
     container_runtime,
@@ -114,6 +120,7 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
     volumes = {
         vol["source"]: {"bind": vol["target"], "mode": "ro" if vol.get("readOnly") else "rw"}
         for vol in spec.get("volumes") or []
+        if vol.get("source")  # named volumes ({volume:}) are mounts: drivers/attachments.py
     }
     kwargs: dict[str, Any] = {
         "image": spec["image"],
@@ -147,7 +154,7 @@ def create_kwargs(ctx: ApplyContext, spec: dict[str, Any]) -> dict[str, Any]:
             "retries": int(check.get("retries", 3)),
             "start_period": _seconds(check.get("startPeriod", 0)),
         }
-    return {k: v for k, v in kwargs.items() if v is not None}
+    return attach_kwargs({k: v for k, v in kwargs.items() if v is not None}, spec)
 
 
 def run_state(attrs: dict[str, Any]) -> str:
@@ -295,15 +302,21 @@ class DockerDriver:
             return self._converge(ctx, existing, steps)
         if ctx.operation == "adopt" and not ctx.action.patch:
             return self._adopt(ctx, existing)
+        # Before anything is removed: a replace never leaves nothing to return to.
+        self._call(ctx, "networks and volumes", require_present, self.client(ctx), desired)
         if existing is not None:  # create after a crash, replace, adopt with differences
             if existing.labels.get(f"{PREFIX}/spec-hash") == spec_hash(desired):
                 steps.append("already at the desired spec")
-                return self._converge(ctx, existing, steps)
+                fixed = self._call(
+                    ctx, "networks", repair_networks, self.client(ctx), existing.id, desired
+                )
+                return self._converge(ctx, existing, [*steps, *fixed], changed=bool(fixed))
             self._remove(ctx, existing, steps)
         self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
         kwargs = create_kwargs(ctx, desired)
         client = self.client(ctx)
         container = self._call(ctx, "create", client.containers.create, **kwargs)
+        self._call(ctx, "connect networks", connect_networks, client, container.id, desired)
         remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
         steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
         return self._converge(ctx, container, steps, changed=True)

@@ -32,6 +32,8 @@ from reconciler.drivers.base import Driver, DriverSettings
 from reconciler.drivers.compose import ComposeDriver
 from reconciler.drivers.docker import DockerDriver
 from reconciler.drivers.file import FileDriver
+from reconciler.drivers.network import NetworkDriver
+from reconciler.drivers.volume import VolumeDriver
 from reconciler.errors import HomelabError
 from reconciler.events.log import EventLog
 from reconciler.events.retry import WriteRetry
@@ -54,7 +56,13 @@ log = logging.getLogger("reconciler.executor")
 
 
 def default_drivers() -> dict[str, Driver]:
-    return {"Container": DockerDriver(), "File": FileDriver(), "ComposeStack": ComposeDriver()}
+    return {
+        "Container": DockerDriver(),
+        "File": FileDriver(),
+        "ComposeStack": ComposeDriver(),
+        "Network": NetworkDriver(),
+        "Volume": VolumeDriver(),
+    }
 
 
 def _approved_only(approved: Path) -> Callable[[Change, str], bool]:

@@ -44,7 +44,12 @@ from reconciler.world import read_doc_bytes
 from reconciler.world.doc import InvalidWorldDoc, WorldDoc, world_doc_from_dict
 
 PRODUCER = "refresh"  # the producer in the ids of the in-memory events (never written)
-NODE_KINDS = ("Container", "ComposeStack")  # kinds observed through a node's engine
+NODE_KINDS = (
+    "Container",
+    "ComposeStack",
+    "Network",
+    "Volume",
+)  # kinds observed through a node's engine
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
 from reconciler.planning.dependencies import order_changes
 from reconciler.planning.desired import desired_specs, memoized_hash
+from reconciler.planning.netvol import adoption_candidates, attach_notes
 from reconciler.planning.text_diffs import attach_text_diffs
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
@@ -157,7 +158,7 @@ def _plan_state(
         desired,
         managed_observed(world),
         in_place=IN_PLACE,
-        unmanaged=unmanaged_observed(world, desired),
+        unmanaged=adoption_candidates(unmanaged_observed(world, desired), desired, world),
         ignore=ignore,
         protected=invalid,
         allow_deletes=allow_deletes and state.complete,
@@ -165,4 +166,5 @@ def _plan_state(
     )
     plan.changes = order_changes(plan.changes, state.manifests)  # dependsOn order
     attach_text_diffs(plan, state, source, world)
+    attach_notes(plan, world)
     return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world, reasons)

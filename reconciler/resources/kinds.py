@@ -1,4 +1,4 @@
-"""The resource kinds: Node, Container, File, ComposeStack (pydantic v2 models).
+"""The resource kinds: Node, Container, File, ComposeStack, Network, Volume (pydantic v2 models).
 
 Each kind is a model of its `spec` plus class-level facts the planner needs:
 which spec fields can change in place (`IN_PLACE`) and whether the kind is
@@ -23,6 +23,7 @@ from pydantic import (
 
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.meta import DnsLabel, Labels, Metadata, StrictModel
+from reconciler.resources.netvol import NetworkFields, VolumeFields, VolumeMount, check_attachments
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE = re.compile(
@@ -247,16 +248,6 @@ class Port(StrictModel):
     hostIP: str | None = None
 
 
-class Volume(StrictModel):
-    source: str = Field(description="Absolute host path (bind) or a named volume.")
-    target: AbsPath
-    readOnly: bool = False
-
-    @property
-    def is_bind(self) -> bool:
-        return self.source.startswith("/")
-
-
 def _attachment(value: Any) -> Any:
     """Accept the shorthand "proxy" as well as {network: proxy, aliases: [...]}."""
     return {"network": value} if isinstance(value, str) else value
@@ -299,7 +290,7 @@ class ContainerSpec(StrictModel):
     args: list[str] | None = None
     env: Annotated[list[EnvVar], BeforeValidator(_env)] = Field(default_factory=list)
     ports: list[Port] = Field(default_factory=list)
-    volumes: list[Volume] = Field(default_factory=list)
+    volumes: list[VolumeMount] = Field(default_factory=list)
     restartPolicy: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     labels: Labels = Field(default_factory=dict)
     healthcheck: Healthcheck | None = None
@@ -329,6 +320,7 @@ class ContainerSpec(StrictModel):
         targets = [v.target for v in self.volumes]
         if len(set(targets)) != len(targets):
             raise ValueError("volumes: two volumes mount the same target")
+        check_attachments(self.networks, self.networkMode)
         # Sorting makes the normalized spec independent of manifest order.
         object.__setattr__(self, "env", sorted(self.env, key=lambda e: e.name))
         object.__setattr__(
@@ -368,6 +360,16 @@ class ComposeStackSpec(StrictModel):
     node: DnsLabel = "local"
     project: DnsLabel | None = Field(default=None, description="Defaults to metadata.name.")
     files: list[RepoPath] = Field(min_length=1, description="Compose files in this repository.")
+    dependsOn: DependsOn
+    policy: Policy = Field(default_factory=Policy)
+
+
+class NetworkSpec(NetworkFields):
+    dependsOn: DependsOn
+    policy: Policy = Field(default_factory=Policy)
+
+
+class VolumeSpec(VolumeFields):
     dependsOn: DependsOn
     policy: Policy = Field(default_factory=Policy)
 
@@ -438,9 +440,24 @@ class ComposeStack(Resource):
     IN_PLACE: ClassVar[frozenset[str]] = frozenset({"files", "state"})
 
 
+class Network(Resource):
+    kind: Literal["Network"] = "Network"
+    spec: NetworkSpec = Field(default_factory=lambda: NetworkSpec.model_validate({}))
+    # Docker changes nothing of a network in place: every field forces a replacement.
+
+
+class Volume(Resource):
+    kind: Literal["Volume"] = "Volume"
+    spec: VolumeSpec = Field(default_factory=lambda: VolumeSpec.model_validate({}))
+    # deletionPolicy changes nothing on the node: only the registry record is rewritten.
+    IN_PLACE: ClassVar[frozenset[str]] = frozenset({"deletionPolicy"})
+
+
 KINDS: dict[str, type[Resource]] = {
     "Node": Node,
     "Container": Container,
     "File": File,
     "ComposeStack": ComposeStack,
+    "Network": Network,
+    "Volume": Volume,
 }

@@ -15,6 +15,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from reconciler.resources.netvol import (
+    comparable_network,
+    comparable_volume,
+    mount_comparable,
+    sorted_networks,
+)
+
 
 class MissingInput(Exception):
     """A referenced repository file or secret does not exist."""
@@ -62,6 +69,8 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
         else:
             env.append(var)
     out["env"] = env
+    out["volumes"] = [mount_comparable(v) for v in spec.get("volumes") or []]
+    out["networks"] = sorted_networks(list(spec.get("networks") or []))
     if not out.get("networks"):
         out.pop("networks", None)  # none joined: the engine's default network (networkMode)
     return out
@@ -103,7 +112,22 @@ def _node(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[st
     return dict(spec)
 
 
-_BUILDERS = {"Container": _container, "File": _file, "ComposeStack": _compose, "Node": _node}
+def _network(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
+    return comparable_network(name, spec)
+
+
+def _volume(name: str, spec: dict[str, Any], resolver: ContentResolver) -> dict[str, Any]:
+    return comparable_volume(name, spec)
+
+
+_BUILDERS = {
+    "Container": _container,
+    "File": _file,
+    "ComposeStack": _compose,
+    "Node": _node,
+    "Network": _network,
+    "Volume": _volume,
+}
 
 
 def has_external_inputs(kind: str, doc: dict[str, Any]) -> bool:

@@ -103,7 +103,7 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
-DOCKER_KINDS = ("Container", "ComposeStack")
+DOCKER_KINDS = ("Container", "ComposeStack", "Network", "Volume")
 
 
 def _node_not_ready(ref: ResourceKey, result: PlanResult) -> str | None:

@@ -64,6 +64,8 @@ from reconciler.observer.collectors.engine_events import (
     triggers_inspection,
 )
 from reconciler.observer.collectors.ledger import ObservationLedger
+from reconciler.observer.collectors.netvol import KINDS as NETVOL_KINDS
+from reconciler.observer.collectors.netvol import NetVolObserver
 from reconciler.observer.collectors.node import NodeTarget, probe_node, unreachable
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.meta import check_dns_label
@@ -190,6 +192,7 @@ class DockerCollector:
         self._secrets: KnownSecrets = {}
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
         self.stacks = StackObserver(target, root, self.ledger, compose_command)
+        self.netvol = NetVolObserver(target.name, root, self.ledger)
 
     @property
     def node(self) -> str:
@@ -364,8 +367,35 @@ class DockerCollector:
         self._images = {k: v for k, v in self._images.items() if k in images}
         self._listing("Container", names, started)
         self._listing("ComposeStack", self.stacks.check(client, None, resync=True), started)
+        for kind in NETVOL_KINDS:
+            self._listing(kind, self.netvol.check(client, kind, resync=True), started)
+
+    def _on_netvol_event(self, client: Any, event: dict[str, Any], kind: str) -> None:
+        """A network or volume created or removed, a container (dis)connected: look again."""
+        started = now_iso()
+        fresh = kind == "Volume" and action_of(event) in ("create", "destroy")
+        self._listing(kind, self.netvol.check(client, kind, fresh=fresh), started)
+        ident = self.netvol.connected_container(event)
+        if ident is None:
+            return
+        try:
+            inspected = client.api.inspect_container(ident)
+        except docker.errors.NotFound:
+            return  # removed: its destroy event follows
+        now = self.owner(
+            str(inspected.get("Name") or ""),
+            (inspected.get("Config") or {}).get("Labels") or {},
+            str(inspected.get("Id") or ""),
+        )
+        if now is not None:
+            key = ResourceKey("Container", now.name)
+            self.ledger.write("observed.resource", key, self.observe(client, inspected, now))
 
     def _on_event(self, client: Any, event: dict[str, Any]) -> None:
+        kind = self.netvol.event_kind(event)
+        if kind is not None:
+            self._on_netvol_event(client, event, kind)
+            return
         if not triggers_inspection(event):
             return  # a healthcheck exec, an attach...: nothing an observation holds
         actor = event.get("Actor") or {}

@@ -32,8 +32,14 @@ INSPECT_ACTIONS = frozenset(
         "health_status",
     }
 )
+# Networks and volumes (observer/collectors/netvol.py): created, removed, a container
+# connected or disconnected (never a volume's mount/unmount, which every start makes).
+NETVOL_ACTIONS = frozenset({"create", "destroy", "connect", "disconnect"})
 # The engine matches `health_status` against "health_status: healthy" and the like.
-EVENT_FILTERS: dict[str, Any] = {"type": ["container"], "event": sorted(INSPECT_ACTIONS)}
+EVENT_FILTERS: dict[str, Any] = {
+    "type": ["container", "network", "volume"],
+    "event": sorted(INSPECT_ACTIONS | NETVOL_ACTIONS),
+}
 
 
 def action_of(event: dict[str, Any]) -> str:

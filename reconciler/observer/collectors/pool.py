@@ -23,7 +23,7 @@ from reconciler.observer.collectors.docker import HEARTBEAT, DockerCollector
 from reconciler.observer.collectors.node import NodeTarget
 from reconciler.runtime_root import RuntimeRoot
 
-LISTED_KINDS = ("Container", "ComposeStack")
+LISTED_KINDS = ("Container", "ComposeStack", "Network", "Volume")
 
 
 @dataclass
