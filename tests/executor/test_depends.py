@@ -288,3 +288,113 @@ def kill_while_waiting(lab: Lab, services: Services) -> None:
         e for e in lab.executor_events("action.started") if e["data"]["action"] == actions[web].id
     ]
     assert len(started) == 1
+
+
+def _doc(kind: str, name: str, spec: dict[str, Any]) -> str:
+    doc = {
+        "apiVersion": "homelab.reconciler/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return orjson.dumps(doc).decode() + "\n"
+
+
+def named(event: dict[str, Any]) -> str:
+    actor = event.get("Actor") or {}
+    return str((actor.get("Attributes") or {}).get("name") or actor.get("ID") or "")
+
+
+def all_events(lab: Lab, since: float) -> list[tuple[int, str, str, str]]:
+    """(timeNano, type, action, name) of this lab's containers, networks and volumes."""
+    stream = lab.client.api.events(
+        since=since,
+        until=f"{time.time():.6f}",
+        filters={"type": ["container", "network", "volume"]},
+        decode=True,
+    )
+    out = [(int(e["timeNano"]), e["Type"], e["Action"], named(e)) for e in stream]
+    return sorted(e for e in out if lab.prefix in e[3])
+
+
+def at(events: list[tuple[int, str, str, str]], type_: str, action: str, name: str) -> int:
+    for nano, t, a, n in events:
+        if (t, a, n) == (type_, action, name):
+            return nano
+    raise AssertionError(f"no {type_} {action} of {name} in {events}")
+
+
+@pytest.fixture
+def netvol_cleanup(lab: Lab) -> Iterator[None]:
+    lab.root.instance_id()  # a refresh lists a node only for a root that made something
+    yield
+    for found in lab.client.containers.list(all=True):
+        if lab.prefix in found.name:
+            found.remove(force=True)
+    for net in lab.client.networks.list():
+        if net.name.startswith(lab.prefix):
+            net.remove()
+    for vol in lab.client.volumes.list():
+        if vol.name.startswith(lab.prefix):
+            vol.remove(force=True)
+
+
+def test_networks_and_volumes_come_first_and_go_last_when_all_is_approved_at_once(
+    lab: Lab, services: Services, netvol_cleanup: None
+) -> None:
+    net, data = lab.name("net"), lab.name("data")
+    lab.write(f"manifests/{net}.yaml", _doc("Network", net, {}))
+    lab.write(f"manifests/{data}.yaml", _doc("Volume", data, {"deletionPolicy": "Delete"}))
+    db = lab.container(
+        "db",
+        command=READY_SOON,
+        healthcheck=CHECK,
+        networkMode="bridge",
+        networks=[net],
+        volumes=[{"volume": data, "target": "/data"}],
+    )
+    web = lab.container(
+        "web",
+        networkMode="bridge",
+        networks=[{"network": net, "aliases": ["www"]}],
+        dependsOn=[{"resource": f"Container/{db}", "condition": "healthy"}],
+    )
+    lab.commit("a network, a volume, db and web")
+    plan = lab.plan(fold=False)
+    after = {c.name: c.after for c in plan.plan.changes}
+    assert after[web] == (f"Container/{db} (healthy)", f"Network/{net}")  # dependsOn, then used
+    assert after[db] == (f"Network/{net}", f"Volume/{data}")
+    order = [c.name for c in plan.plan.changes]
+    assert order.index(db) > max(order.index(net), order.index(data))
+    assert order.index(web) > order.index(db)
+    since = time.time()
+    actions = propose_in_order(lab, ["web", "db", "data", "net"])  # dependants first
+    services.start_executor()
+    for action in actions.values():
+        assert lab.wait_final(action.id, 120) == "done", lab.action(action.id).outcome
+    events = all_events(lab, since)
+    for container in (db, web):
+        started = at(events, "container", "start", f"homelab-{container}")
+        assert at(events, "network", "create", net) < started
+    assert at(events, "volume", "create", data) < at(events, "container", "create", f"homelab-{db}")
+    healthy = at(events, "container", "health_status: healthy", f"homelab-{db}")
+    assert healthy < at(events, "container", "create", f"homelab-{web}")
+
+    for name in (net, data, db, web):  # prune it all, approved at once, users last
+        lab.repo.remove(f"manifests/{name}.yaml")
+    lab.commit("prune")
+    wait_for("the world to show db and web", lambda: len(lab.plan(fold=False).plan.changes) == 4)
+    prune = lab.plan(fold=False)
+    after = {c.name: c.after for c in prune.plan.changes}
+    assert after[net] == (f"Container/{db}", f"Container/{web}")
+    assert after[data] == (f"Container/{db}",)
+    since = time.time()
+    deletes = propose_in_order(lab, ["net", "data", "db", "web"])
+    assert {a.operation for a in deletes.values()} == {"delete"}
+    for action in deletes.values():
+        assert lab.wait_final(action.id, 120) == "done", lab.action(action.id).outcome
+    events = all_events(lab, since)
+    gone_db = at(events, "container", "destroy", f"homelab-{db}")
+    gone_web = at(events, "container", "destroy", f"homelab-{web}")
+    assert max(gone_db, gone_web) < at(events, "network", "destroy", net)
+    assert gone_db < at(events, "volume", "destroy", data)
