@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -41,7 +41,7 @@ from reconciler.planning.dependencies import (
     shown,
     uses,
 )
-from reconciler.queue.action import Action
+from reconciler.queue.action import Action, InvalidAction, action_from_json
 from reconciler.queue.store import LIVE_STATES, ActionQueue
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
@@ -63,9 +63,16 @@ READY = Verdict("ready")
 
 @dataclass
 class Board:
-    """The live actions, read once per decision round."""
+    """The live actions, read once per decision round, and only when a verdict needs them."""
 
-    live: dict[ResourceKey, list[tuple[str, Action]]] = field(default_factory=dict)
+    load: Callable[[], dict[ResourceKey, list[tuple[str, Action]]]] = dict
+    _live: dict[ResourceKey, list[tuple[str, Action]]] | None = None
+
+    @property
+    def live(self) -> dict[ResourceKey, list[tuple[str, Action]]]:
+        if self._live is None:
+            self._live = self.load()
+        return self._live
 
     def others(self, action: Action) -> list[tuple[str, Action]]:
         return [(s, a) for items in self.live.values() for s, a in items if a.key != action.key]
@@ -117,13 +124,35 @@ class DependencyGate:
         self.timeout = timeout
         self.clock = clock
         self._recent: dict[ResourceKey, _Finished] = {}
+        self._cache: dict[tuple[str, str], Action] = {}
 
     def board(self) -> Board:
-        board = Board()
-        for state in LIVE_STATES:
-            for action in self.queue.actions(state):
-                board.live.setdefault(action.key, []).append((state, action))
-        return board
+        """This round's live actions (listed now, read when first needed)."""
+        listing = [(state, i) for state in LIVE_STATES for i in self.queue.ids(state)]
+        self._cache = {k: self._cache[k] for k in listing if k in self._cache}  # drop the gone
+
+        def load() -> dict[ResourceKey, list[tuple[str, Action]]]:
+            live: dict[ResourceKey, list[tuple[str, Action]]] = {}
+            for state, action_id in listing:
+                action = self.read(state, action_id)
+                if action is not None:
+                    live.setdefault(action.key, []).append((state, action))
+            return live
+
+        return Board(load)
+
+    def read(self, state: str, action_id: str) -> Action | None:
+        """An action file, parsed once: a document never changes while it is in one folder
+        (a move renames it into another; ids are one-shot), so a round re-reads only arrivals."""
+        cached = self._cache.get((state, action_id))
+        if cached is not None:
+            return cached
+        try:
+            action = action_from_json(self.queue.path(state, action_id).read_bytes())
+        except (OSError, InvalidAction):
+            return None  # moved meanwhile, or not an action document
+        self._cache[(state, action_id)] = action
+        return action
 
     def note(self, action_id: str) -> None:
         """Remember how an action this executor ran ended (before the observer folds it)."""

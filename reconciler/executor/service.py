@@ -210,10 +210,9 @@ class Executor:
         board = gate.board()
         blocked: dict[str, str] = {}
         for action_id in ids:
-            found = queue.get(action_id)
-            if found is None or found[0] != "approved":
-                continue
-            action = found[1]
+            action = gate.read("approved", action_id)
+            if action is None:
+                continue  # moved meanwhile (a reject)
             verdict: Verdict = gate.verdict(action, board)
             if verdict.state == "ready":
                 return action_id
