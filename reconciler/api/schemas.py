@@ -204,6 +204,7 @@ class ActionRow(Struct):
     commit: str
     createdAt: str | None
     history: list[HistoryEntry]
+    after: list[str] = []  # what it runs after (dependsOn): "Container/db (healthy)", ...
 
 
 class ActionDetail(Struct):

@@ -436,6 +436,7 @@ def action_row(state: str, action: Action) -> s.ActionRow:
         commit=action.commit,
         createdAt=action.created_at or None,
         history=[s.HistoryEntry(h.state, h.at, h.actor, h.reason) for h in action.moves],
+        after=list(action.after) if isinstance(action.after, list) else [],
     )
 
 

@@ -32,6 +32,13 @@ from reconciler.executor.service import Executor
 @click.option("--retry-initial", default=0.5, show_default=True, type=click.FloatRange(0.0, 60))
 @click.option("--retry-max", default=10.0, show_default=True, type=click.FloatRange(0.0, 600))
 @click.option("--stop-grace", default=10, show_default=True, type=click.IntRange(0, 600))
+@click.option(
+    "--dependency-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 86_400),
+    help="Seconds an action waits for a `condition: healthy` dependency before it fails.",
+)
 def executor(
     repo: str | None,
     root: str | None,
@@ -41,6 +48,7 @@ def executor(
     retry_initial: float,
     retry_max: float,
     stop_grace: int,
+    dependency_timeout: float,
 ) -> None:
     """Apply approved actions to Docker engines and files, one at a time.
 
@@ -61,5 +69,6 @@ def executor(
         manifests_path=path,
         settings=settings,
         retry=RetryPolicy(retry_attempts, retry_initial, retry_max),
+        dependency_timeout=dependency_timeout,
     )
     run_service(service, service.root)

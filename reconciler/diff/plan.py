@@ -57,6 +57,9 @@ class Change:
     # Line diffs of changed file contents, keyed by the JSON pointer of the
     # fingerprint they explain (reconciler.diff.text); shown, not part of the change.
     text_diffs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # What it comes after (`dependsOn`, or for a delete the resources that use it):
+    # "Network/proxy", "Container/db (healthy)"; shown, not part of the change.
+    after: tuple[str, ...] = field(default=(), compare=False)
     # What a person must know before approving (a volume's data: planning/netvol.py); shown.
     notes: tuple[str, ...] = field(default=(), compare=False)
 

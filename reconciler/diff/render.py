@@ -134,7 +134,8 @@ def render_change(change: Change, *, colour: bool = False) -> str:
         head += f" ({', '.join(change.forces)} cannot change in place)"
     title = _paint(f"{symbol:>3} {change.kind}/{change.name}", _COLOUR[change.operation], colour)
     notes = [f"  # {note}" for note in change.notes]
-    return "\n".join([head, *notes, title, *_field_lines(change, colour)])
+    after = [f"      after {', '.join(change.after)}"] if change.after else []
+    return "\n".join([head, *notes, title, *after, *_field_lines(change, colour)])
 
 
 def summary_line(plan: Plan) -> str:
@@ -170,6 +171,7 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "observed": change.observed,
         "forcesReplacement": list(change.forces),
         **({"contentDiff": dict(change.text_diffs)} if change.text_diffs else {}),
+        **({"after": list(change.after)} if change.after else {}),
     }
 
 

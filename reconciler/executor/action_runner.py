@@ -79,6 +79,22 @@ class ActionRunner:
             return None
         return self.run(action, recovering=False)
 
+    def fail_unrun(self, action: Action, reason: str) -> str | None:
+        """Fail an approved action without running it (its dependency failed)."""
+        outcome = self._outcome("failed", time.monotonic(), 0, "")
+        outcome["error"] = reason
+        try:
+            self.queue.move(
+                action.id, "approved", "failed", actor=ACTOR, reason=reason, outcome=outcome
+            )
+        except QueueConflict:
+            return None
+        return "failed"
+
+    def waiting(self, action: Action, reason: str) -> None:
+        """Say why an approved action is not run yet (once per reason)."""
+        self._event("action.waiting", action, "waiting", {"reason": reason})
+
     def recover(self, action: Action) -> str | None:
         return self.run(action, recovering=True)
 

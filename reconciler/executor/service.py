@@ -8,7 +8,10 @@ notifications for `queue/approved/` (a `FileWatch`: an approval starts
 within well under half a second, and nothing wakes while nothing is
 approved; a slow tick re-scans for anything missed, every `TICK_SECONDS`,
 or every `WINDOW_TICK_SECONDS` while approved actions wait for a
-maintenance window to open). Approved actions run one at a time, oldest approval first. While
+maintenance window to open). Approved actions run one at a time, oldest approval first,
+except that one whose `dependsOn` is not settled waits, unclaimed, and the
+next ready one runs (`reconciler.executor.dependencies`; re-checked every
+`DEPENDENCY_TICK_SECONDS` while any waits). While
 every maintenance window of `homelab.yaml` is closed they wait, visibly: one
 `action.waiting` event each and `state/executor_status.json`. Called by
 `homelab run executor` and `homelab up`.
@@ -36,6 +39,7 @@ from reconciler.events.log import EventLog
 from reconciler.events.retry import WriteRetry
 from reconciler.executor.action_runner import ACTOR, ActionRunner, RetryPolicy
 from reconciler.executor.context import DesiredView
+from reconciler.executor.dependencies import DEFAULT_TIMEOUT, DependencyGate, Verdict
 from reconciler.executor.lock import ExecutorLock
 from reconciler.executor.window import next_opening, window_open
 from reconciler.file_watch import Change, FileWatch
@@ -47,6 +51,7 @@ from reconciler.sources.git import GitSource
 
 TICK_SECONDS = 60.0  # re-scan for an approval the watch missed
 WINDOW_TICK_SECONDS = 5.0  # while approved actions wait: how soon an opened window is seen
+DEPENDENCY_TICK_SECONDS = 1.0  # while actions wait for dependencies (health, a reject)
 log = logging.getLogger("reconciler.executor")
 
 
@@ -82,6 +87,7 @@ class Executor:
         settings: DriverSettings | None = None,
         retry: RetryPolicy | None = None,
         drivers: dict[str, Driver] | None = None,
+        dependency_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.root = root.ensure()
         self.source = GitSource(repo, manifests_path, BlobCache(root.cache))
@@ -92,6 +98,9 @@ class Executor:
         self.drivers = drivers or default_drivers()
         self.lock = ExecutorLock(root)
         self._announced: set[str] = set()
+        self._told: dict[str, str] = {}  # action id -> the dependency wait last announced
+        self.dependency_timeout = dependency_timeout
+        self._dependency_gate: DependencyGate | None = None
         self._status: dict[str, Any] = {}
 
     def run(self, stop: threading.Event) -> None:
@@ -143,10 +152,12 @@ class Executor:
             watch.close_when(stop)
             self.drain(stop, queue, runner, events)
             while not stop.is_set():
-                waiting = self._status.get("state") == "waiting-for-window"
-                watch.changes(
-                    WINDOW_TICK_SECONDS if waiting else TICK_SECONDS, step=0.02, debounce=0.2
-                )
+                state = self._status.get("state")
+                tick = {
+                    "waiting-for-window": WINDOW_TICK_SECONDS,
+                    "waiting-for-dependencies": DEPENDENCY_TICK_SECONDS,
+                }.get(str(state), TICK_SECONDS)
+                watch.changes(tick, step=0.02, debounce=0.2)
                 self.drain(stop, queue, runner, events)
 
     def _approved(self, queue: ActionQueue) -> list[str]:
@@ -170,9 +181,52 @@ class Executor:
                 return
             if not self._window_allows(queue, ids, events):
                 return
-            self._write_status("running", ids[0], ids[1:])
-            runner.claim_and_run(ids[0])
-            self._announced.discard(ids[0])
+            chosen = self._next_ready(queue, runner, ids, events)
+            if chosen is None:
+                continue  # one was failed for its dependency: look again
+            if not chosen:
+                return  # every approved action waits for a dependency
+            self._write_status("running", chosen, [i for i in ids if i != chosen])
+            runner.claim_and_run(chosen)
+            self._gate(queue).note(chosen)
+            self._announced.discard(chosen)
+            self._told.pop(chosen, None)
+
+    def _gate(self, queue: ActionQueue) -> DependencyGate:
+        gate = self._dependency_gate
+        if gate is None or gate.queue is not queue:
+            gate = DependencyGate(self.root, queue, timeout=self.dependency_timeout)
+            self._dependency_gate = gate
+        return gate
+
+    def _next_ready(
+        self, queue: ActionQueue, runner: ActionRunner, ids: list[str], events: EventLog
+    ) -> str | None:
+        """The first approved action whose dependencies are settled ("" when all wait).
+
+        None after failing an action whose dependency failed (the caller looks again).
+        """
+        gate = self._gate(queue)
+        board = gate.board()
+        blocked: dict[str, str] = {}
+        for action_id in ids:
+            action = gate.read("approved", action_id)
+            if action is None:
+                continue  # moved meanwhile (a reject)
+            verdict: Verdict = gate.verdict(action, board)
+            if verdict.state == "ready":
+                return action_id
+            if verdict.state == "fail":
+                runner.fail_unrun(action, verdict.reason)
+                gate.note(action_id)
+                self._told.pop(action_id, None)
+                return None
+            blocked[action_id] = verdict.reason
+            if self._told.get(action_id) != verdict.reason:
+                self._told[action_id] = verdict.reason
+                runner.waiting(action, verdict.reason)
+        self._write_status("waiting-for-dependencies", None, list(blocked), blocked=blocked)
+        return ""
 
     def _window_allows(self, queue: ActionQueue, ids: list[str], events: EventLog) -> bool:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.diff import Plan, make_plan
 from reconciler.errors import ManifestError
+from reconciler.planning.dependencies import order_changes
 from reconciler.planning.desired import desired_specs, memoized_hash
 from reconciler.planning.netvol import adoption_candidates, attach_notes
 from reconciler.planning.text_diffs import attach_text_diffs
@@ -163,6 +164,7 @@ def _plan_state(
         allow_deletes=allow_deletes and state.complete,
         unchanged=_unchanged(source, desired, world, ignore),
     )
+    plan.changes = order_changes(plan.changes, state.manifests)  # dependsOn order
     attach_text_diffs(plan, state, source, world)
     attach_notes(plan, world)
     return PlanResult(state, plan, desired, [*state.errors, *errors], invalid, world, reasons)

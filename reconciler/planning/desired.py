@@ -3,7 +3,8 @@
 `desired_specs` turns a loaded `DesiredState` into the comparable spec of
 each valid resource (`reconciler.resources.normalize`), resolving repository
 files and secrets into fingerprints, and applies the cross-resource checks
-(node references, the guard rails of `homelab.yaml`); a resource that fails
+(node references, `dependsOn` targets and cycles, the guard rails of
+`homelab.yaml`); a resource that fails
 them is invalid and gets no action. What a manifest derives is memoized
 while the manifest object is the same. Called by `compute_plan`, the
 executor's stale-plan check and `homelab validate`.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ManifestError
+from reconciler.planning.dependencies import dependency_problems
 from reconciler.planning.guardrails import refusals
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.normalize import (
@@ -89,9 +91,10 @@ def desired_specs(
     desired: dict[ResourceKey, dict[str, Any]] = {}
     errors: list[ManifestError] = []
     invalid: set[ResourceKey] = set(state.invalid)
+    dependencies = dependency_problems(source, state)  # unknown targets, cycles (dependsOn)
     for ref, manifest in state.manifests.items():
         memo = _memo(source, ref, manifest)
-        problems = _cross_check(source, state, manifest, root)
+        problems = [*dependencies.get(ref, ()), *_cross_check(source, state, manifest, root)]
         if not problems and memo.spec is not None:
             desired[ref] = memo.spec
         elif not problems:

@@ -77,6 +77,9 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     # Line diffs of changed file contents (`Change.text_diffs`): shown, never part
     # of the id, and absent from the file when there are none.
     content_diff: dict[str, str] | msgspec.UnsetType = UNSET
+    # What the action runs after (`Change.after`): shown; the executor's waiting
+    # reads the manifest's dependsOn. Absent from the file when there is nothing.
+    after: list[str] | msgspec.UnsetType = UNSET
 
     @property
     def key(self) -> ResourceKey:
@@ -106,6 +109,7 @@ class Action(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             self.observed,
             tuple(self.forces_replacement),
             text_diffs=self.content_diff if self.content_diff is not UNSET else {},
+            after=tuple(self.after) if self.after is not UNSET else (),
         )
 
 
@@ -161,4 +165,5 @@ def new_action(
         created_at=now_iso(),
         outcome=None,
         content_diff=dict(change.text_diffs) if change.text_diffs else UNSET,
+        after=list(change.after) if change.after else UNSET,
     )

@@ -45,7 +45,8 @@ LIVE_STATES = ("pending", "approved", "running")
 STAGED = ".staged"  # suffix of a move's staged document (atomic_write's temporaries end .tmp)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending": ("approved", "rejected", "superseded"),
-    "approved": ("running", "superseded", "rejected"),
+    # approved -> failed: a dependency failed, so the action is never run (executor).
+    "approved": ("running", "superseded", "rejected", "failed"),
     "running": ("done", "failed", "superseded"),
 }
 
