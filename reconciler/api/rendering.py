@@ -21,6 +21,7 @@ import yaml
 from reconciler.api import event_format
 from reconciler.api.diff_text import change_text
 from reconciler.api.disk import human
+from reconciler.diff.fields import tidy_spec
 
 _SIGNS = (
     ("-/+", "replace"),
@@ -59,6 +60,14 @@ def to_yaml(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
+def spec_yaml(value: Any, kind: str) -> str:
+    """A spec as YAML in the model's field order, without unset fields (`tidy_spec`)."""
+    if not isinstance(value, dict):
+        return to_yaml(value)
+    tidy = tidy_spec(kind, value)
+    return yaml.safe_dump(tidy, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
 def to_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
@@ -70,6 +79,7 @@ def short(value: Any, n: int = 12) -> str:
 def install_filters(env: jinja2.Environment) -> None:
     env.filters["diff_lines"] = diff_lines
     env.filters["yaml"] = to_yaml
+    env.filters["spec_yaml"] = spec_yaml
     env.filters["pretty"] = to_json
     env.filters["short"] = short
     env.filters["change_text"] = change_text

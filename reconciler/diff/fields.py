@@ -326,3 +326,22 @@ def field_changes(
     walk = _Walk(create=observed is None or desired is None)
     walk.object(spec_shape(kind), observed or {}, desired or {}, "", "", "")
     return walk.out
+
+
+def _tidy(shape: Shape, value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _tidy(shape.child(k), value[k])
+            for k in ordered_keys(shape, value)
+            if not _quiet(value[k], shape.default(k), all_defaults=False)
+        }
+    if isinstance(value, list):
+        return [_tidy(shape, v) for v in value]
+    return value
+
+
+def tidy_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec as a page shows it: the model's field order, nested too, without what is unset
+    (null, empty, false/zero defaults), as a create lists it. Not for comparing."""
+    out: dict[str, Any] = _tidy(spec_shape(kind), spec)
+    return out

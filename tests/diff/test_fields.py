@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.diff import change_to_json, diff_resource, render_change
-from reconciler.diff.fields import KEYED_LISTS, field_changes, spec_shape
+from reconciler.diff.fields import KEYED_LISTS, field_changes, spec_shape, tidy_spec
 from reconciler.resources.kinds import KINDS, Container
 
 SECRET_FP = "sha256:" + "ab" * 32
@@ -190,3 +190,23 @@ def test_the_json_plan_names_each_field_by_its_readable_path() -> None:
         {"field": "labels.tier", "op": "add", "new": "front", "forcesReplacement": True},
     ]
     assert out["patch"] == change.patch  # what is applied and checked stays the JSON Patch
+
+
+def test_a_spec_shown_on_a_page_is_tidy_and_in_the_models_order() -> None:
+    full = spec(env={"A": "1"}, ports=[{"containerPort": 80}], healthcheck={"test": ["CMD", "x"]})
+    tidy = tidy_spec("Container", dict(reversed(full.items())))
+    assert list(tidy) == [k for k in spec_shape("Container").order if k in tidy]
+    assert list(tidy) == [
+        "node",
+        "image",
+        "imagePullPolicy",
+        "env",
+        "ports",
+        "restartPolicy",
+        "healthcheck",
+        "networkMode",
+        "state",
+    ]
+    assert tidy["env"] == [{"name": "A", "value": "1"}]  # no valueFrom: null
+    assert tidy["ports"] == [{"containerPort": 80, "protocol": "tcp"}]  # no hostPort/hostIP
+    assert list(tidy["healthcheck"]) == ["test", "interval", "timeout", "retries"]
