@@ -5,8 +5,9 @@ what differs as `FieldChange`s with readable paths. It works from the kind's
 pydantic model (`reconciler.resources.kinds.KINDS`), never from a hand list
 of fields, so a field added to a model renders without an edit here:
 
-- **order**: the model's declared field order, nested too (keys the model
-  does not declare, like a File's `sha256`, follow in the order they appear);
+- **order**: the model's declared field order, nested too (a model's own
+  fields, then those it inherits from a base model; keys the model does not
+  declare, like a File's `sha256`, follow in the order they appear);
 - **keyed lists**: a list whose items have a key (`KEYED_LISTS`, by field
   name; otherwise an item model with a required `name` field) is matched item
   by item on that key, so one variable shows as `env.GREETING` and an added
@@ -52,8 +53,8 @@ KEYED_LISTS: dict[str, tuple[str, ...]] = {
     "configs": ("target",),
     "mounts": ("target",),
     "files": ("path",),
-    "ulimits": ("name",),
-    "extraHosts": ("host",),
+    "extraHosts": ("hostname",),
+    "subnets": ("subnet",),
     "dependsOn": ("resource",),
 }
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -118,14 +119,25 @@ def _json_default(info: Any) -> Any:
     return value
 
 
+def _declared_order(model: type[pydantic.BaseModel]) -> list[str]:
+    """The model's fields as its class declares them, then those it inherits (nearest first)."""
+    out: dict[str, None] = {}
+    for cls in model.__mro__:
+        for name in vars(cls).get("__annotations__", {}):
+            if name in model.model_fields:
+                out.setdefault(name)
+    out.update(dict.fromkeys(model.model_fields))
+    return list(out)
+
+
 @functools.cache
-def _shape(model: type[pydantic.BaseModel]) -> Shape:
-    fields = model.model_fields
+def model_shape(model: type[pydantic.BaseModel]) -> Shape:
+    fields = {name: model.model_fields[name] for name in _declared_order(model)}
     children = []
     for name, info in fields.items():
         inner = _model_of(info.annotation)
         if inner is not None:
-            children.append((name, _shape(inner)))
+            children.append((name, model_shape(inner)))
     return Shape(
         order=tuple(fields),
         defaults=tuple(
@@ -141,7 +153,7 @@ def spec_shape(kind: str) -> Shape:
     model = KINDS.get(kind)
     spec = model.model_fields.get("spec") if model is not None else None
     inner = _model_of(spec.annotation) if spec is not None else None
-    return _shape(inner) if inner is not None else _EMPTY
+    return model_shape(inner) if inner is not None else _EMPTY
 
 
 def ordered_keys(shape: Shape, *docs: Any) -> list[str]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from reconciler.diff import change_to_json, diff_resource, render_change
-from reconciler.diff.fields import KEYED_LISTS, field_changes, spec_shape, tidy_spec
-from reconciler.resources.kinds import KINDS, Container
+from reconciler.diff.fields import KEYED_LISTS, field_changes, model_shape, spec_shape, tidy_spec
+from reconciler.resources.kinds import KINDS, Container, EnvVar
+from reconciler.resources.meta import StrictModel
 
 SECRET_FP = "sha256:" + "ab" * 32
 OTHER_FP = "sha256:" + "cd" * 32
@@ -210,3 +213,25 @@ def test_a_spec_shown_on_a_page_is_tidy_and_in_the_models_order() -> None:
     assert tidy["env"] == [{"name": "A", "value": "1"}]  # no valueFrom: null
     assert tidy["ports"] == [{"containerPort": 80, "protocol": "tcp"}]  # no hostPort/hostIP
     assert list(tidy["healthcheck"]) == ["test", "interval", "timeout", "retries"]
+
+
+def test_a_models_own_fields_come_before_those_it_inherits_and_new_fields_render() -> None:
+    # A model another change adds (a base of shared fields, a new keyed list):
+    # it renders in its declared order without an edit to the renderer.
+    class Shared(StrictModel):
+        extra: int = 0
+        tmpfs: list[Tmpfs] = Field(default_factory=list)
+
+    class Spec(Shared):
+        image: str
+        env: list[EnvVar] = Field(default_factory=list)
+
+    shape = model_shape(Spec)
+    assert shape.order == ("image", "env", "extra", "tmpfs")
+    assert shape.child("tmpfs").order == ("target", "size")
+    assert shape.default("extra") == 0
+
+
+class Tmpfs(StrictModel):
+    target: str
+    size: int | None = None
