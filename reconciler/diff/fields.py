@@ -29,10 +29,12 @@ touched: this is its presentation only. Pure.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import types
 import typing
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,20 +77,20 @@ class FieldChange:
     note: str = ""  # e.g. "secret value changed" when both sides read the same
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Shape:
     """What the model says about one object: field order, defaults, nested shapes."""
 
     order: tuple[str, ...] = ()
-    defaults: tuple[tuple[str, Any], ...] = ()
-    children: tuple[tuple[str, Shape], ...] = ()
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    children: Mapping[str, Shape] = dataclasses.field(default_factory=dict)
     required: frozenset[str] = frozenset()
 
     def default(self, key: str) -> Any:
-        return dict(self.defaults).get(key, _MISSING)
+        return self.defaults.get(key, _MISSING)
 
     def child(self, key: str) -> Shape:
-        return dict(self.children).get(key, _EMPTY)
+        return self.children.get(key, _EMPTY)
 
 
 _EMPTY = Shape()
@@ -140,14 +142,13 @@ def model_shape(model: type[pydantic.BaseModel]) -> Shape:
             children.append((name, model_shape(inner)))
     return Shape(
         order=tuple(fields),
-        defaults=tuple(
-            (n, d) for n, info in fields.items() if (d := _json_default(info)) is not _MISSING
-        ),
-        children=tuple(children),
+        defaults={n: d for n, info in fields.items() if (d := _json_default(info)) is not _MISSING},
+        children=dict(children),
         required=frozenset(n for n, info in fields.items() if info.is_required()),
     )
 
 
+@functools.cache
 def spec_shape(kind: str) -> Shape:
     """The shape of a kind's spec (an unknown kind: no order, no defaults)."""
     model = KINDS.get(kind)
@@ -168,7 +169,9 @@ def ordered_keys(shape: Shape, *docs: Any) -> list[str]:
 
 
 def _empty(value: Any) -> bool:
-    return value is _MISSING or value is None or value == [] or value == {} or value == ""
+    return (
+        value is _MISSING or value is None or (not value and isinstance(value, list | dict | str))
+    )
 
 
 def _quiet(value: Any, default: Any, *, all_defaults: bool) -> bool:
@@ -265,28 +268,43 @@ class _Walk:
     ) -> None:
         if old == new:
             return
-        dicts = (isinstance(old, dict) or _empty(old)) and (isinstance(new, dict) or _empty(new))
+        old_dict, new_dict = isinstance(old, dict), isinstance(new, dict)
         secret = is_secret_ref(old) or is_secret_ref(new)
-        if dicts and not secret and (isinstance(old, dict) or isinstance(new, dict)):
-            self.object(shape, old if isinstance(old, dict) else {}, new, path, top, ptr)
+        both_dicts = (old_dict or _empty(old)) and (new_dict or _empty(new))
+        if (old_dict or new_dict) and not secret and both_dicts:
+            self.object(shape, old if old_dict else {}, new, path, top, ptr)
             return
-        lists = (isinstance(old, list) or _empty(old)) and (isinstance(new, list) or _empty(new))
-        if lists and self.items(shape, field, _list(old), _list(new), path, top, ptr):
+        old_list, new_list = isinstance(old, list), isinstance(new, list)
+        both_lists = (old_list or _empty(old)) and (new_list or _empty(new))
+        if (
+            (old_list or new_list)
+            and both_lists
+            and self.items(shape, field, _list(old), _list(new), path, top, ptr)
+        ):
             return
         note = ""
-        if is_secret_ref(old) and is_secret_ref(new) and old.get("secret") == new.get("secret"):
+        if secret and is_secret_ref(old) and is_secret_ref(new) and old["secret"] == new["secret"]:
             note = "secret value changed"
         self.emit(path, old, new, top, ptr, note)
 
     def object(
-        self, shape: Shape, old: dict[str, Any], new: Any, path: str, top: str, ptr: str
+        self,
+        shape: Shape,
+        old: dict[str, Any],
+        new: Any,
+        path: str,
+        top: str,
+        ptr: str,
+        only: Collection[str] | None = None,
     ) -> None:
         new = new if isinstance(new, dict) else {}
+        every = not self.create  # comparing two sides: any default is quiet
         for key in ordered_keys(shape, old, new):
+            if only is not None and key not in only:
+                continue
             a, b = old.get(key, _MISSING), new.get(key, _MISSING)
-            if _quiet(a, shape.default(key), all_defaults=not self.create) and _quiet(
-                b, shape.default(key), all_defaults=not self.create
-            ):
+            default = shape.default(key)
+            if _quiet(a, default, all_defaults=every) and _quiet(b, default, all_defaults=every):
                 continue
             sub = f"{path}{segment(key)}" if path else str(key)
             self.value(
@@ -329,14 +347,19 @@ class _Walk:
 
 
 def field_changes(
-    kind: str, observed: dict[str, Any] | None, desired: dict[str, Any] | None
+    kind: str,
+    observed: dict[str, Any] | None,
+    desired: dict[str, Any] | None,
+    *,
+    only: Collection[str] | None = None,
 ) -> list[FieldChange]:
     """What differs between two comparable specs, field by field, in the model's order.
 
-    With one side None (a create, a delete) every set field of the other is listed.
+    With one side None (a create, a delete) every set field of the other is
+    listed. `only`: the top-level fields to compare (those a patch touches).
     """
     walk = _Walk(create=observed is None or desired is None)
-    walk.object(spec_shape(kind), observed or {}, desired or {}, "", "", "")
+    walk.object(spec_shape(kind), observed or {}, desired or {}, "", "", "", only)
     return walk.out
 
 

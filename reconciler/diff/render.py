@@ -91,16 +91,25 @@ def _show(value: Any) -> str:
     return orjson.dumps(_plain(value)).decode()
 
 
-def _target(change: Change) -> dict[str, Any] | None:
+def _patch_tops(patch: list[dict[str, Any]]) -> set[str]:
+    return {
+        str(op.get("path", "")).split("/")[1].replace("~1", "/").replace("~0", "~")
+        for op in patch
+        if str(op.get("path", "")).count("/") >= 1
+    }
+
+
+def _target(change: Change, tops: set[str]) -> dict[str, Any] | None:
     """The desired side as the patch sees it: observed with the patch applied.
 
-    Fields the planner was told to ignore (`ignoreDifferences`) keep their
+    Only the top-level fields the patch touches are copied and compared, and
+    fields the planner was told to ignore (`ignoreDifferences`) keep their
     observed value, so only what the patch changes is shown.
     """
-    if change.observed is None or not change.patch:
-        return change.desired
+    observed = change.observed or {}
+    part = orjson.loads(orjson.dumps({k: observed[k] for k in tops if k in observed}))
     try:
-        out = jsonpatch.apply_patch(change.observed, change.patch)
+        out = jsonpatch.apply_patch(part, change.patch, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError):
         return change.desired
     return out if isinstance(out, dict) else change.desired
@@ -114,7 +123,10 @@ def changed_fields(change: Change) -> list[FieldChange]:
         return field_changes(change.kind, change.observed, None)
     if not change.patch:
         return []
-    return field_changes(change.kind, change.observed, _target(change))
+    tops = _patch_tops(change.patch)
+    if change.observed is None or any(op.get("path") == "" for op in change.patch):
+        return field_changes(change.kind, change.observed, change.desired)
+    return field_changes(change.kind, change.observed, _target(change, tops), only=tops)
 
 
 _SIGN = {"add": ("+", "32"), "remove": ("-", "31"), "change": ("~", "33")}
