@@ -12,13 +12,17 @@ the queue page in `reconciler.api.controllers.pages`.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import msgspec
+
 from reconciler.api import schemas as s
+from reconciler.api.diff_text import change_text
 from reconciler.api.services import action_row
 from reconciler.api.views import RuntimeViews
 from reconciler.queue.action import Action
@@ -118,6 +122,19 @@ def _pending(views: RuntimeViews) -> list[PendingRow]:
     return rows
 
 
+def _rendered(views: RuntimeViews, row: PendingRow) -> PendingRow:
+    """A shown row with its diff rendered now (`change_text`), like `homelab actions show`."""
+    action = views.queue["pending"].get(row.action.id)
+    if action is None:
+        return row
+    text = change_text(action)
+    return dataclasses.replace(
+        row,
+        action=msgspec.structs.replace(row.action, summary=text),
+        lines=text.count("\n") + 1 if text else 0,
+    )
+
+
 def _recent(views: RuntimeViews) -> list[s.ActionRow]:
     def build() -> list[s.ActionRow]:
         decided = (
@@ -156,7 +173,7 @@ def queue_page(views: RuntimeViews, wanted: QueueFilter) -> QueuePage:
     pages = max(1, -(-len(matched) // PAGE_SIZE))
     page = min(wanted.page, pages)
     start = (page - 1) * PAGE_SIZE
-    shown = matched[start : start + PAGE_SIZE]
+    shown = [_rendered(views, r) for r in matched[start : start + PAGE_SIZE]]
     return QueuePage(
         rows=shown,
         total=len(rows),

@@ -3,8 +3,10 @@
 `diff_lines` classifies each line of a `homelab plan` block (the output of
 `reconciler.diff.render_change`) by its sign (the operation symbols of the
 titles, `+`/`-`/`~` of the field lines, `#` of the headings; a changed file's
-line diff included: `+`/`-` lines, `@@` hunk headers) so the page colours it
-like the terminal does; text stays text and Jinja escapes it. Installed by
+line diff included: `+`/`-` lines as `text add`/`text remove`, `@@` hunk
+headers and the `---`/`+++` lines as `hunk`) so the page colours it like the
+terminal does; text stays text and Jinja escapes it. `change_text` renders an
+action's change now (`reconciler.api.diff_text`). Installed by
 `reconciler.api.app` on the template environment.
 """
 
@@ -17,7 +19,9 @@ import orjson
 import yaml
 
 from reconciler.api import event_format
+from reconciler.api.diff_text import change_text
 from reconciler.api.disk import human
+from reconciler.diff.fields import tidy_spec
 
 _SIGNS = (
     ("-/+", "replace"),
@@ -31,7 +35,8 @@ _SIGNS = (
 )
 # A line diff sits 8 spaces deep, under its fingerprint; its first column is the sign.
 _TEXT_DIFF = "        "
-_TEXT_SIGNS = {"+": "add", "-": "remove", "@": "hunk"}
+_TEXT_SIGNS = {"+": "text add", "-": "text remove", "@": "hunk"}
+_TEXT_HEADERS = ("--- observed", "+++ desired")
 
 
 def diff_lines(text: str) -> list[tuple[str, str]]:
@@ -39,9 +44,9 @@ def diff_lines(text: str) -> list[tuple[str, str]]:
     out = []
     for line in text.splitlines():
         if line.startswith(_TEXT_DIFF):  # a context line "- a" is not a removal
-            out.append(
-                (_TEXT_SIGNS.get(line[len(_TEXT_DIFF) : len(_TEXT_DIFF) + 1], "plain"), line)
-            )
+            body = line[len(_TEXT_DIFF) :]
+            cls = "hunk" if body in _TEXT_HEADERS else _TEXT_SIGNS.get(body[:1], "text")
+            out.append((cls, line))
             continue
         stripped = line.lstrip()
         cls = next((c for sign, c in _SIGNS if stripped.startswith(sign)), "plain")
@@ -55,6 +60,14 @@ def to_yaml(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
+def spec_yaml(value: Any, kind: str) -> str:
+    """A spec as YAML in the model's field order, without unset fields (`tidy_spec`)."""
+    if not isinstance(value, dict):
+        return to_yaml(value)
+    tidy = tidy_spec(kind, value)
+    return yaml.safe_dump(tidy, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
 def to_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
@@ -66,8 +79,10 @@ def short(value: Any, n: int = 12) -> str:
 def install_filters(env: jinja2.Environment) -> None:
     env.filters["diff_lines"] = diff_lines
     env.filters["yaml"] = to_yaml
+    env.filters["spec_yaml"] = spec_yaml
     env.filters["pretty"] = to_json
     env.filters["short"] = short
+    env.filters["change_text"] = change_text
     env.filters["bytes"] = human
     env.filters["when"] = event_format.when
     env.filters["id_time"] = event_format.id_time

@@ -21,6 +21,7 @@ import msgspec
 
 from reconciler.api import problems
 from reconciler.api import schemas as s
+from reconciler.api.diff_text import change_text
 from reconciler.api.disk import human
 from reconciler.api.eventfeed import EventQuery
 from reconciler.api.views import RuntimeViews
@@ -453,7 +454,7 @@ def action_detail(views: RuntimeViews, action_id: str) -> s.ActionDetail | None:
     state, action = found
     related = views.feed.query(EventQuery(action=action_id, limit=200))[0]
     return s.ActionDetail(
-        action=action_row(state, action),
+        action=msgspec.structs.replace(action_row(state, action), summary=change_text(action)),
         patch=action.patch,
         desired=action.desired,
         observed=action.observed,
@@ -533,8 +534,8 @@ def resource_detail(views: RuntimeViews, kind: str, name: str) -> s.ResourceDeta
         change = None
     if change is not None:
         patch, diff = change.patch, render_change(change)
-    if live and live[0][1].summary:
-        diff = live[0][1].summary  # exactly what the planner printed when it proposed it
+    if live:
+        diff = change_text(live[0][1])  # the pending action's change, as its page shows it
     newest = history[0] if history else None
     node = row.node if kind in problems.DOCKER_KINDS else name if kind == "Node" else None
     return s.ResourceDetail(

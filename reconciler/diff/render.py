@@ -10,15 +10,24 @@ create, N to update, N to replace, N to delete.`, followed by `, N to adopt`
 (start, bring up, stop) only for the other operations the plan has. Colours
 only when the caller asks (the CLI does on a terminal). Pure; used by the
 CLI, the supervisor's action summaries and the UI.
+
+Field lines come from `reconciler.diff.fields` (the JSON Patch is not shown
+as such): readable paths (`env.GREETING`, `ports[8080/tcp].hostPort`), the
+model's field order, nothing unset or default on both sides, a secret by its
+name (`(secret NAME)`), fingerprints shortened to 12 hex digits. The JSON
+plan gives the same paths as `fields`, beside the unchanged `patch`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import jsonpatch
 import jsonpointer
 import orjson
 
+from reconciler.diff.fields import FieldChange, field_changes, is_secret_ref
 from reconciler.diff.plan import Change, Plan
 
 _SYMBOL = {
@@ -60,53 +69,87 @@ def _paint(text: str, code: str, colour: bool) -> str:
     return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
 
+_FINGERPRINT = re.compile(r"^sha256:([0-9a-f]{12})[0-9a-f]{52}$")
+
+
+def _plain(value: Any, short: bool = True) -> Any:
+    """A value as shown: secret references by name, fingerprints shortened (`short`)."""
+    if is_secret_ref(value):
+        return {"secret": value.get("secret")}
+    if isinstance(value, dict):
+        return {k: _plain(v, short) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, short) for v in value]
+    if short and isinstance(value, str) and (m := _FINGERPRINT.match(value)):
+        return f"sha256:{m.group(1)}…"
+    return value
+
+
 def _show(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    if is_secret_ref(value):
+        return f"(secret {value.get('secret')})"
+    return orjson.dumps(_plain(value)).decode()
 
 
-def _field(path: str) -> str:
-    out = ""
-    for part in path.lstrip("/").split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out or "(root)"
+def _patch_tops(patch: list[dict[str, Any]]) -> set[str]:
+    return {
+        str(op.get("path", "")).split("/")[1].replace("~1", "/").replace("~0", "~")
+        for op in patch
+        if str(op.get("path", "")).count("/") >= 1
+    }
 
 
-def _lookup(doc: Any, path: str) -> Any:
+def _target(change: Change, tops: set[str]) -> dict[str, Any] | None:
+    """The desired side as the patch sees it: observed with the patch applied.
+
+    Only the top-level fields the patch touches are copied and compared, and
+    fields the planner was told to ignore (`ignoreDifferences`) keep their
+    observed value, so only what the patch changes is shown.
+    """
+    observed = change.observed or {}
+    part = orjson.loads(orjson.dumps({k: observed[k] for k in tops if k in observed}))
     try:
-        return jsonpointer.resolve_pointer(doc, path)
-    except jsonpointer.JsonPointerException:
-        return None
+        out = jsonpatch.apply_patch(part, change.patch, in_place=True)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError):
+        return change.desired
+    return out if isinstance(out, dict) else change.desired
+
+
+def changed_fields(change: Change) -> list[FieldChange]:
+    """The change's fields as people read them (`env.GREETING`), in the model's order."""
+    if change.operation == "create":
+        return field_changes(change.kind, None, change.desired)
+    if change.operation == "delete":
+        return field_changes(change.kind, change.observed, None)
+    if not change.patch:
+        return []
+    tops = _patch_tops(change.patch)
+    if change.observed is None or any(op.get("path") == "" for op in change.patch):
+        return field_changes(change.kind, change.observed, change.desired)
+    return field_changes(change.kind, change.observed, _target(change, tops), only=tops)
+
+
+_SIGN = {"add": ("+", "32"), "remove": ("-", "31"), "change": ("~", "33")}
 
 
 def _field_lines(change: Change, colour: bool) -> list[str]:
+    fields = changed_fields(change)
     lines = []
-    if change.operation == "create":
-        for key, value in (change.desired or {}).items():
-            if value is None or value == [] or value == {}:
-                continue  # defaults that say nothing; --json shows the full document
-            lines.append(_paint(f"      + {key}: {_show(value)}", "32", colour))
-        return lines
-    if change.operation == "delete":
-        for key, value in (change.observed or {}).items():
-            lines.append(_paint(f"      - {key}: {_show(value)}", "31", colour))
-        return lines
-    for op in change.patch:
-        name = _field(op["path"])
-        top = op["path"].split("/")[1]
-        forces = "  # forces replacement" if top in change.forces else ""
-        if change.operation == "adopt":
-            forces = ""  # every differing field does; the heading says so once
-        if op["op"] == "add":
-            text, code = f"      + {name}: {_show(op['value'])}{forces}", "32"
-        elif op["op"] == "remove":
-            old = _lookup(change.observed, op["path"])
-            text, code = f"      - {name}: {_show(old)}{forces}", "31"
+    for fc in fields:
+        sign, code = _SIGN[fc.op]
+        notes = [fc.note] if fc.note else []
+        if fc.top in change.forces and change.operation not in ("adopt", "create", "delete"):
+            notes.append("forces replacement")  # an adopt's heading says so once
+        note = f"  # {'; '.join(notes)}" if notes else ""
+        if fc.op == "change":
+            text = f"      ~ {fc.path}: {_show(fc.old)} -> {_show(fc.new)}"
         else:
-            old = _lookup(change.observed, op["path"])
-            text, code = f"      ~ {name}: {_show(old)} -> {_show(op.get('value'))}{forces}", "33"
-        lines.append(_paint(text, code, colour))
-        lines.extend(_text_diff(change.text_diffs.get(op["path"], ""), colour))
+            value = fc.new if fc.op == "add" else fc.old
+            text = f"      {sign} {fc.path}" + ("" if value is None else f": {_show(value)}")
+        lines.append(_paint(text + note, code, colour))
+        lines.extend(_text_diff(change.text_diffs.get(fc.pointer, ""), colour))
+    if change.patch and not fields and change.operation not in ("create", "delete"):
+        lines.append(_paint("      # only unset or default values differ", "36", colour))
     return lines
 
 
@@ -170,9 +213,24 @@ def change_to_json(change: Change) -> dict[str, Any]:
         "desired": change.desired,
         "observed": change.observed,
         "forcesReplacement": list(change.forces),
+        "fields": [field_to_json(fc, change) for fc in changed_fields(change)],
         **({"contentDiff": dict(change.text_diffs)} if change.text_diffs else {}),
         **({"after": list(change.after)} if change.after else {}),
     }
+
+
+def field_to_json(fc: FieldChange, change: Change) -> dict[str, Any]:
+    """One readable field change: its path (`env.GREETING`), op, old and new values."""
+    out: dict[str, Any] = {"field": fc.path, "op": fc.op}
+    if fc.op != "add":
+        out["old"] = _plain(fc.old, short=False)
+    if fc.op != "remove":
+        out["new"] = _plain(fc.new, short=False)
+    if fc.note:
+        out["note"] = fc.note
+    if fc.top in change.forces and change.operation == "replace":
+        out["forcesReplacement"] = True
+    return out
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:

@@ -77,10 +77,11 @@ def test_the_line_diff_is_shown_escaped_on_the_action_and_resource_pages(
             text = page.text
             assert "<script>alert" not in text, url  # the file's markup is text, not markup
             assert (
-                '<span class="remove">        -&lt;script&gt;alert(&#34;edited by hand&#34;)'
+                '<span class="text remove">        -&lt;script&gt;alert(&#34;edited by hand&#34;)'
                 "&lt;/script&gt;</span>" in text
             ), url
-            assert '<span class="add">        +&lt;p&gt;from git &amp; co&lt;/p&gt;</span>' in text
+            added = '<span class="text add">        +&lt;p&gt;from git &amp; co&lt;/p&gt;</span>'
+            assert added in text
             assert '<span class="hunk">        @@ -1,2 +1,2 @@</span>' in text
             assert text.index("~ sha256: ") < text.index("--- observed")
     finally:

@@ -61,7 +61,9 @@ def test_the_operator_reads_a_files_line_diff_before_approving(
         expect(diff.locator("span.add", has_text="+<p>")).to_have_text(
             "        +<p>from git & co</p>"
         )
-        expect(diff.locator("span.hunk")).to_have_count(1)
+        expect(diff.locator("span.hunk", has_text="@@")).to_have_count(1)
+        headers = ["--- observed", "+++ desired", "@@ -1,2 +1,2 @@"]
+        expect(diff.locator("span.hunk")).to_have_text([f"        {h}" for h in headers])
         assert diff.locator("script").count() == 0  # text, not an element
         page.screenshot(path=str(SHOTS / "file-line-diff.png"), full_page=True)
         assert alerts == []
