@@ -68,6 +68,9 @@ def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
     return Template(template_name=name, context=values)
 
 
+page_template = _page  # also the layout of the error pages (reconciler.api.error_pages)
+
+
 def _back(request: Req, path: str, notice: str = "") -> Redirect:
     join = "&" if "?" in path else "?"
     suffix = f"{join}notice={quote(notice)}" if notice else ""
