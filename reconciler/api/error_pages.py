@@ -82,13 +82,22 @@ def _error_page(request: Req, status: int, detail: str) -> Response[Any]:
         request,
         "error.html",
         "",
+        static_page=True,  # no live refresh of an error (it would fetch the error again)
         status=status,
         heading=TITLES.get(status, "Error"),
         detail=detail,
         path=request.scope["path"],
     )
     template.status_code = status
+    template.headers.update(_security_headers())
     return template
+
+
+def _security_headers() -> dict[str, str]:
+    """The app's security headers: a handler's response does not get them by itself."""
+    from reconciler.api.app import SECURITY_HEADERS
+
+    return {h.name: h.value for h in SECURITY_HEADERS if h.value is not None}
 
 
 def http_error(request: Req, exc: HTTPException) -> Response[Any]:
@@ -99,7 +108,8 @@ def http_error(request: Req, exc: HTTPException) -> Response[Any]:
         body: dict[str, Any] = {"status_code": status, "detail": exc.detail}
         if exc.extra:
             body["extra"] = exc.extra
-        return Response(body, status_code=status, headers=exc.headers, media_type=MediaType.JSON)
+        headers = {**_security_headers(), **(exc.headers or {})}
+        return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
     try:
         return _error_page(request, status, str(exc.detail))
     except Exception:  # the page itself failed: still the plain answer, never a traceback
@@ -107,6 +117,7 @@ def http_error(request: Req, exc: HTTPException) -> Response[Any]:
         return Response(
             f"{status} {TITLES.get(status, 'Error')}: {exc.detail}\n",
             status_code=status,
+            headers=_security_headers(),
             media_type=MediaType.TEXT,
         )
 
@@ -120,9 +131,14 @@ def server_error(request: Req, exc: Exception) -> Response[Any]:
             return _error_page(request, 500, SERVER_ERROR)
         except Exception:
             log.exception("ui: the 500 page failed to render")
-            return Response(f"500: {SERVER_ERROR}\n", status_code=500, media_type=MediaType.TEXT)
+            return Response(
+                f"500: {SERVER_ERROR}\n",
+                status_code=500,
+                headers=_security_headers(),
+                media_type=MediaType.TEXT,
+            )
     body = {"status_code": 500, "detail": "Internal Server Error"}
-    return Response(body, status_code=500, media_type=MediaType.JSON)
+    return Response(body, status_code=500, headers=_security_headers(), media_type=MediaType.JSON)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -8,8 +8,9 @@ with the pinned one before anything is unpacked, then kept under
 `python -m tests.browser.axe` first, so a fresh machine (CI's clean Debian root)
 fetches it before the tests run, and a failed download says why.
 
-`run_axe(page)` injects it into a Playwright page (`add_script_tag(path=...)`, which
-the CSP allows: Playwright adds it outside the page's policy) and returns the
+`install_axe(context)` loads it into every page of a Playwright browser context (an
+init script, which the page's strict CSP does not apply to, unlike
+`add_script_tag`'s inline script); `run_axe(page)` runs `axe.run()` and returns the
 violations of impact serious or critical, as short readable lines.
 """
 
@@ -71,9 +72,20 @@ def axe_script() -> Path:
     return target
 
 
+def install_axe(context: Any) -> None:
+    """Load axe-core into every page of a Playwright browser context.
+
+    An init script (`add_init_script`): Playwright runs it before the page's own
+    scripts, outside the page's Content-Security-Policy, which refuses inline
+    scripts and so `add_script_tag` (the CSP stays as strict as in production).
+    """
+    context.add_init_script(path=str(axe_script()))
+
+
 def run_axe(page: Any) -> list[str]:
     """Serious and critical violations on `page` now, one line each (empty: none)."""
-    page.add_script_tag(path=str(axe_script()))
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        raise AssertionError("axe-core is not loaded: call install_axe(context) first")
     result = page.evaluate(
         """async () => {
             const r = await axe.run(document, {resultTypes: ["violations"]});

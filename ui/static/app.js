@@ -6,6 +6,8 @@
 // <time> carries the absolute date-time in datetime= and title= (hover). They are
 // re-worded every 20 s and after each live swap.
 //
+// A <pre> that scrolls sideways gets tabindex=0 (keyboard users can scroll it).
+//
 // The live stream: the base layout listens to /live (htmx's SSE extension, which
 // reconnects by itself). When the stream errors, the banner #conn-lost says so; when
 // it opens again the banner goes and the page's live part is refreshed once, so what
@@ -35,9 +37,37 @@
     });
   }
 
-  reword();
+  // A block that scrolls sideways (a long diff line, a YAML document) must be reachable
+  // by keyboard to be scrolled: it gets a tab stop while, and only while, it overflows.
+  function tabStop(pre) {
+    var scrolls = pre.scrollWidth > pre.clientWidth || pre.scrollHeight > pre.clientHeight;
+    if (scrolls && pre.tabIndex < 0) pre.tabIndex = 0;
+    else if (!scrolls && pre.getAttribute("tabindex") === "0") pre.removeAttribute("tabindex");
+  }
+
+  function scrollables() {
+    document.querySelectorAll("pre").forEach(tabStop);
+  }
+
+  // Blocks swapped in live (htmx, queue.js) get theirs as soon as they are in the page.
+  new MutationObserver(function (records) {
+    records.forEach(function (record) {
+      record.addedNodes.forEach(function (node) {
+        if (node.nodeType !== 1) return;
+        if (node.tagName === "PRE") tabStop(node);
+        else node.querySelectorAll("pre").forEach(tabStop);
+      });
+    });
+  }).observe(document.body, { childList: true, subtree: true });
+
+  function refreshed() { reword(); scrollables(); }
+
+  refreshed();
   window.setInterval(reword, 20000);
-  document.addEventListener("htmx:afterSettle", function () { reword(); });
+  document.addEventListener("htmx:afterSettle", refreshed);
+  document.addEventListener("homelab:patched", refreshed); // queue.js patched rows in
+  document.addEventListener("toggle", scrollables, true); // a <details> diff opened
+  window.addEventListener("resize", scrollables);
 
   // ---- the live stream's banner -------------------------------------------
   var banner = document.getElementById("conn-lost");
