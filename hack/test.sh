@@ -18,5 +18,7 @@ if [ "$started" = "started" ]; then
 fi
 
 hack/check.sh
+# axe-core for the accessibility tests (a pinned npm tarball, sha512 checked; no npm needed)
+"$BIN/python" -m tests.browser.axe
 mkdir -p artifacts
 "$BIN/python" -m pytest -p no:cacheprovider "$@"

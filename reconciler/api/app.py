@@ -42,6 +42,7 @@ from reconciler.api.controllers import api, operator_pages, ops, pages
 from reconciler.api.controllers import hooks as hook_routes
 from reconciler.api.decisions import Decisions
 from reconciler.api.disk import DiskThresholds
+from reconciler.api.error_pages import EXCEPTION_HANDLERS
 from reconciler.api.hooks import GitHooks
 from reconciler.api.limits import StreamSlots
 from reconciler.api.rendering import install_filters
@@ -160,6 +161,7 @@ def create_app(settings: UISettings, *, watch: bool = True) -> Litestar:
             )
         ],
         template_config=_templates(folder),
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
         request_class=BoundedRequest,

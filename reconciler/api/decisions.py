@@ -32,7 +32,7 @@ from reconciler.api import schemas as s
 from reconciler.api.auth import Agent, Operator
 from reconciler.api.views import RuntimeViews
 from reconciler.atomic_files import try_lock
-from reconciler.errors import ConfigError, HomelabError
+from reconciler.errors import ConfigError, HomelabError, QueueConflict
 from reconciler.events.ingest import ForbiddenEvent, InvalidEvent, ingest
 from reconciler.events.log import EventLog
 from reconciler.events.retry import WriteRetry
@@ -88,6 +88,25 @@ class Decisions:
         )
         self.queue = ActionQueue(root, self.events)
         self._lock = threading.Lock()
+
+    def unconfirmed_delete(self, action_id: str, typed: str | None) -> str | None:
+        """Why approving `action_id` needs its resource name typed first, or None.
+
+        A delete is approved only with the resource's name typed (the queue form's
+        `confirm_name`, the API's `confirmName`); read from disk, so it holds for
+        every UI process. An unknown id gives None: `decide` answers for it.
+        """
+        try:
+            found = self.queue.get(action_id)
+        except QueueConflict:
+            return None
+        action = found[1] if found else None
+        if action is None or action.operation != "delete" or (typed or "").strip() == action.name:
+            return None
+        return (
+            f"Not approved: type the resource name {action.name!r} to approve deleting "
+            f"{action.kind}/{action.name}"
+        )
 
     def decide(
         self,

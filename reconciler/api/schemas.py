@@ -266,9 +266,14 @@ class ManifestProblems(Struct):
 
 
 class Decision(Struct):
-    """Body of approve/reject; a rejection needs a reason."""
+    """Body of approve/reject; a rejection needs a reason, a delete its name typed.
+
+    `confirmName`: approving a delete needs the resource's name here (as the UI's
+    form asks it typed), else 422.
+    """
 
     reason: Reason | None = None
+    confirmName: Annotated[str, Meta(max_length=253)] | None = None
 
 
 class Rejection(Struct):

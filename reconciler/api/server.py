@@ -23,6 +23,7 @@ import uvicorn
 from reconciler.api.app import app_context, create_app
 from reconciler.api.config import UISettings
 from reconciler.api.connections import guarded_protocol
+from reconciler.api.error_pages import strip_base_path
 from reconciler.api.limits import (
     ACCEPT_BACKLOG,
     KEEP_ALIVE_SECONDS,
@@ -87,7 +88,7 @@ class UIService:
         cap = connection_cap(self.settings.max_connections)
         limits = ConnectionLimits(cap, header_timeout=self.settings.header_timeout)
         config = uvicorn.Config(
-            app,
+            strip_base_path(app, self.settings.base_path),
             host=self.settings.host,
             port=self.settings.port,
             http=guarded_protocol(limits),

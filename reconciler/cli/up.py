@@ -60,6 +60,7 @@ class UpConfig:
     docker_host: str
     remote: Remote | None = None
     follow: FollowSettings | None = None
+    base_path: str = ""  # the UI under a sub-path, e.g. "/homelab" (reconciler.api.error_pages)
 
 
 Factory = Callable[[UpConfig], Service]
@@ -87,13 +88,17 @@ def _ui(cfg: UpConfig) -> Service:
     from reconciler.api.config import UISettings
     from reconciler.api.server import UIService
 
-    return UIService(UISettings(root=cfg.root, repo=cfg.repo, host=cfg.host, port=cfg.port))
+    return UIService(
+        UISettings(
+            root=cfg.root, repo=cfg.repo, host=cfg.host, port=cfg.port, base_path=cfg.base_path
+        )
+    )
 
 
 def _notifier(cfg: UpConfig) -> Service:
     from reconciler.notifier.service import NotifierService, NotifierSettings
 
-    ui_url = os.environ.get("HOMELAB_UI_URL") or f"http://{cfg.host}:{cfg.port}"
+    ui_url = os.environ.get("HOMELAB_UI_URL") or f"http://{cfg.host}:{cfg.port}{cfg.base_path}"
     return NotifierService(cfg.root, cfg.repo, None, NotifierSettings(ui_url=ui_url.rstrip("/")))
 
 
@@ -190,6 +195,13 @@ def _prepare(repo_flag: str | None, root_flag: str | None, docker_host: str) -> 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
+    "--base-path",
+    default="",
+    metavar="/PREFIX",
+    help="Serve the UI under this sub-path, e.g. /homelab (directly, or behind a proxy "
+    "that keeps or strips it).",
+)
+@click.option(
     "--require-signed-commits",
     "require_signed",
     is_flag=True,
@@ -202,6 +214,7 @@ def up(
     root: str | None,
     host: str,
     port: int,
+    base_path: str,
     require_signed: bool,
     max_failures: int,
     failure_window: float,
@@ -213,13 +226,17 @@ def up(
       homelab up                                # example repository, per-user state
       homelab up --repo ~/homelab --root /opt/homelab --port 8080
       homelab up --repo https://git.lan/me/homelab.git --branch main --poll 60
+      homelab up --base-path /homelab          # the UI at http://127.0.0.1:8080/homelab/
     """
+    prefix = base_path.rstrip("/")
+    if prefix and (not prefix.startswith("/") or "//" in prefix):
+        raise ConfigError(f"--base-path {base_path!r}: start it with '/', e.g. /homelab")
     if require_signed:
         os.environ[ENV_REQUIRE] = "1"  # read by every service's SignedCommitGate
     short_logging()
     docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
     base = _prepare(repo, root, docker_host)
-    cfg = UpConfig(base.root, base.repo, host, port, docker_host, base.remote, base.follow)
+    cfg = UpConfig(base.root, base.repo, host, port, docker_host, base.remote, base.follow, prefix)
     shown = cfg.repo if cfg.remote is None else f"{cfg.remote.shown_url} (mirror {cfg.repo})"
     click.echo(f"Runtime root {cfg.root.path}  ·  repository {shown}")
     why = docker_reachable(docker_host)
@@ -252,7 +269,7 @@ def up(
     def _started(runner: ServiceRunner) -> None:
         click.echo(f"Running: {', '.join(s.name for s in runner.services)}  (Ctrl-C stops)")
         if token is not None:
-            url = f"http://{cfg.host}:{cfg.port}/"
+            url = f"http://{cfg.host}:{cfg.port}{cfg.base_path}/"
             answering = _wait_for_ui(url, runner.stop_event)
             where = str(cfg.root.state / "ui_token")
             # The token is shown once, when created: terminals and their logs keep it.

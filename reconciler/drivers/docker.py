@@ -100,13 +100,69 @@ def managed_labels(
     }
 
 
-def map_docker_error(exc: Exception, what: str) -> Exception:
-    """Docker SDK / transport errors -> TemporaryError or PermanentError."""
+# Why an engine does not answer, from the transport's message (first match wins).
+_NO_ANSWER = (
+    ("connection refused", "connection refused"),
+    ("no such file or directory", "no socket at that path"),
+    ("permission denied", "permission denied"),
+    ("timed out", "timed out"),
+    ("read timeout", "timed out"),
+    ("name or service not known", "host name not found"),
+    ("temporary failure in name resolution", "host name not found"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network unreachable"),
+    ("connection reset", "connection reset"),
+    ("remote end closed connection", "connection closed by the engine"),
+    ("connection aborted", "connection aborted"),
+)
+
+
+def _no_answer(exc: BaseException) -> str | None:
+    """Why the engine did not answer (short), or None when `exc` is not a transport failure.
+
+    The SDK wraps the transport's error (`DockerException("Error while fetching server
+    API version: ('Connection aborted.', ConnectionRefusedError(...))")`, requests'
+    ConnectionError around urllib3's): the chain and the text are searched.
+    """
+    seen: list[BaseException] = []
+    cursor: BaseException | None = exc
+    while cursor is not None and cursor not in seen and len(seen) < 10:
+        seen.append(cursor)
+        cursor = cursor.__cause__ or cursor.__context__
+    transport = any(isinstance(e, _TRANSIENT) for e in seen) or (
+        isinstance(exc, docker.errors.DockerException)
+        and not isinstance(exc, docker.errors.APIError)
+        and "error while fetching server api version" in str(exc).lower()
+    )
+    if not transport:
+        return None
+    text = " ".join(str(e) for e in seen).lower()
+    for marker, reason in _NO_ANSWER:
+        if marker in text:
+            return reason
+    return f"{type(seen[-1]).__name__}"
+
+
+def map_docker_error(
+    exc: Exception, what: str, *, node: str | None = None, url: str | None = None
+) -> Exception:
+    """Docker SDK / transport errors -> TemporaryError or PermanentError.
+
+    An engine that does not answer is named in one sentence, `node NAME: Docker
+    engine at URL does not answer: connection refused`, when `node` and `url` are
+    given (never the SDK's nested tuple of exceptions).
+    """
     if isinstance(exc, docker.errors.APIError):
         detail = exc.explanation or str(exc)
         if exc.status_code in (408, 409, 429, 502, 503, 504):
             return TemporaryError(f"{what}: {detail}")
         return PermanentError(f"{what}: {detail}")
+    why = _no_answer(exc)
+    if why is not None:
+        engine = f"Docker engine at {url}" if url else "Docker engine"
+        where = f"node {node}: " if node else ""
+        prefix = "" if what == f"node {node}" else f"{what}: "
+        return TemporaryError(f"{prefix}{where}{engine} does not answer: {why}")
     if isinstance(exc, _TRANSIENT):
         return TemporaryError(f"{what}: engine unreachable ({type(exc).__name__}: {exc})")
     if isinstance(exc, docker.errors.DockerException):
@@ -208,7 +264,12 @@ def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
     except docker.errors.NotFound:
         image = None
     except Exception as exc:
-        raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
+        raise map_docker_error(
+            exc,
+            f"{ctx.kind}/{ctx.name}: image inspect",
+            node=ctx.node.name,
+            url=ctx.node.docker_host,
+        ) from exc
     known = secret_fingerprints(secret_files(ctx.root.secrets))
     try:
         mounted = observed_secrets(container.client, container.id, last)
@@ -248,7 +309,9 @@ class DockerDriver:
                         base_url=url, timeout=int(ctx.settings.docker_timeout), use_ssh_client=False
                     )
                 except Exception as exc:
-                    raise map_docker_error(exc, f"node {ctx.node.name} ({url})") from exc
+                    raise map_docker_error(
+                        exc, f"node {ctx.node.name}", node=ctx.node.name, url=url
+                    ) from exc
                 self._clients[url] = client
             return client
 
@@ -269,7 +332,9 @@ class DockerDriver:
                 raise
             raise PermanentError(f"{ctx.kind}/{ctx.name}: {what}: not found") from None
         except Exception as exc:
-            mapped = map_docker_error(exc, f"{ctx.kind}/{ctx.name}: {what}")
+            mapped = map_docker_error(
+                exc, f"{ctx.kind}/{ctx.name}: {what}", node=ctx.node.name, url=ctx.node.docker_host
+            )
             if isinstance(mapped, TemporaryError):
                 self._drop_client(ctx)
             raise mapped from exc

@@ -12,9 +12,16 @@ from reconciler.atomic_files import read_json
 from reconciler.drivers.base import DriverSettings
 from reconciler.executor import Executor, RetryPolicy
 from reconciler.resources.normalize import spec_hash
+from tests.api.conftest import free_port
 from tests.executor.lab import Lab, ThreadedExecutor
 
 pytestmark = pytest.mark.docker  # every test here uses the real engine
+
+
+def closed_port() -> int:
+    """A port of HOMELAB_TEST_PORTS (or any) with nothing listening on 127.0.0.1."""
+    return free_port()
+
 
 FAST = RetryPolicy(attempts=3, initial=0.1, maximum=0.5)
 
@@ -133,8 +140,30 @@ def test_an_unreachable_engine_is_retried_until_it_answers(lab: Lab, tmp_path: P
         link.symlink_to(real)  # the engine is back
         assert lab.wait_final(action.id) == "done"
     retrying = lab.executor_events("action.retrying")
-    assert retrying and "unreachable" in retrying[0]["data"]["error"]
+    assert retrying, "no retry while the engine was away"
+    error = retrying[0]["data"]["error"]
+    assert f"node local: Docker engine at unix://{link} does not answer: no socket" in error
     assert len(lab.containers(name)) == 1
+
+
+def test_an_engine_that_does_not_answer_fails_in_one_clear_sentence(lab: Lab) -> None:
+    port = closed_port()
+    lab.node(f"tcp://127.0.0.1:{port}", name="far")
+    name = lab.container("web", node="far")
+    lab.commit()
+    with executor(lab, RetryPolicy(attempts=2, initial=0.1, maximum=0.2)):
+        [action] = lab.propose()
+        assert lab.wait_final(action.id) == "failed"
+    error = lab.action(action.id).outcome["error"]
+    assert (
+        f"node far: Docker engine at tcp://127.0.0.1:{port} does not answer: connection refused"
+        in error
+    )
+    assert "Connection aborted" not in error and "Error while fetching" not in error, error
+    assert "(" not in error, error  # no nested tuple of exceptions
+    failed = lab.executor_events("action.failed")
+    assert failed and "does not answer: connection refused" in failed[0]["data"]["reason"]
+    assert lab.containers(name) == []
 
 
 def test_an_unhealthy_container_fails_the_action(lab: Lab) -> None:

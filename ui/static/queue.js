@@ -116,6 +116,7 @@
           carry = wanted - (window.scrollY - y);
         }
         updateBar();
+        document.dispatchEvent(new CustomEvent("homelab:patched")); // app.js re-words times
       });
   }
 

@@ -36,6 +36,7 @@ DECIDE = {
     **NOT_FOUND,
     400: ResponseSpec(s.Problem, description="Invalid input"),
     409: ResponseSpec(s.Conflict, description="The action is no longer pending"),
+    422: ResponseSpec(s.Problem, description="A delete needs confirmName: the resource's name"),
     507: ResponseSpec(s.Problem, description="The runtime root's disk is full; nothing moved"),
 }
 
@@ -108,8 +109,16 @@ def decide(request: Req, action_id: str, approve: bool, reason: str | None) -> R
 )
 def approve_action(
     request: Req, action_id: FromPath[str], data: JSONBody[s.Decision | None] = None
-) -> Response[s.DecisionResult]:
-    """Approve a pending action (X-CSRF-Token needed with a session cookie)."""
+) -> Response[Any]:
+    """Approve a pending action (X-CSRF-Token needed with a session cookie).
+
+    A delete needs `confirmName`, the resource's name, as the UI asks it typed.
+    """
+    refused = context(request).decisions.unconfirmed_delete(
+        action_id, data.confirmName if data else None
+    )
+    if refused:
+        return Response(s.Problem(422, refused), status_code=422)
     return decide(request, action_id, True, data.reason if data else None)
 
 

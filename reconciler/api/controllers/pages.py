@@ -68,6 +68,9 @@ def _page(request: Req, name: str, nav: str, **values: Any) -> Template:
     return Template(template_name=name, context=values)
 
 
+page_template = _page  # also the layout of the error pages (reconciler.api.error_pages)
+
+
 def _back(request: Req, path: str, notice: str = "") -> Redirect:
     join = "&" if "?" in path else "?"
     suffix = f"{join}notice={quote(notice)}" if notice else ""
@@ -276,20 +279,6 @@ def _safe_back(value: Any) -> str:
     return back if _NEXT.match(back) else "/queue"
 
 
-def _unconfirmed_delete(request: Req, action_id: str, typed: str) -> str | None:
-    """Why approving `action_id` needs its name typed first, or None (read from disk)."""
-    try:
-        found = context(request).decisions.queue.get(action_id)
-    except QueueConflict:
-        return None  # not an action id: `decide` answers for it
-    if found is None or found[1].operation != "delete" or typed.strip() == found[1].name:
-        return None
-    return (
-        f"Not approved: type the resource name {found[1].name!r} to approve deleting "
-        f"{found[1].kind}/{found[1].name}"
-    )
-
-
 async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
     form = await request.form()
     who = require_csrf(request, str(form.get("_csrf") or ""))
@@ -298,7 +287,9 @@ async def _decide_form(request: Req, action_id: str, approve: bool) -> Redirect:
     if approve and blocked and form.get("confirm_not_ready") != "yes":
         return _back(request, back, f"Not approved: {blocked}; tick the box to approve anyway")
     if approve:
-        refused = _unconfirmed_delete(request, action_id, str(form.get("confirm_name") or ""))
+        refused = context(request).decisions.unconfirmed_delete(
+            action_id, str(form.get("confirm_name") or "")
+        )
         if refused:
             return _back(request, back, refused)
     try:
