@@ -91,7 +91,8 @@ def _rebuild(tree: Path, root: Path) -> dict[str, Any]:
 
 
 def _range(values: list[float], fmt: str) -> str:
-    return f"median {fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return f"median {fmt.format(statistics.median(values))} ({low}-{high})"
 
 
 def main() -> None:

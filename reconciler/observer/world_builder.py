@@ -44,6 +44,7 @@ from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogReader
 from reconciler.observer.fold import WorldState
+from reconciler.observer.fresh_world import FreshWorld, remove_leftover, world_is_empty
 from reconciler.observer.quarantine import Quarantine
 from reconciler.observer.recovery import (
     Recovery,
@@ -153,6 +154,7 @@ class WorldBuilder:
     def open(self) -> str:
         """Resume from the checkpoint, or rebuild; return a line saying which and why."""
         self._make_folders()
+        remove_leftover(self.root)  # an interrupted rebuild's build folder
         remove_stale_temp_files(self.root)
         checkpoint = read_checkpoint(self.root)
         if checkpoint is None:
@@ -204,7 +206,15 @@ class WorldBuilder:
         self._checkpointed = None
         self._checkpointed_prints = {}
         self._synced = False
-        result = self._tick(compare_disk=True, replay=True)
+        fresh = None
+        if world_is_empty(self.root):  # every document is new: built aside, swapped in whole
+            fresh = FreshWorld(self.root, durable=self.durable)
+            fresh.start()
+        try:
+            result = self._tick(compare_disk=True, replay=True, fresh=fresh)
+        finally:
+            if fresh is not None:
+                fresh.stop()
         self.writer.remove_others(set(self.state.docs))
         t0 = time.perf_counter()
         self.sync()
@@ -411,8 +421,14 @@ class WorldBuilder:
         self.state = replay.world_state()
         return count, bad, nbytes
 
-    def _tick(self, *, compare_disk: bool, replay: bool = False) -> TickResult:
-        """`replay`: from an empty state, fold the whole log with `Replay`."""
+    def _tick(
+        self, *, compare_disk: bool, replay: bool = False, fresh: FreshWorld | None = None
+    ) -> TickResult:
+        """`replay`: from an empty state, fold the whole log with `Replay`.
+
+        `fresh`: write every document into its build folder and swap it in as
+        `world/` (before the checkpoint, which must find the world complete).
+        """
         self._whole = False
         count = bad = nbytes = 0
         t0 = time.perf_counter()
@@ -429,7 +445,17 @@ class WorldBuilder:
         t1 = time.perf_counter()
         if dirty:
             self._mark_unsynced()
-        written = self.writer.write(dirty, compare_disk=compare_disk)
+        if fresh is not None:
+            # Newest resources first, while the helper goes on creating the oldest ones.
+            written = self.writer.write_into(dict(reversed(dirty.items())), fresh.folder)
+            fresh.stop()
+            keep: dict[str, set[str]] = {}
+            for kind, name in dirty:
+                keep.setdefault(kind, set()).add(f"{name}.json")
+            fresh.prune(keep)
+            fresh.install()
+        else:
+            written = self.writer.write(dirty, compare_disk=compare_disk)
         self.quarantine.flush()
         if self.reader.offsets != self._checkpointed:
             self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)
