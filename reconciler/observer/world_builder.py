@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
-from reconciler.events.reader import DayBatch, LogReader
+from reconciler.events.reader import DayBatch, LogFile, LogReader, list_log
 from reconciler.observer.fold import WorldState
 from reconciler.observer.fresh_world import FreshWorld, remove_leftover, world_is_empty
 from reconciler.observer.quarantine import Quarantine
@@ -54,6 +54,7 @@ from reconciler.observer.recovery import (
     same_files,
 )
 from reconciler.observer.replay import Replay
+from reconciler.observer.replay_shard import ShardHelper
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
@@ -76,6 +77,7 @@ from reconciler.world.writer import (
 )
 
 _BY_ID = attrgetter("id")
+SHARD_BYTES = 32 * 1024 * 1024  # below this, starting the second process costs more than it saves
 log = logging.getLogger("reconciler.observer")
 
 
@@ -135,6 +137,8 @@ class WorldBuilder:
         self._synced = False  # the checkpoint on disk says the world is synced
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
+        self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores
+        self.rebuild_processes = 0  # how many folded the last rebuild (2: the helper's merged)
 
     def lock(self) -> None:
         """Keep a second observer (or a rebuild) away from this root."""
@@ -402,10 +406,57 @@ class WorldBuilder:
         self.state.diagnostics.clear()
 
     def _replay(self) -> tuple[int, int, int]:
-        """Fold the whole log at once (`Replay`): the same world, each document built once."""
+        """Fold the whole log at once (`Replay`): the same world, each document built once.
+
+        A log of `shard_bytes` or more is folded on two cores: a helper process
+        folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
+        shard 0, and the two merge; alone if the helper fails or read otherwise.
+        """
+        listing = list_log(self.root)
+        size = sum(f.size for files in listing.values() for f in files)
+        self.rebuild_processes = 1
+        if size < self.shard_bytes:
+            return self._replay_alone(listing)
+        helper = ShardHelper(self.root, listing)
+        try:
+            replay = Replay(shard=0)
+            count = bad = nbytes = 0
+            counts = []
+            found = []
+            for index, batch in enumerate(self.reader.batches(listing)):
+                batch.events.sort(key=_BY_ID)
+                replay.fold_shard(batch.events, index)
+                counts.append(len(batch.events))
+                found.append((batch.notes, batch.bad))
+                count += len(batch.events)
+                bad += len(batch.bad)
+                nbytes += batch.nbytes
+            other = helper.result()
+        finally:
+            helper.stop()
+        if other is None or other.counts != counts or other.offsets != self.reader.offsets:
+            log.warning("observer: the rebuild's second process failed; folding alone")
+            self.reader = LogReader(self.root)
+            return self._replay_alone(listing)
+        self.state, diagnostics = replay.merged_state(other.part)
+        self.rebuild_processes = 2
+        # The quarantine in the order a lone fold reports: per batch, its notes,
+        # its bad lines, then the diagnostics of its events in fold order.
+        ahead = 0
+        for index, (notes, lines) in enumerate(found):
+            for note in notes:
+                self.quarantine.note(note)
+            for line in lines:
+                self.quarantine.bad_line(line)
+            while ahead < len(diagnostics) and diagnostics[ahead][0][0] == index:
+                self.quarantine.diagnostic(diagnostics[ahead][1])
+                ahead += 1
+        return count, bad, nbytes
+
+    def _replay_alone(self, listing: dict[str, list[LogFile]]) -> tuple[int, int, int]:
         replay = Replay()
         count = bad = nbytes = 0
-        for batch in self.reader.batches():
+        for batch in self.reader.batches(listing):
             for note in batch.notes:
                 self.quarantine.note(note)
             for line in batch.bad:
