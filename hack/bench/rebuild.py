@@ -11,10 +11,12 @@ byte-identical to the first one. Wall time and CPU time (user + system of the
 rebuilding process and of any helper process it waited for) are printed per
 rebuild; CPU time is the steadier figure when other processes compete for
 the cores. Ends with one line per tree and case: `SUMMARY <tree> <case>:`
-median events/s by wall and by CPU, with ranges.
+median events/s by wall and by CPU, with ranges. `--tree PATH:alone` times
+that tree with the rebuild kept to one process (no helper folding half the
+resources), to weigh the two-process fold on its own.
 
 Usage: .venv/bin/python hack/bench/rebuild.py [--events N] [--resources R] [--runs K]
-       [--tree PATH ...] [--dir DIR]
+       [--tree PATH[:alone] ...] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -42,13 +44,15 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measure(root: str) -> None:
+def _measure(root: str, alone: bool) -> None:
     """Subprocess body (run with the tree under test first on sys.path): one rebuild."""
     import reconciler
     from reconciler.observer.world_builder import WorldBuilder
     from reconciler.runtime_root import RuntimeRoot
 
     folder = WorldBuilder(RuntimeRoot(Path(root)))
+    if alone:  # fold in this process only, however big the log (trees that can do otherwise)
+        folder.shard_bytes = 1 << 62
     c0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     result = folder.rebuild()
@@ -75,10 +79,10 @@ def _world_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _rebuild(tree: Path, root: Path) -> dict[str, Any]:
+def _rebuild(tree: Path, root: Path, alone: bool) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(root)],
+        [sys.executable, __file__, "--measure", str(root), *(["--alone"] if alone else [])],
         check=True,
         capture_output=True,
         text=True,
@@ -100,20 +104,27 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--resources", type=int, default=25_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tree", action="append", default=None, help="source tree to time")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=None,
+        help="source tree to time; PATH:alone folds in one process only",
+    )
+    parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        _measure(args.measure)
+        _measure(args.measure, args.alone)
         return
     sys.path.insert(0, str(HERE))
     from observer_bench import DAYS, generate
 
-    trees = [Path(t).resolve() for t in (args.tree or [HERE.parents[1]])]
-    names = {t: t.name for t in trees}
+    specs = args.tree or [str(HERE.parents[1])]
+    trees = [(Path(t.removesuffix(":alone")).resolve(), t.endswith(":alone")) for t in specs]
+    names = {t: t[0].name + (" (one process)" if t[1] else "") for t in trees}
     base = Path(tempfile.mkdtemp(prefix="rebuild-bench-", dir=args.dir))
-    figures: dict[tuple[Path, str], list[dict[str, Any]]] = {}
+    figures: dict[tuple[tuple[Path, bool], str], list[dict[str, Any]]] = {}
     try:
         t0 = time.perf_counter()
         size = generate(base, args.events, args.resources)
@@ -130,7 +141,7 @@ def main() -> None:
                     (base / "state" / "observer_checkpoint.json").unlink(missing_ok=True)
                     if case == "empty world":
                         shutil.rmtree(base / "world", ignore_errors=True)
-                    got = _rebuild(tree, base)
+                    got = _rebuild(tree[0], base, tree[1])
                     found = _world_digest(base)
                     digest = digest or found
                     assert found == digest, f"{names[tree]} {case}: the world differs"

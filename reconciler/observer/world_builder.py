@@ -408,14 +408,14 @@ class WorldBuilder:
     def _replay(self) -> tuple[int, int, int]:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
-        A log of `shard_bytes` or more is folded on two cores: a helper process
+        A log of `shard_bytes` or more, with two cores or more, is folded on two: a helper process
         folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
         shard 0, and the two merge; alone if the helper fails or read otherwise.
         """
         listing = list_log(self.root)
         size = sum(f.size for files in listing.values() for f in files)
         self.rebuild_processes = 1
-        if size < self.shard_bytes:
+        if size < self.shard_bytes or len(os.sched_getaffinity(0)) < 2:
             return self._replay_alone(listing)
         helper = ShardHelper(self.root, listing)
         try:

@@ -10,6 +10,7 @@ afterwards.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -262,7 +263,8 @@ def test_rebuild_from_scratch_equals_the_incremental_fold(
         if two_cores:  # however small the log: shard 1 folded by the helper process
             rebuilt.shard_bytes = 0
         result = rebuilt.rebuild()
-        assert rebuilt.rebuild_processes == (2 if two_cores else 1)
+        two = two_cores and len(os.sched_getaffinity(0)) > 1
+        assert rebuilt.rebuild_processes == (2 if two else 1)
         assert _world(inc.path) == _world(full.path)
         assert _quarantined(inc.path) == _quarantined(full.path)
         assert result.events == sum(1 for item, _ in items if not isinstance(item, int))
