@@ -90,6 +90,15 @@ def _exchange(dirfd: int, a: bytes, b: bytes) -> int:
     return ctypes.get_errno()
 
 
+def exchange_names(folder: Path, a: str, b: str) -> int:
+    """Swap two entries of `folder` (files or folders) in one step; 0 or the errno."""
+    dirfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return _exchange(dirfd, a.encode(), b.encode())
+    finally:
+        os.close(dirfd)
+
+
 def twin_name(name: str) -> str:
     """The name of the scratch twin `swap_in_many` keeps beside file `name`."""
     return f".{name}.tmp"

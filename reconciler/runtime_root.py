@@ -47,6 +47,11 @@ class RuntimeRoot:
         return self.path / "world"
 
     @property
+    def world_build(self) -> Path:
+        """Where a rebuild writes a new world before swapping it in (`observer.fresh_world`)."""
+        return self.path / ".world-build"
+
+    @property
     def state(self) -> Path:
         return self.path / "state"
 

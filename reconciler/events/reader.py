@@ -255,13 +255,14 @@ class LogReader:
                 lag += max(0, size - self.offsets.get(key, 0))
         return lag
 
-    def batches(self) -> Iterator[DayBatch]:
+    def batches(self, listing: dict[str, list[LogFile]] | None = None) -> Iterator[DayBatch]:
         """One batch per day with new complete lines, oldest day first.
 
         The reader's `offsets` advance as each batch is yielded; the caller
-        persists them only once it has folded the batch.
+        persists them only once it has folded the batch. `listing` (from
+        `list_log`): read those files up to those sizes, not what is there now.
         """
-        for day, files in list_log(self.root).items():
+        for day, files in (list_log(self.root) if listing is None else listing).items():
             batch = DayBatch(day)
             for f in files:
                 if f.compressed:

@@ -21,6 +21,8 @@ Pure, no I/O; called by the folding shell's rebuild
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from reconciler.events.reader import LogEvent, LogRef
@@ -40,6 +42,7 @@ _RESOURCE = "observed.resource"
 _NODE = "node.status"
 _CONDITION = "resource.condition"
 _LISTING = "observed.listing"
+_FIRST = itemgetter(0)
 _BAD_RESOURCE = (
     "data needs spec (an object) and health (Healthy, Unhealthy, "
     "Starting, Stopped or Unknown); not folded"
@@ -58,6 +61,7 @@ class _Res:
     __slots__ = (
         "action",
         "action_id",
+        "at",
         "cond_ids",
         "conds",
         "created",
@@ -78,6 +82,7 @@ class _Res:
     def __init__(self, key: ResourceKey) -> None:
         self.key = key
         self.created = False  # touched by an event: the document exists
+        self.at = (0, 0)  # (batch, index) of the event that created it (`fold_shard`)
         self.last: str | None = None  # lastEventId
         self.obs_id = ""
         self.obs: LogEvent | None = None
@@ -131,19 +136,49 @@ class _Res:
             old[0], old[1], old[2] = cond
 
 
-class Replay:
-    """Folds a whole log, batch after batch, into per-resource records."""
+def shard_of(name: str) -> int:
+    """Which of two folding processes folds the resources named `name` (stable across runs)."""
+    return (ord(name[-1]) + len(name)) & 1 if name else 0
 
-    def __init__(self) -> None:
+
+@dataclass
+class ShardPart:
+    """What the other folding process (`fold_shard` with shard 1) hands back to merge."""
+
+    docs: list[tuple[tuple[int, int], ResourceKey, dict[str, Any]]]  # creation place, key, doc
+    diagnostics: list[tuple[tuple[int, int], Diagnostic]]
+    names: set[str]
+    folded: int
+
+
+class Replay:
+    """Folds a whole log, batch after batch, into per-resource records.
+
+    `shard` (0 or 1): fold only the resources `shard_of` gives that shard
+    (events without a ref go to shard 0), and every listing (each marks only
+    its own shard's resources; shard 0 counts and reports it). A resource's
+    record depends only on its own events and the listings, so two shards
+    folded apart and merged by `merged_state` give the world one `Replay`
+    gives; each shard remembers where (batch, index in fold order) it created
+    a record and reported a diagnostic, so the merge keeps their order.
+    """
+
+    def __init__(self, shard: int | None = None) -> None:
         self.res: dict[LogRef, _Res] = {}
         self.by_kind: dict[str, list[_Res]] = {}
         self.listings: dict[str, dict[str, tuple[str, str]]] = {}
         self.diagnostics: list[Diagnostic] = []
+        self.diagnostics_at: list[tuple[int, int]] = []  # shard mode: where each was reported
         self.folded = 0
+        self.shard = shard
         self._names: set[str] = set()
+        self._batch = 0
+        self._index = 0
 
     def _bad(self, ev: LogEvent, message: str) -> None:
         self.diagnostics.append(Diagnostic(ev.id, f"event {ev.id} ({ev.type}): {message}"))
+        if self.shard is not None:
+            self.diagnostics_at.append((self._batch, self._index))
 
     def _record(self, ev: LogEvent) -> _Res | None:
         """The record of the event's resource (created), or None with a diagnostic."""
@@ -160,6 +195,7 @@ class Replay:
     def _created(self, rec: _Res) -> None:
         if not rec.created:
             rec.created = True
+            rec.at = (self._batch, self._index)
             self.by_kind.setdefault(rec.key.kind, []).append(rec)
 
     def fold(self, events: Iterable[LogEvent]) -> None:
@@ -185,6 +221,75 @@ class Replay:
             folded += 1
             handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
         self.folded += folded
+
+    def fold_shard(self, events: list[LogEvent], batch: int) -> None:
+        """`fold` for one shard: the events of batch number `batch` (in fold order)."""
+        res = self.res
+        handlers = _HANDLERS
+        mine = self.shard
+        folded = 0
+        self._batch = batch
+        for index, ev in enumerate(events):
+            etype = ev.type
+            handler = handlers.get(etype)
+            if handler is None:
+                if not etype.startswith("action."):
+                    continue
+                handler = Replay._action
+            self._index = index
+            if etype != _LISTING:
+                ref = ev.ref
+                if ref is None:
+                    if mine:
+                        continue
+                else:
+                    name = ref.name
+                    if ((ord(name[-1]) + len(name)) & 1 if name else 0) != mine:
+                        continue  # (`shard_of`, inline: this runs for every event)
+                rec = res.get(ref)  # type: ignore[arg-type]  # None finds nothing
+                if rec is None:
+                    rec = self._record(ev)
+                    if rec is None:
+                        continue
+            elif mine:  # shard 1 applies listings to its resources; shard 0 counts and reports
+                known = len(self.diagnostics)
+                self._listing(ev)
+                del self.diagnostics[known:], self.diagnostics_at[known:]
+                continue
+            else:
+                rec = None
+            folded += 1
+            handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
+        self.folded += folded
+
+    def part(self) -> ShardPart:
+        """This shard's documents and diagnostics, to merge into shard 0 (`merged_state`)."""
+        docs = [(rec.at, rec.key, _document(rec)) for recs in self.by_kind.values() for rec in recs]
+        diags = list(zip(self.diagnostics_at, self.diagnostics, strict=True))
+        return ShardPart(docs, diags, self._names, self.folded)
+
+    def merged_state(
+        self, other: ShardPart
+    ) -> tuple[WorldState, list[tuple[tuple[int, int], Diagnostic]]]:
+        """Shard 0's fold merged with shard 1's: the world and diagnostics one `Replay` gives.
+
+        Documents in the order their resources were created, diagnostics in
+        fold order (both by their place in the log's fold order).
+        """
+        mine = [(rec.at, rec.key, _document(rec)) for recs in self.by_kind.values() for rec in recs]
+        every = sorted([*mine, *other.docs], key=_FIRST)
+        by_kind: dict[str, dict[ResourceKey, dict[str, Any]]] = {}
+        for _, key, doc in every:
+            by_kind.setdefault(key.kind, {})[key] = doc
+        docs = {key: doc for group in by_kind.values() for key, doc in group.items()}
+        diags = sorted(
+            [*zip(self.diagnostics_at, self.diagnostics, strict=True), *other.diagnostics],
+            key=_FIRST,
+        )
+        state = WorldState(docs=docs, listings=self.listings, folded=self.folded + other.folded)
+        state._names.update(self._names, other.names)
+        state.dirty = set(docs)
+        return state, diags
 
     def _resource(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data

@@ -42,8 +42,9 @@ from typing import IO, Any
 
 from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
-from reconciler.events.reader import DayBatch, LogReader
+from reconciler.events.reader import DayBatch, LogFile, LogReader, list_log
 from reconciler.observer.fold import WorldState
+from reconciler.observer.fresh_world import FreshWorld, remove_leftover, world_is_empty
 from reconciler.observer.quarantine import Quarantine
 from reconciler.observer.recovery import (
     Recovery,
@@ -53,6 +54,7 @@ from reconciler.observer.recovery import (
     same_files,
 )
 from reconciler.observer.replay import Replay
+from reconciler.observer.replay_shard import ShardHelper
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
@@ -75,6 +77,7 @@ from reconciler.world.writer import (
 )
 
 _BY_ID = attrgetter("id")
+SHARD_BYTES = 32 * 1024 * 1024  # below this, starting the second process costs more than it saves
 log = logging.getLogger("reconciler.observer")
 
 
@@ -134,6 +137,8 @@ class WorldBuilder:
         self._synced = False  # the checkpoint on disk says the world is synced
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
+        self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores
+        self.rebuild_processes = 0  # how many folded the last rebuild (2: the helper's merged)
 
     def lock(self) -> None:
         """Keep a second observer (or a rebuild) away from this root."""
@@ -153,6 +158,7 @@ class WorldBuilder:
     def open(self) -> str:
         """Resume from the checkpoint, or rebuild; return a line saying which and why."""
         self._make_folders()
+        remove_leftover(self.root)  # an interrupted rebuild's build folder
         remove_stale_temp_files(self.root)
         checkpoint = read_checkpoint(self.root)
         if checkpoint is None:
@@ -204,7 +210,15 @@ class WorldBuilder:
         self._checkpointed = None
         self._checkpointed_prints = {}
         self._synced = False
-        result = self._tick(compare_disk=True, replay=True)
+        fresh = None
+        if world_is_empty(self.root):  # every document is new: built aside, swapped in whole
+            fresh = FreshWorld(self.root, durable=self.durable)
+            fresh.start()
+        try:
+            result = self._tick(compare_disk=True, replay=True, fresh=fresh)
+        finally:
+            if fresh is not None:
+                fresh.stop()
         self.writer.remove_others(set(self.state.docs))
         t0 = time.perf_counter()
         self.sync()
@@ -392,10 +406,57 @@ class WorldBuilder:
         self.state.diagnostics.clear()
 
     def _replay(self) -> tuple[int, int, int]:
-        """Fold the whole log at once (`Replay`): the same world, each document built once."""
+        """Fold the whole log at once (`Replay`): the same world, each document built once.
+
+        A log of `shard_bytes` or more, with two cores or more, is folded on two: a helper process
+        folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
+        shard 0, and the two merge; alone if the helper fails or read otherwise.
+        """
+        listing = list_log(self.root)
+        size = sum(f.size for files in listing.values() for f in files)
+        self.rebuild_processes = 1
+        if size < self.shard_bytes or len(os.sched_getaffinity(0)) < 2:
+            return self._replay_alone(listing)
+        helper = ShardHelper(self.root, listing)
+        try:
+            replay = Replay(shard=0)
+            count = bad = nbytes = 0
+            counts = []
+            found = []
+            for index, batch in enumerate(self.reader.batches(listing)):
+                batch.events.sort(key=_BY_ID)
+                replay.fold_shard(batch.events, index)
+                counts.append(len(batch.events))
+                found.append((batch.notes, batch.bad))
+                count += len(batch.events)
+                bad += len(batch.bad)
+                nbytes += batch.nbytes
+            other = helper.result()
+        finally:
+            helper.stop()
+        if other is None or other.counts != counts or other.offsets != self.reader.offsets:
+            log.warning("observer: the rebuild's second process failed; folding alone")
+            self.reader = LogReader(self.root)
+            return self._replay_alone(listing)
+        self.state, diagnostics = replay.merged_state(other.part)
+        self.rebuild_processes = 2
+        # The quarantine in the order a lone fold reports: per batch, its notes,
+        # its bad lines, then the diagnostics of its events in fold order.
+        ahead = 0
+        for index, (notes, lines) in enumerate(found):
+            for note in notes:
+                self.quarantine.note(note)
+            for line in lines:
+                self.quarantine.bad_line(line)
+            while ahead < len(diagnostics) and diagnostics[ahead][0][0] == index:
+                self.quarantine.diagnostic(diagnostics[ahead][1])
+                ahead += 1
+        return count, bad, nbytes
+
+    def _replay_alone(self, listing: dict[str, list[LogFile]]) -> tuple[int, int, int]:
         replay = Replay()
         count = bad = nbytes = 0
-        for batch in self.reader.batches():
+        for batch in self.reader.batches(listing):
             for note in batch.notes:
                 self.quarantine.note(note)
             for line in batch.bad:
@@ -411,8 +472,14 @@ class WorldBuilder:
         self.state = replay.world_state()
         return count, bad, nbytes
 
-    def _tick(self, *, compare_disk: bool, replay: bool = False) -> TickResult:
-        """`replay`: from an empty state, fold the whole log with `Replay`."""
+    def _tick(
+        self, *, compare_disk: bool, replay: bool = False, fresh: FreshWorld | None = None
+    ) -> TickResult:
+        """`replay`: from an empty state, fold the whole log with `Replay`.
+
+        `fresh`: write every document into its build folder and swap it in as
+        `world/` (before the checkpoint, which must find the world complete).
+        """
         self._whole = False
         count = bad = nbytes = 0
         t0 = time.perf_counter()
@@ -429,7 +496,17 @@ class WorldBuilder:
         t1 = time.perf_counter()
         if dirty:
             self._mark_unsynced()
-        written = self.writer.write(dirty, compare_disk=compare_disk)
+        if fresh is not None:
+            # Newest resources first, while the helper goes on creating the oldest ones.
+            written = self.writer.write_into(dict(reversed(dirty.items())), fresh.folder)
+            fresh.stop()
+            keep: dict[str, set[str]] = {}
+            for kind, name in dirty:
+                keep.setdefault(kind, set()).add(f"{name}.json")
+            fresh.prune(keep)
+            fresh.install()
+        else:
+            written = self.writer.write(dirty, compare_disk=compare_disk)
         self.quarantine.flush()
         if self.reader.offsets != self._checkpointed:
             self._write_checkpoint(self.reader.offsets, durable=False, fresh=True)

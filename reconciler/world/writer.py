@@ -32,6 +32,7 @@ from reconciler.resources.kinds import KINDS
 from reconciler.runtime_root import RuntimeRoot
 
 CHECKPOINT_VERSION = 2
+_FRESH_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -146,6 +147,36 @@ class WorldWriter:
             os.makedirs(folder, exist_ok=True)
         swap_in_many(todo)
         return len(todo)
+
+    def write_into(self, docs: dict[ResourceKey, dict[str, Any]], folder: Path) -> int:
+        """Write every document into a new world being built in `folder` (not `world/` yet).
+
+        Plain writes into files that may already exist empty (created ahead by
+        `reconciler.observer.fresh_world`): no twin and no rename, since no
+        reader looks at `folder` before it is swapped in whole.
+        """
+        dirfds: dict[str, int] = {}
+        try:
+            for ref, doc in docs.items():
+                kind, name = ref
+                data = encode_doc(doc)
+                self._written[ref] = hash(data)
+                dirfd = dirfds.get(kind)
+                if dirfd is None:
+                    os.makedirs(folder / kind, mode=0o700, exist_ok=True)
+                    dirfd = dirfds[kind] = os.open(folder / kind, os.O_RDONLY | os.O_DIRECTORY)
+                fd = os.open(f"{name}.json", _FRESH_FLAGS, 0o600, dir_fd=dirfd)
+                try:
+                    view = memoryview(data)
+                    at = 0
+                    while at < len(data):
+                        at += os.write(fd, view[at:])
+                finally:
+                    os.close(fd)
+        finally:
+            for dirfd in dirfds.values():
+                os.close(dirfd)
+        return len(docs)
 
     def forget_refs(self, refs: list[ResourceKey]) -> None:
         """Documents gone from disk (deleted by hand): the next write must not skip them."""

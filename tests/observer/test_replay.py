@@ -10,6 +10,7 @@ afterwards.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -142,6 +143,37 @@ def test_replay_builds_the_world_apply_builds(
     assert set(built.docs) == set(slow.docs)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    days=st.lists(
+        st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), _event), min_size=0, max_size=12),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_two_shards_merge_to_the_world_one_replay_builds(
+    days: list[list[tuple[int, int, tuple[str, Any, dict[str, Any]]]]],
+) -> None:
+    """The rebuild's split over two processes: the same documents in the same order, the
+    same diagnostics in the same order (day by day), the same listings and count."""
+    alone, zero, one = Replay(), Replay(shard=0), Replay(shard=1)
+    alone_diags = []
+    for index, day in enumerate(days):
+        events = sorted((_log_event(n, s, item) for n, s, item in day), key=lambda e: e.id)
+        alone.fold(events)
+        alone_diags.extend((index, d) for d in alone.diagnostics)
+        alone.diagnostics.clear()
+        zero.fold_shard(events, index)
+        one.fold_shard(events, index)
+    want = alone.world_state()
+    got, diags = zero.merged_state(one.part())
+    assert list(got.docs) == list(want.docs)
+    assert _encoded(got) == _encoded(want)
+    assert [(at[0], d) for at, d in diags] == alone_diags
+    assert (got.listings, got.folded) == (want.listings, want.folded)
+    assert got._names == want._names
+
+
 PRODUCERS = ["observer", "executor", "ingest-x"]
 CORRUPT = [
     b'{"id": torn garbage\n',
@@ -197,6 +229,7 @@ _item = _event | st.integers(0, len(CORRUPT) - 1)
     chunks=st.lists(st.integers(1, 12), min_size=1, max_size=10),
     restarts=st.lists(st.booleans(), min_size=1, max_size=10),
     switch=st.integers(0, 40),
+    two_cores=st.booleans(),
 )
 def test_rebuild_from_scratch_equals_the_incremental_fold(
     items: list[tuple[Any, str]],
@@ -204,6 +237,7 @@ def test_rebuild_from_scratch_equals_the_incremental_fold(
     chunks: list[int],
     restarts: list[bool],
     switch: int,
+    two_cores: bool,
 ) -> None:
     base = Path(tempfile.mkdtemp(prefix="replay-prop-"))
     try:
@@ -226,7 +260,11 @@ def test_rebuild_from_scratch_equals_the_incremental_fold(
         folder.tick()
         shutil.copytree(inc.events, full.events)
         rebuilt = WorldBuilder(full, durable=False)
+        if two_cores:  # however small the log: shard 1 folded by the helper process
+            rebuilt.shard_bytes = 0
         result = rebuilt.rebuild()
+        two = two_cores and len(os.sched_getaffinity(0)) > 1
+        assert rebuilt.rebuild_processes == (2 if two else 1)
         assert _world(inc.path) == _world(full.path)
         assert _quarantined(inc.path) == _quarantined(full.path)
         assert result.events == sum(1 for item, _ in items if not isinstance(item, int))
