@@ -32,6 +32,13 @@ from reconciler.executor.service import Executor
 @click.option("--retry-initial", default=0.5, show_default=True, type=click.FloatRange(0.0, 60))
 @click.option("--retry-max", default=10.0, show_default=True, type=click.FloatRange(0.0, 600))
 @click.option("--stop-grace", default=10, show_default=True, type=click.IntRange(0, 600))
+@click.option(
+    "--replace-grace",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 600),
+    help="Seconds a replaced container without a healthcheck must stay running.",
+)
 def executor(
     repo: str | None,
     root: str | None,
@@ -41,6 +48,7 @@ def executor(
     retry_initial: float,
     retry_max: float,
     stop_grace: int,
+    replace_grace: float,
 ) -> None:
     """Apply approved actions to Docker engines and files, one at a time.
 
@@ -53,7 +61,9 @@ def executor(
     """
     command = tuple(shlex.split(compose_command)) if compose_command else None
     settings = DriverSettings(
-        stop_grace=stop_grace, compose_command=command or default_compose_command()
+        stop_grace=stop_grace,
+        compose_command=command or default_compose_command(),
+        replace_grace=replace_grace,
     )
     service = Executor(
         get_root(root),

@@ -4,8 +4,9 @@ Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
 `ssh://user@host:port` through paramiko; one cached client per URL) and
 converges the container named `homelab-<name>`: `create` (image per
 `imagePullPolicy`, create, start unless `state: stopped`, wait for the
-healthcheck), `replace` (stop with a grace period, remove, create), `delete`
-(remove); and in place, keeping the container: `start` (start, or unpause
+healthcheck), `replace` (the new container beside the old one, which is
+removed once the new one proved itself, or restored: `safe_replace`),
+`delete` (remove); and in place, keeping the container: `start` (start, or unpause
 a paused one), `stop` (stop with the grace period), `update` (the engine's
 update call for the restart policy, then the run state). Every path ends by
 bringing restart policy and run state to the desired ones (`_converge`).
@@ -47,6 +48,7 @@ from reconciler.drivers.container_observe import (
     secret_fingerprints,
 )
 from reconciler.drivers.hostpaths import container_findings_on
+from reconciler.drivers.safe_replace import SafeReplace, remove_parked
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.resources.guardrails import refusal
 from reconciler.resources.normalize import spec_hash
@@ -245,7 +247,7 @@ class DockerDriver:
         client = self.client(ctx)
         try:
             return self._call(
-                ctx, "inspect", client.containers.get, container_name(ctx.name), missing_ok=True
+                ctx, "inspect", client.containers.get, self.engine_name(ctx), missing_ok=True
             )
         except docker.errors.NotFound:
             return None
@@ -295,18 +297,22 @@ class DockerDriver:
             return self._converge(ctx, existing, steps)
         if ctx.operation == "adopt" and not ctx.action.patch:
             return self._adopt(ctx, existing)
-        if existing is not None:  # create after a crash, replace, adopt with differences
-            if existing.labels.get(f"{PREFIX}/spec-hash") == spec_hash(desired):
-                steps.append("already at the desired spec")
-                return self._converge(ctx, existing, steps)
-            self._remove(ctx, existing, steps)
-        self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
-        kwargs = create_kwargs(ctx, desired)
-        client = self.client(ctx)
-        container = self._call(ctx, "create", client.containers.create, **kwargs)
-        remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
-        steps.append(f"created {container_name(ctx.name)} ({container.short_id})")
-        return self._converge(ctx, container, steps, changed=True)
+        # create (after a crash too), replace, adopt with differences: the new one beside the old
+        return SafeReplace(self, ctx).apply()
+
+    def engine_name(self, ctx: ApplyContext) -> str:
+        """The engine name of the resource's container (the one function that says it)."""
+        return container_name(ctx.name)
+
+    def create_container(self, ctx: ApplyContext, labels: dict[str, str]) -> Any:
+        """Create (not start) the desired container at its name, with extra `labels`."""
+        kwargs = create_kwargs(ctx, ctx.desired)
+        kwargs["name"] = self.engine_name(ctx)
+        kwargs["labels"] = {**kwargs.get("labels", {}), **labels}
+        return self._call(ctx, "create", self.client(ctx).containers.create, **kwargs)
+
+    def forget_adoption(self, ctx: ApplyContext) -> None:
+        remove_adopted(ctx.root, "Container", ctx.name)
 
     def _adopt(self, ctx: ApplyContext, container: Any | None) -> ApplyResult:
         """Take over the running container as it is: recorded, never restarted."""
@@ -400,6 +406,7 @@ class DockerDriver:
         steps: list[str] = []
         if existing is not None:
             self._remove(ctx, existing, steps)
+        remove_parked(self, ctx, steps)  # generations an interrupted replace left behind
         remove_adopted(ctx.root, "Container", ctx.name)  # after the container: a crash keeps it
         if existing is None:
             return ApplyResult(False, f"{container_name(ctx.name)} already absent", "Stopped")
