@@ -16,7 +16,7 @@ visible in the engine's names and labels (`reconciler.drivers.generations`):
 6. the old one is removed (and its adoption record, if it had one).
 
 When the new one fails (create error, exit, crash loop, unhealthy) the
-rollback renames it `C.failed-<action>`, renames the old one back to `C`,
+rollback stops it and renames it `C.failed-<action>`, renames the old one back to `C`,
 starts it again if it was running, then removes the failed one; the action
 fails with the reason and the new container's last log lines (a few,
 capped, known secret values masked). After a kill -9 at any point the retried
@@ -255,6 +255,8 @@ class SafeReplace:
         labels = (current.labels or {}) if current is not None else {}
         if current is not None and short_action(labels.get(f"{PREFIX}/action-id", "")) == action:
             self.failed_logs = self._logs(current)
+            # Stopped first: the engine cannot rename a container its restart policy restarts.
+            self.driver._call(self.ctx, "stop", current.stop, timeout=self.ctx.settings.stop_grace)
             self._rename(current, failed_name(self.cname, action))
             reached("renamed-failed")
             current = None
