@@ -276,3 +276,47 @@ def test_leftover_names_and_what_makes_the_old_one_stop() -> None:
     static = {"networks": [{"network": "frontend", "ipv4Address": "10.5.0.9"}]}
     assert needs_stop(published, static) == ["address 10.5.0.9 on frontend"]
     assert needs_stop(published, {"ports": [{"containerPort": 80, "hostPort": 9090}]}) == []
+
+
+def test_the_collector_following_events_reports_only_the_generation_at_the_name(
+    lab: Lab, old_web: tuple[str, str]
+) -> None:
+    name, old_id = old_web
+    written: list[tuple[str, ResourceKey | None, dict[str, Any]]] = []
+    collector = DockerCollector(
+        NodeTarget("local", lab.host),
+        lab.root,
+        lambda t, k, d: written.append((t, k, d)),
+        resync=3600,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    key = ResourceKey("Container", name)
+
+    def seen_ids() -> list[str]:
+        return [d["containerId"] for t, k, d in list(written) if k == key and "containerId" in d]
+
+    try:
+        deadline = time.monotonic() + 20
+        while old_id[:12] not in seen_ids():
+            assert time.monotonic() < deadline, written
+            time.sleep(0.05)
+        crash = ["sh", "-c", "exit 4"]
+        state, _ = replace_to(lab, name, command=crash)  # rolled back: the old one again
+        assert state == "failed"
+        state, _ = replace_to(lab, name, command=web("gen2"))
+        assert state == "done"
+        new_id = only_container(lab, name).id[:12]
+        while new_id not in seen_ids():
+            assert time.monotonic() < deadline + 40, written
+            time.sleep(0.05)
+        time.sleep(1)  # the events of the old one's removal
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    ids = seen_ids()
+    assert ids[-1] == new_id and old_id[:12] not in ids[ids.index(new_id) :], ids
+    for _t, _k, data in written:  # no parked name ever reported as a resource
+        assert not is_leftover(str(data.get("name") or "")), data
+    assert all(not (k and is_leftover(k.name)) for _t, k, _d in written)
