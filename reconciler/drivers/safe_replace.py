@@ -55,7 +55,7 @@ from reconciler.drivers.generations import (
     run_state_label,
     short_action,
 )
-from reconciler.errors import HomelabError, PermanentError
+from reconciler.errors import HomelabError, PermanentError, TemporaryError
 from reconciler.resources.normalize import spec_hash
 
 if TYPE_CHECKING:
@@ -167,7 +167,12 @@ class SafeReplace:
             new = current if current is not None else self._create(old)
             self._prove(new, old)
         except PermanentError as exc:
-            self._rollback(me)
+            try:
+                self._rollback(me)
+            except TemporaryError as undo:  # retried: the next attempt finishes the rollback
+                raise TemporaryError(f"{exc}; and the rollback stopped: {undo}") from undo
+            except PermanentError as undo:
+                raise PermanentError(f"{exc}; and the rollback failed: {undo}") from undo
             if isinstance(exc, InputChanged):
                 raise  # a stale plan: superseded, not failed
             raise self._failure(exc, old) from None
