@@ -39,6 +39,13 @@ from reconciler.executor.service import Executor
     type=click.FloatRange(0.0, 86_400),
     help="Seconds an action waits for a `condition: healthy` dependency before it fails.",
 )
+@click.option(
+    "--replace-grace",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 600),
+    help="Seconds a replaced container without a healthcheck must stay running.",
+)
 def executor(
     repo: str | None,
     root: str | None,
@@ -49,6 +56,7 @@ def executor(
     retry_max: float,
     stop_grace: int,
     dependency_timeout: float,
+    replace_grace: float,
 ) -> None:
     """Apply approved actions to Docker engines and files, one at a time.
 
@@ -61,7 +69,9 @@ def executor(
     """
     command = tuple(shlex.split(compose_command)) if compose_command else None
     settings = DriverSettings(
-        stop_grace=stop_grace, compose_command=command or default_compose_command()
+        stop_grace=stop_grace,
+        compose_command=command or default_compose_command(),
+        replace_grace=replace_grace,
     )
     service = Executor(
         get_root(root),

@@ -138,6 +138,7 @@ class DriverSettings:
     compose_command: tuple[str, ...] = ("docker-compose",)
     command_timeout: float = 300.0
     docker_timeout: float = 30.0
+    replace_grace: float = 5.0  # a replaced container without a healthcheck must run this long
 
 
 @dataclass(frozen=True)

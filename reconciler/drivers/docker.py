@@ -5,8 +5,9 @@ Connects to the node's engine with the Docker SDK (`unix://`, `tcp://`, or
 converges the container named `homelab-<name>` (or the spec's
 `containerName`; found by this root's labels when that name changed): `create` (image per
 `imagePullPolicy`, create, start unless `state: stopped`, wait for the
-healthcheck), `replace` (stop with a grace period, remove, create), `delete`
-(remove); and in place, keeping the container: `start` (start, or unpause
+healthcheck), `replace` (the new container beside the old one, which is
+removed once the new one proved itself, or restored: `safe_replace`),
+`delete` (remove); and in place, keeping the container: `start` (start, or unpause
 a paused one), `stop` (stop with the grace period), `update` (the engine's
 update call for the restart policy and the limits, then the run state). Every path ends by
 bringing restart policy and run state to the desired ones (`_converge`).
@@ -61,7 +62,9 @@ from reconciler.drivers.container_observe import (
     secret_files,
     secret_fingerprints,
 )
+from reconciler.drivers.generations import is_leftover
 from reconciler.drivers.hostpaths import container_findings_on
+from reconciler.drivers.safe_replace import SafeReplace, remove_parked
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.resources.guardrails import refusal
 from reconciler.resources.normalize import spec_hash
@@ -361,6 +364,7 @@ class DockerDriver:
             f"{PREFIX}/node={ctx.node.name}",
         ]
         found = self._call(ctx, "list", client.containers.list, all=True, filters={"label": labels})
+        found = [c for c in found if not is_leftover(c.name)]  # a replace's parked generations
         if found:
             return found[0]
         record = read_adopted(ctx.root, "Container").get(ctx.name)
@@ -424,23 +428,46 @@ class DockerDriver:
             return self._adopt(ctx, existing)
         # Before anything is removed: a replace never leaves nothing to return to.
         self._call(ctx, "networks and volumes", require_present, self.client(ctx), desired)
-        if existing is not None:  # create after a crash, replace, adopt with differences
-            if existing.labels.get(f"{PREFIX}/spec-hash") == spec_hash(desired):
-                steps.append("already at the desired spec")
-                fixed = self._call(
-                    ctx, "networks", repair_networks, self.client(ctx), existing.id, desired
-                )
-                return self._converge(ctx, existing, [*steps, *fixed], changed=bool(fixed))
-            self._remove(ctx, existing, steps)
-        self._ensure_image(ctx, desired["image"], desired.get("imagePullPolicy", "IfNotPresent"))
-        kwargs = create_kwargs(ctx, desired)
+        # create (after a crash too), replace, adopt with differences: the new one beside the old
+        return SafeReplace(self, ctx).apply()
+
+    def engine_name(self, ctx: ApplyContext) -> str:
+        """The engine name of the resource's container (`containerName`, else `homelab-<name>`)."""
+        return engine_name(ctx)
+
+    def create_container(self, ctx: ApplyContext, labels: dict[str, str]) -> Any:
+        """Create (not start) the desired container at its name, with extra `labels`."""
+        kwargs = create_kwargs(ctx, ctx.desired)
+        kwargs["name"] = self.engine_name(ctx)
+        kwargs["labels"] = {**kwargs.get("labels", {}), **labels}
+        container = self._call(ctx, "create", create_container, self.client(ctx), **kwargs)
+        self.finish_create(ctx, container)
+        return container
+
+    def finish_create(self, ctx: ApplyContext, container: Any) -> list[str]:
+        """Join the networks after the first and copy the secrets in; again after a crash.
+
+        Both are idempotent (only missing networks are connected, the secret
+        files are rewritten); the networks joined, for the action's output.
+        """
         client = self.client(ctx)
-        container = self._call(ctx, "create", create_container, client, **kwargs)
-        self._call(ctx, "connect networks", connect_networks, client, container.id, desired)
-        self._call(ctx, "copy secrets", put_secrets, container, desired, ctx.secret)
-        remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
-        steps.append(f"created {engine_name(ctx)} ({container.short_id})")
-        return self._converge(ctx, container, steps, changed=True)
+        joined = self._call(
+            ctx, "connect networks", connect_networks, client, container.id, ctx.desired
+        )
+        self._call(ctx, "copy secrets", put_secrets, container, ctx.desired, ctx.secret)
+        return list(joined or [])
+
+    def repair_networks(self, ctx: ApplyContext, container: Any) -> list[str]:
+        """A container at its desired spec whose networks drifted by hand: mended in place."""
+        return list(
+            self._call(
+                ctx, "networks", repair_networks, self.client(ctx), container.id, ctx.desired
+            )
+            or []
+        )
+
+    def forget_adoption(self, ctx: ApplyContext) -> None:
+        remove_adopted(ctx.root, "Container", ctx.name)
 
     def _adopt(self, ctx: ApplyContext, container: Any | None) -> ApplyResult:
         """Take over the running container as it is: recorded, never restarted."""
@@ -539,6 +566,7 @@ class DockerDriver:
         steps: list[str] = []
         if existing is not None:
             self._remove(ctx, existing, steps)
+        remove_parked(self, ctx, steps)  # generations an interrupted replace left behind
         remove_adopted(ctx.root, "Container", ctx.name)  # after the container: a crash keeps it
         if existing is None:
             return ApplyResult(False, f"{engine_name(ctx)} already absent", "Stopped")

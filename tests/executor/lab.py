@@ -167,7 +167,7 @@ class Lab:
             root=self.root,
             repo_file=lambda path: None,
             secret_file=lambda name: None,
-            settings=DriverSettings(stop_grace=1),
+            settings=DriverSettings(stop_grace=1, replace_grace=0.5),
         )
 
     def state(self, action_id: str) -> str | None:
@@ -217,7 +217,7 @@ class Lab:
                 events,
                 view,
                 default_drivers(),
-                settings=DriverSettings(stop_grace=1, **settings),
+                settings=DriverSettings(**{"stop_grace": 1, "replace_grace": 0.5, **settings}),
                 retry=RetryPolicy(attempts=2, initial=0.1, maximum=0.2),
             )
         return [self._runner.claim_and_run(a.id) for a in actions]
@@ -247,6 +247,8 @@ class Lab:
             "1",
             "--stop-grace",
             "1",
+            "--replace-grace",
+            "0.5",
             *extra,
         ]
 

@@ -57,6 +57,7 @@ from reconciler.drivers.container_observe import (
     secret_files,
     secret_fingerprints,
 )
+from reconciler.drivers.generations import is_leftover
 from reconciler.observer.collectors import Emit
 from reconciler.observer.collectors.compose_stack import StackObserver
 from reconciler.observer.collectors.engine_events import (
@@ -294,6 +295,7 @@ class DockerCollector:
     ) -> Owned | None:
         """Which resource a container (name, labels, id) is on this node, or None.
 
+        A generation a safe replace parked (`.old-`, `.failed-`) is never one.
         Labelled by this root for this node: managed, last-applied = the spec
         label. Labelled by another root or for another node, or part of a
         compose project: not ours. Otherwise a container named
@@ -301,6 +303,8 @@ class DockerCollector:
         (last-applied = the record's spec), else observed unmanaged.
         `adopted` is `read_adopted(root, "Container")`, read here when not given.
         """
+        if is_leftover(cname):
+            return None  # a generation a replace parked: never the resource
         if labels.get(f"{P}/managed-by") == MANAGED_BY:
             if labels.get(f"{P}/instance") != self.instance:
                 return None  # another control plane's container on a shared engine
