@@ -86,6 +86,10 @@ class Shape:
     children: Mapping[str, Shape] = dataclasses.field(default_factory=dict)
     required: frozenset[str] = frozenset()
 
+    @functools.cached_property
+    def rank(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.order)}
+
     def default(self, key: str) -> Any:
         return self.defaults.get(key, _MISSING)
 
@@ -163,8 +167,11 @@ def ordered_keys(shape: Shape, *docs: Any) -> list[str]:
     for doc in docs:
         if isinstance(doc, dict):
             present.update(dict.fromkeys(doc))
+    if len(present) * 4 < len(shape.order):  # a few keys of a big model: sort them
+        rank = shape.rank
+        return sorted(present, key=lambda k: rank.get(k, len(rank)))  # stable: others as they come
     out = [k for k in shape.order if k in present]
-    out += [k for k in present if k not in shape.order]
+    out += [k for k in present if k not in shape.rank]
     return out
 
 
@@ -303,6 +310,8 @@ class _Walk:
             if only is not None and key not in only:
                 continue
             a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+            if every and a == b:
+                continue  # the same on both sides: nothing to show
             default = shape.default(key)
             if _quiet(a, default, all_defaults=every) and _quiet(b, default, all_defaults=every):
                 continue
