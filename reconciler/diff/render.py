@@ -132,13 +132,21 @@ def changed_fields(change: Change) -> list[FieldChange]:
 _SIGN = {"add": ("+", "32"), "remove": ("-", "31"), "change": ("~", "33")}
 
 
+def _forced(change: Change, fc: FieldChange) -> bool:
+    """Whether the change forces a replacement (a nested force: `resources.oomScoreAdj`)."""
+    parts = fc.pointer.split("/")[1:]
+    if fc.top in change.forces or ".".join(parts[:2]) in change.forces:
+        return True
+    return len(parts) == 1 and any(f.startswith(f"{parts[0]}.") for f in change.forces)
+
+
 def _field_lines(change: Change, colour: bool) -> list[str]:
     fields = changed_fields(change)
     lines = []
     for fc in fields:
         sign, code = _SIGN[fc.op]
         notes = [fc.note] if fc.note else []
-        if fc.top in change.forces and change.operation not in ("adopt", "create", "delete"):
+        if _forced(change, fc) and change.operation not in ("adopt", "create", "delete"):
             notes.append("forces replacement")  # an adopt's heading says so once
         note = f"  # {'; '.join(notes)}" if notes else ""
         if fc.op == "change":
