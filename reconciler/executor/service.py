@@ -208,6 +208,7 @@ class Executor:
         """
         gate = self._gate(queue)
         board = gate.board()
+        self._told = {i: r for i, r in self._told.items() if i in ids}  # left approved/
         blocked: dict[str, str] = {}
         for action_id in ids:
             action = gate.read("approved", action_id)
