@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.drivers.docker import DockerDriver
 from reconciler.drivers.generations import is_leftover, needs_stop, old_name
 from reconciler.observer.collectors.docker import DockerCollector
 from reconciler.observer.collectors.node import NodeTarget
@@ -320,3 +321,25 @@ def test_the_collector_following_events_reports_only_the_generation_at_the_name(
     for _t, _k, data in written:  # no parked name ever reported as a resource
         assert not is_leftover(str(data.get("name") or "")), data
     assert all(not (k and is_leftover(k.name)) for _t, k, _d in written)
+
+
+def test_a_replace_left_half_done_by_another_action_is_rolled_back_first(
+    lab: Lab, old_web: tuple[str, str]
+) -> None:
+    name, old_id = old_web
+    parked = f"homelab-{name}.old-aaaaaaaaaaaa"  # action aaaa... was killed, then superseded
+    lab.client.containers.get(old_id).rename(parked)
+    lab.container("web", command=web("gen2"))
+    lab.commit("gen2")
+    desired = lab.plan().desired.get(ResourceKey("Container", name))
+    assert desired is not None
+    driver = DockerDriver()
+    try:
+        result = driver.apply(lab.apply_context(name, dict(desired), "b" * 20))
+    finally:
+        driver.close()
+    assert f"renamed {parked} ({old_id[:12]}) to homelab-{name}" in result.output
+    assert f"removed the old homelab-{name}.old-bbbbbbbbbbbb ({old_id[:12]})" in result.output
+    new = only_container(lab, name)
+    assert new.id != old_id and new.name == f"homelab-{name}"
+    assert serving() == "gen2"
