@@ -132,8 +132,8 @@ def repair_networks(client: Any, container_id: str, spec: Mapping[str, Any]) -> 
     wanted = {a["network"]: a for a in spec.get("networks") or []}
     steps = []
     for name in sorted(joined - set(wanted)):
-        if mode in DEFAULT_MODES and name == "bridge" and not wanted:
-            continue  # the default network of the default mode
+        if (mode in DEFAULT_MODES and name == "bridge" and not wanted) or name == mode:
+            continue  # the network of the container's own mode (default, host, none)
         client.api.disconnect_container_from_network(container_id, name)
         steps.append(f"disconnected from network {name}")
     for name, attachment in wanted.items():
@@ -158,8 +158,8 @@ def observed_networks(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
     own = {short, str((attrs.get("Config") or {}).get("Hostname") or short)}
     out = []
     for name, endpoint in attached.items():
-        if mode in DEFAULT_MODES and name == "bridge":
-            continue  # the default network of the default mode: `networks` left empty
+        if (mode in DEFAULT_MODES and name == "bridge") or (name == mode in ("host", "none")):
+            continue  # the network of a built-in mode (networkMode says it): none joined
         endpoint = endpoint or {}
         aliases = sorted({str(a) for a in endpoint.get("Aliases") or [] if a and a not in own})
         static = (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or None
@@ -174,6 +174,20 @@ def observed_network_mode(attrs: Mapping[str, Any], mode: str) -> str:
     if mode not in ("host", "none") and not mode.startswith("container:") and mode in attached:
         return "bridge"
     return mode
+
+
+def named_bind(entry: dict[str, Any], last: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A `Binds` entry of a named volume (`proj_data:/data:rw`, as docker-compose v1 and
+    the `{source: NAME}` form write it) as `{volume: NAME}`, unless last-applied had
+    `{source: NAME}` at that target (the manifest's own form wins)."""
+    source = str(entry["source"])
+    if source.startswith("/"):
+        return entry
+    for mount in (last or {}).get("volumes") or []:
+        same = isinstance(mount, Mapping) and mount.get("target") == entry["target"]
+        if same and mount.get("source") == source:
+            return entry
+    return {"volume": source, "target": entry["target"], "readOnly": entry["readOnly"]}
 
 
 def observed_mounts(host: Mapping[str, Any]) -> list[dict[str, Any]]:

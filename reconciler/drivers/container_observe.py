@@ -39,7 +39,12 @@ from typing import Any
 
 import orjson
 
-from reconciler.drivers.attachments import observed_mounts, observed_network_mode, observed_networks
+from reconciler.drivers.attachments import (
+    named_bind,
+    observed_mounts,
+    observed_network_mode,
+    observed_networks,
+)
 from reconciler.drivers.container_fields import observed_fields
 from reconciler.resources.normalize import fingerprint
 
@@ -308,16 +313,15 @@ def _ports(host: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
-def _volumes(host: dict[str, Any]) -> list[dict[str, Any]]:
+def _volumes(host: dict[str, Any], last: dict[str, Any] | None) -> list[dict[str, Any]]:
     volumes = []
     for bind in host.get("Binds") or []:
         parts = str(bind).split(":")
         if len(parts) < 2:
             continue  # an anonymous volume ("/data"): the image's VOLUME, not the manifest's
         options = parts[2].split(",") if len(parts) > 2 else []
-        # `-v name:/path` (docker run, compose v1) mounts a named volume: {volume}, as Mounts do.
-        key = "source" if parts[0].startswith("/") else "volume"
-        volumes.append({key: parts[0], "target": parts[1], "readOnly": "ro" in options})
+        entry = {"source": parts[0], "target": parts[1], "readOnly": "ro" in options}
+        volumes.append(named_bind(entry, last))  # drivers/attachments.py
     volumes.extend(observed_mounts(host))  # named volumes as {volume}: drivers/attachments.py
     return sorted(volumes, key=lambda v: (v["target"], v.get("source") or v.get("volume") or ""))
 
@@ -377,7 +381,7 @@ def observed_container_spec(
         "args": _command(config, image, last, "args"),
         "env": _env(config, image, last, known_secrets or {}),
         "ports": _ports(host),
-        "volumes": _volumes(host),
+        "volumes": _volumes(host, last),
         "restartPolicy": restart,
         "labels": _labels(config, image, last),
         "healthcheck": _healthcheck(config, image, last),

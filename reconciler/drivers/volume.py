@@ -25,6 +25,7 @@ executor.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import docker.errors
@@ -35,9 +36,21 @@ from reconciler.drivers.engine_object import EngineObjectDriver, refuse
 from reconciler.errors import TemporaryError
 
 
-def measure_usage(client: Any) -> dict[str, dict[str, int]]:
-    """Bytes held and containers using, per volume name (the engine's `df` report)."""
-    report = client.api.df()
+def measure_usage(client: Any, tries: int = 20) -> dict[str, dict[str, int]]:
+    """Bytes held and containers using, per volume name (the engine's `df` report).
+
+    The engine runs one disk-usage walk at a time and answers a second caller
+    "a disk usage operation is already running": asked again, a bounded number
+    of times, 0.1 s apart.
+    """
+    for attempt in range(tries):
+        try:
+            report = client.api.df()
+            break
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc.explanation) or attempt == tries - 1:
+                raise
+            time.sleep(0.1)
     out = {}
     for vol in report.get("Volumes") or []:
         usage = vol.get("UsageData") or {}

@@ -53,7 +53,13 @@ def adoption_candidates(
     world: dict[ResourceKey, WorldDoc],
 ) -> dict[ResourceKey, dict[str, Any]]:
     """`unmanaged` with Networks/Volumes keyed by the desired resource they are."""
-    out = {ref: spec for ref, spec in unmanaged.items() if ref.kind not in KINDS}
+    out = {
+        ref: _mount_forms(spec, desired[ref])
+        if ref.kind == "Container" and ref in desired
+        else spec
+        for ref, spec in unmanaged.items()
+        if ref.kind not in KINDS
+    }
     by_name = {
         (ref.kind, spec.get("node"), spec.get("name")): spec
         for ref, spec in sorted(unmanaged.items())
@@ -69,6 +75,29 @@ def adoption_candidates(
         if found is not None:
             out[ref] = _as_desired(ref.kind, found, want)
     return out
+
+
+def _mount_forms(observed: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
+    """A named volume observed as `{volume: N}` in the form the manifest writes it.
+
+    A container with no last-applied spec cannot tell `{source: N}` (the older
+    form) from `{volume: N}`: both are the same mount on the engine.
+    """
+    written = {
+        (m.get("target"), m.get("source"))
+        for m in want.get("volumes") or []
+        if isinstance(m, dict) and m.get("source")
+    }
+    volumes = []
+    for mount in observed.get("volumes") or []:
+        if isinstance(mount, dict) and (mount.get("target"), mount.get("volume")) in written:
+            mount = {
+                "source": mount["volume"],
+                "target": mount["target"],
+                "readOnly": mount["readOnly"],
+            }
+        volumes.append(mount)
+    return {**observed, "volumes": volumes} if "volumes" in observed else observed
 
 
 def _runtime(doc: WorldDoc | None) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def test_a_hand_made_container_maps_to_what_it_runs(env: _Env) -> None:
         ],
         "volumes": [
             {"source": str(env.tmp), "target": "/data", "readOnly": True},
-            {"volume": "named", "target": "/v", "readOnly": False},  # -v named:/v
+            {"volume": "named", "target": "/v", "readOnly": False},
         ],
         "restartPolicy": "no",  # the engine's "" (no policy given)
         "labels": {"x": "y"},

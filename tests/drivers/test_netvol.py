@@ -10,6 +10,8 @@ volumes a test made are removed at teardown.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -184,6 +186,35 @@ def test_network_and_volume_are_created_observed_and_deleted(net: NetLab) -> Non
         {"subnet": "10.71.0.0/24", "gateway": "10.71.0.1"}
     ]
     assert again.world[("Volume", volume)].status.observed["deletionPolicy"] == "Delete"  # type: ignore[index]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "reconciler", "get", "volumes", "--root", str(net.lab.root.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert volume in shown and "Healthy" in shown
+    root = str(net.lab.root.path)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "get",
+            "Network",
+            network,
+            "-o",
+            "json",
+            "--root",
+            root,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert orjson.loads(shown)["status"]["observed"]["attachable"] is True
 
     net.remove(network)
     net.remove(volume)
@@ -449,3 +480,41 @@ def test_the_collector_follows_network_and_volume_events(net: NetLab, docker_hos
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_a_container_made_by_hand_on_a_network_with_a_named_volume_plans_as_adopt(
+    net: NetLab,
+) -> None:
+    """As docker-compose v1 runs a service: the named volume as a bind `NAME:/data:rw`."""
+    engine_net, engine_vol = f"{net.lab.prefix}_default", f"{net.lab.prefix}_data"
+    net.client.networks.create(engine_net)
+    net.client.volumes.create(engine_vol)
+    app = net.name("app")
+    net.client.containers.run(
+        BUSYBOX,
+        ["sleep", "3600"],
+        name=f"homelab-{app}",
+        network=engine_net,
+        volumes={engine_vol: {"bind": "/data", "mode": "rw"}},
+        detach=True,
+    )
+    net.network("default", name=engine_net)
+    net.volume("data", name=engine_vol)
+    net.container(
+        "app",
+        image=BUSYBOX,
+        command=None,
+        args=["sleep", "3600"],  # what `docker run IMAGE sleep 3600` sets (Cmd)
+        networks=[engine_net],
+        volumes=[{"volume": engine_vol, "target": "/data"}],
+    )
+    net.lab.commit("adopt what runs")
+    plan = net.plan()
+    assert set(net.ops(plan).values()) == {"adopt"}, net.text(plan)
+    assert len(plan.plan.changes) == 3
+    assert all(c.patch == [] for c in plan.plan.changes), net.text(plan)
+    started = net.client.api.inspect_container(f"homelab-{app}")["State"]["StartedAt"]
+    for action in net.run(plan):
+        assert net.lab.state(action.id) == "done", action.outcome
+    assert net.client.api.inspect_container(f"homelab-{app}")["State"]["StartedAt"] == started
+    assert net.plan().plan.changes == []

@@ -383,8 +383,11 @@ class DockerCollector:
     def _on_netvol_event(self, client: Any, event: dict[str, Any], kind: str) -> None:
         """A network or volume created or removed, a container (dis)connected: look again."""
         started = now_iso()
-        fresh = kind == "Volume" and action_of(event) in ("create", "destroy")
-        self._listing(kind, self.netvol.check(client, kind, fresh=fresh), started)
+        if kind == "Network":
+            self._listing(kind, self.netvol.network_event(client, event), started)
+        else:  # one call lists them all; the usage report again after a create or destroy
+            fresh = action_of(event) in ("create", "destroy")
+            self._listing(kind, self.netvol.check(client, kind, fresh=fresh), started)
         ident = self.netvol.connected_container(event)
         if ident is None:
             return

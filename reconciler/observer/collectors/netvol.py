@@ -7,12 +7,13 @@ its engine name, built-ins and anonymous volumes left out), writes an
 `observed.resource` for each through the collector's ledger (so an
 unchanged one is not written again) and returns the names for the kind's
 `observed.listing` (which marks the ones gone as missing). The Docker
-collector calls it on every full listing and again on every engine event
-of type network or volume: create and destroy, and a container connected
-or disconnected (then the container is inspected again too, so a network
-left by hand is drift of the Container). Listing all of a node's networks
-is one call and a homelab has a few dozen: cheaper and simpler than
-tracking ids across events. A volume's `runtime.usage` (bytes held,
+collector calls it on every full listing. On an engine event of type
+network (create, destroy, a container connected or disconnected: every
+start and stop of a container on a user network is one) only that network
+is inspected again (`network_event`; the container too, so a network left
+by hand is drift of the Container); on a volume event (create, destroy)
+the volumes are listed again, one call for all of them
+(hack/bench/netvol_listing.py has the figures). A volume's `runtime.usage` (bytes held,
 containers using it; `drivers.volume.measure_usage`) is read at most once
 per `usage_every` seconds, because the engine walks each volume's files.
 """
@@ -58,6 +59,8 @@ class NetVolObserver:
         self.usage_every = usage_every
         self._usage: dict[str, dict[str, int]] = {}
         self._usage_at = -1e18
+        self._keys: dict[str, str] = {}  # network id -> its key, from the last look
+        self._managed: set[str] = set()  # managed network keys, from the last full listing
 
     def _objects(self, client: Any, kind: str) -> list[dict[str, Any]]:
         if kind == "Volume":
@@ -92,35 +95,86 @@ class NetVolObserver:
             if found is not None:
                 seen.append((attrs, found))
         managed = {o.name for _, o in seen if o.managed}
-        names = []
+        names: list[str] = []
+        keys = {}
         for attrs, found in seen:
             name = found.name if found.managed else key_name(str(attrs.get("Name") or ""), managed)
             if name in names:
                 continue  # two objects claim one resource: the first (sorted by engine) wins
             names.append(name)
-            spec = observed_spec(kind, attrs, found.last_applied, self.node)
-            runtime = (
-                network_runtime(attrs)
-                if kind == "Network"
-                else volume_runtime(attrs, usage.get(str(attrs.get("Name") or "")))
-            )
-            data = {
-                "spec": spec,
-                "health": "Healthy",
-                "node": self.node,
-                "managed": found.managed,
-                "conditions": [
-                    {
-                        "type": "SpecReadable",
-                        "status": "True" if found.last_applied is not None else "False",
-                        "reason": found.reason,
-                        "message": f"engine name {spec['name']}",
-                    }
-                ],
-                "runtime": runtime,
-            }
-            self.ledger.write("observed.resource", ResourceKey(kind, name), data, resync=resync)
+            keys[str(attrs.get("Id") or "")] = name
+            self._write(kind, name, attrs, found, usage, resync)
+        if kind == "Network":
+            self._keys, self._managed = keys, managed
         return names
+
+    def _write(
+        self,
+        kind: str,
+        name: str,
+        attrs: dict[str, Any],
+        found: Any,
+        usage: dict[str, dict[str, int]],
+        resync: bool,
+    ) -> None:
+        spec = observed_spec(kind, attrs, found.last_applied, self.node)
+        runtime = (
+            network_runtime(attrs)
+            if kind == "Network"
+            else volume_runtime(attrs, usage.get(str(attrs.get("Name") or "")))
+        )
+        data = {
+            "spec": spec,
+            "health": "Healthy",
+            "node": self.node,
+            "managed": found.managed,
+            "conditions": [
+                {
+                    "type": "SpecReadable",
+                    "status": "True" if found.last_applied is not None else "False",
+                    "reason": found.reason,
+                    "message": f"engine name {spec['name']}",
+                }
+            ],
+            "runtime": runtime,
+        }
+        self.ledger.write("observed.resource", ResourceKey(kind, name), data, resync=resync)
+
+    def network_event(self, client: Any, event: dict[str, Any]) -> list[str]:
+        """One network's event: only that network is inspected again; the listing's names.
+
+        Every start and stop of a container on a user network is a connect or
+        disconnect event, so this must not re-list every network.
+        """
+        ident = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+        try:
+            attrs = client.api.inspect_network(ident) if ident else None
+        except docker.errors.NotFound:
+            attrs = None
+        records = read_adopted(self.root, "Network")
+        found = None
+        if attrs is not None:
+            found = owner("Network", attrs, self.node, self.instance, records)
+        old = self._keys.get(ident)
+        if found is None or attrs is None:
+            if old is not None:
+                self._keys.pop(ident, None)
+                self.ledger.write(
+                    "observed.missing", ResourceKey("Network", old), {"reason": "network removed"}
+                )
+            return sorted(set(self._keys.values()))
+        name = (
+            found.name if found.managed else key_name(str(attrs.get("Name") or ""), self._managed)
+        )
+        if old is not None and old != name:
+            self.ledger.write(
+                "observed.missing", ResourceKey("Network", old), {"reason": "network changed hands"}
+            )
+        if found.managed:
+            self._managed.add(name)
+        self._keys[ident] = name
+        self._write("Network", name, attrs, found, {}, False)
+        return sorted(set(self._keys.values()))
 
     @staticmethod
     def event_kind(event: dict[str, Any]) -> str | None:
