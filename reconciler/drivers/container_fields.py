@@ -12,18 +12,24 @@ value the manifest left out (the hostname is the container id, /dev/shm is
 value counts as unset unless the last-applied spec set it, as
 `container_observe` does for image defaults. `update_kwargs` gives the
 `docker update` arguments of the limits that change in place (`UPDATABLE`);
-`limits_differ` says whether a live container needs them. Pure: works on dicts.
+`limits_differ` says whether a live container needs them. `put_secrets`
+copies `secrets` into a created container and `observed_secrets` reads
+their fingerprints back (the only engine calls here). Pure but for those two: works on dicts.
 """
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Mapping
 from typing import Any
 
+import docker.errors
 import docker.types
 from docker.models.containers import _create_container_args
 
 from reconciler.resources.container_fields import UPDATABLE, compact, parse_size
+from reconciler.resources.normalize import fingerprint
 
 _DEFAULT_SHM = 64 << 20
 
@@ -151,6 +157,64 @@ def update_limits(client: Any, container_id: str, spec: Mapping[str, Any]) -> No
     body = {_UPDATE_FIELDS[k]: v for k, v in update_kwargs(spec).items()}
     response = api._post_json(api._url("/containers/{0}/update", container_id), data=body)
     api._raise_for_status(response)
+
+
+def secrets_archive(files: list[tuple[str, bytes, str]]) -> bytes:
+    """A tar of (target, content, mode) files, to put at `/` of a container (owner root)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for target, data, mode in files:
+            info = tarfile.TarInfo(target.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), int(mode, 8), 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def put_secrets(container: Any, spec: Mapping[str, Any], read: Any) -> None:
+    """Copy the spec's `secrets` into a created container before it starts.
+
+    `read(name, sha256)` gives a secret's bytes, checked against the plan's
+    fingerprint (`ApplyContext.secret`).
+    """
+    mounts = spec.get("secrets") or []
+    if not mounts:
+        return
+    files = [(m["target"], read(m["secret"], m.get("sha256")), m["mode"]) for m in mounts]
+    container.put_archive("/", secrets_archive(files))
+
+
+def observed_secrets(
+    client: Any, container_id: str, last: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The secrets last applied, as the container holds them: mode and fingerprint.
+
+    Only the fingerprint of a file's content leaves this function. A secret the
+    container no longer holds (or a container gone) is not observed.
+    """
+    observed = []
+    for mount in (last or {}).get("secrets") or []:
+        if not isinstance(mount, Mapping) or not mount.get("target"):
+            continue
+        try:
+            stream, _stat = client.api.get_archive(container_id, str(mount["target"]))
+            raw = b"".join(stream)
+        except docker.errors.NotFound:
+            continue
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if member is None or handle is None:
+                continue
+            data = handle.read()
+        observed.append(
+            {
+                "secret": str(mount.get("secret")),
+                "target": str(mount["target"]),
+                "mode": "0" + oct(member.mode & 0o777)[2:].rjust(3, "0"),
+                "sha256": fingerprint(data),
+            }
+        )
+    return sorted(observed, key=lambda m: m["target"])
 
 
 def healthcheck_disabled(spec: Mapping[str, Any]) -> bool:
@@ -284,8 +348,12 @@ def observed_fields(
     image_attrs: Mapping[str, Any] | None,
     last: Mapping[str, Any] | None,
     name: str | None,
+    secrets: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The compose-parity fields of a container as the engine holds them (unset dropped)."""
+    """The compose-parity fields of a container as the engine holds them (unset dropped).
+
+    `secrets` is what `observed_secrets` read from the container (None: not read).
+    """
     config = dict(attrs.get("Config") or {})
     host = dict(attrs.get("HostConfig") or {})
     image = dict((image_attrs or {}).get("Config") or {}) if image_attrs is not None else None
@@ -359,5 +427,6 @@ def observed_fields(
         "platform": _platform(image_attrs, applied.get("platform")),
         "runtime": runtime,
         "volumesFrom": [str(v) for v in host.get("VolumesFrom") or []],
+        "secrets": secrets or [],
     }
     return compact(out)

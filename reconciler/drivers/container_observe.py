@@ -354,6 +354,7 @@ def observed_container_spec(
     *,
     known_secrets: KnownSecrets | None = None,
     name: str | None = None,
+    secrets: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The comparable Container spec of a container as the engine runs it.
 
@@ -364,7 +365,8 @@ def observed_container_spec(
     value in a container never becomes a plain value of an observation.
     `name` is the resource's name (the engine name `homelab-<name>` is then
     not a `containerName`); the compose-parity fields come from
-    `reconciler.drivers.container_fields.observed_fields`.
+    `reconciler.drivers.container_fields.observed_fields`; `secrets` is what
+    `container_fields.observed_secrets` read from the container.
     """
     config = _config(attrs)
     image = _config(image_attrs) if image_attrs is not None else None
@@ -393,7 +395,7 @@ def observed_container_spec(
         "capAdd": _caps(host.get("CapAdd"), applied.get("capAdd")),
         "capDrop": _caps(host.get("CapDrop"), applied.get("capDrop")),
         "state": _state(attrs),
-        **observed_fields(attrs, image_attrs, last, name),
+        **observed_fields(attrs, image_attrs, last, name, secrets),
     }
     networks = observed_networks(attrs)  # drivers/attachments.py; none: key left out
     return {**spec, "networks": networks} if networks else spec

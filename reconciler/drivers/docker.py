@@ -49,6 +49,8 @@ from reconciler.drivers.container_fields import (
     create_container,
     field_kwargs,
     limits_differ,
+    observed_secrets,
+    put_secrets,
     update_limits,
 )
 from reconciler.drivers.container_observe import (
@@ -208,8 +210,12 @@ def _observed_spec(ctx: ApplyContext, container: Any) -> dict[str, Any]:
     except Exception as exc:
         raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: image inspect") from exc
     known = secret_fingerprints(secret_files(ctx.root.secrets))
+    try:
+        mounted = observed_secrets(container.client, container.id, last)
+    except Exception as exc:
+        raise map_docker_error(exc, f"{ctx.kind}/{ctx.name}: read secrets") from exc
     return observed_container_spec(
-        attrs, image, last, ctx.node.name, known_secrets=known, name=ctx.name
+        attrs, image, last, ctx.node.name, known_secrets=known, name=ctx.name, secrets=mounted
     )
 
 
@@ -366,6 +372,7 @@ class DockerDriver:
         client = self.client(ctx)
         container = self._call(ctx, "create", create_container, client, **kwargs)
         self._call(ctx, "connect networks", connect_networks, client, container.id, desired)
+        self._call(ctx, "copy secrets", put_secrets, container, desired, ctx.secret)
         remove_adopted(ctx.root, "Container", ctx.name)  # the name's container is ours now
         steps.append(f"created {engine_name(ctx)} ({container.short_id})")
         return self._converge(ctx, container, steps, changed=True)

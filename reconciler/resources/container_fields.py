@@ -16,12 +16,13 @@ Pure: no I/O. The Docker driver maps them to the engine
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from reconciler.resources.meta import StrictModel
+from reconciler.resources.meta import DnsLabel, StrictModel
 
 # ---------------------------------------------------------------------------
 # Units
@@ -166,6 +167,17 @@ def _container_name(value: Any) -> Any:
 
 
 ContainerName = Annotated[str, BeforeValidator(_container_name)]
+
+
+def _repo_path(value: Any) -> Any:
+    """A path inside the repository, as `File.source` takes it (no `..`, not absolute)."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split("/")
+    if value.startswith("/") or ".." in parts or not value.strip() or "\x00" in value:
+        raise ValueError(f"{value!r} must be a relative path inside the repository (no '..')")
+    return "/".join(p for p in parts if p not in ("", "."))
+
 
 _PERMISSIONS = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")
 
@@ -450,6 +462,41 @@ class HealthcheckFields(StrictModel):
     disable: bool = Field(default=False, description="Turn the image's HEALTHCHECK off.")
 
 
+def _secret_mount(value: Any) -> Any:
+    """Accept the shorthand "db-pass" for {secret: db-pass}."""
+    return {"secret": value} if isinstance(value, str) else value
+
+
+class SecretMount(StrictModel):
+    """A file from ROOT/secrets/<secret> in the container (compose `secrets:`).
+
+    Copied into the container before it starts (so it works on remote nodes
+    too); its value never enters git, events, world documents or the UI:
+    the comparable spec holds its fingerprint.
+    """
+
+    secret: DnsLabel = Field(description="A file under ROOT/secrets/.")
+    target: str | None = Field(default=None, description="Default /run/secrets/<secret>.")
+    mode: str = Field(default="0444", description="File mode, e.g. '0400'.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and re.fullmatch(r"0?[0-7]{3}", value):
+            return "0" + value[-3:]
+        raise ValueError(f"secret mode {value!r}: expected octal like '0400'")
+
+    @model_validator(mode="after")
+    def _target(self) -> SecretMount:
+        target = self.target or f"/run/secrets/{self.secret}"
+        if not target.startswith("/") or target.endswith("/") or "\x00" in target:
+            raise ValueError(f"secret target {target!r} must be an absolute file path")
+        object.__setattr__(self, "target", posixpath.normpath(target))
+        return self
+
+
 def _mode_value(value: str | None, field: str) -> str | None:
     if value is not None and not _MODE.match(value):
         raise ValueError(
@@ -461,6 +508,14 @@ def _mode_value(value: str | None, field: str) -> str | None:
 class ContainerFields(StrictModel):
     """The compose-parity fields of a Container spec (all unset by default)."""
 
+    envFile: list[Annotated[str, BeforeValidator(_repo_path)]] = Field(
+        default_factory=list,
+        description="Files in this repository with NAME=value lines (compose env_file), "
+        "read when the manifests are loaded; `env` wins over them.",
+    )
+    secrets: list[Annotated[SecretMount, BeforeValidator(_secret_mount)]] = Field(
+        default_factory=list, description='e.g. ["db-pass", {secret: api-key, mode: "0400"}]'
+    )
     containerName: ContainerName | None = Field(
         default=None,
         description="The engine's container name (compose container_name). "
@@ -553,6 +608,11 @@ class ContainerFields(StrictModel):
         for source in self.volumesFrom:
             if not _VOLUMES_FROM.match(source):
                 raise ValueError(f"volumesFrom {source!r}: expected NAME[:ro|:rw]")
+        secret_targets = [m.target for m in self.secrets]
+        if len(set(secret_targets)) != len(secret_targets):
+            raise ValueError("secrets: two secrets have the same target")
+        if self.secrets and self.readOnly:
+            raise ValueError("secrets are copied into the container: they need readOnly: false")
         targets = [t.target for t in self.tmpfs]
         if len(set(targets)) != len(targets):
             raise ValueError("tmpfs: two entries mount the same target")
@@ -568,6 +628,7 @@ class ContainerFields(StrictModel):
         )
         object.__setattr__(self, "securityOpt", sorted(set(self.securityOpt)))
         object.__setattr__(self, "tmpfs", sorted(self.tmpfs, key=lambda t: t.target))
+        object.__setattr__(self, "secrets", sorted(self.secrets, key=lambda m: m.target or ""))
         object.__setattr__(self, "deviceCgroupRules", sorted(set(self.deviceCgroupRules)))
 
 

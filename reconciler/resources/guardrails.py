@@ -268,10 +268,15 @@ def _device_findings(spec: Mapping[str, Any], resolve: PathResolver) -> list[Fin
     found = []
     for index, device in enumerate(spec.get("devices") or []):
         host = str(device.get("hostPath") or "") if isinstance(device, Mapping) else str(device)
-        paths, _ = _candidates(host.split(":", 1)[0], resolve)
-        reason = next((r for p in paths if (r := _device_reason(p))), None)
+        written = host.split(":", 1)[0]
+        paths, _ = _candidates(written, resolve)
+        # Where it really leads, by every rule; the written path too for disks and memory.
+        reason = _device_reason(paths[-1])
+        if reason is None and len(paths) > 1 and _device_reason(paths[0]):
+            reason = _device_reason(paths[0]) if paths[0].startswith("/dev/") else None
         if reason:
-            found.append(Finding("host-device", f"spec.devices[{index}].hostPath", reason))
+            shown = f"{written} (that is {paths[-1]}): " if paths[-1] != written else ""
+            found.append(Finding("host-device", f"spec.devices[{index}].hostPath", shown + reason))
     for index, rule in enumerate(spec.get("deviceCgroupRules") or []):
         kind, _, rest = str(rule).partition(" ")
         if kind in ("a", "b") or rest.startswith("*"):

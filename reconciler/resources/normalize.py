@@ -72,8 +72,13 @@ def _container(name: str, spec: dict[str, Any], resolver: ContentResolver) -> di
     out["env"] = env
     out["volumes"] = [mount_comparable(v) for v in spec.get("volumes") or []]
     out["networks"] = sorted_networks(list(spec.get("networks") or []))
+    if spec.get("secrets"):  # files from ROOT/secrets: their fingerprints, never their values
+        out["secrets"] = [
+            {**mount, "sha256": _secret(resolver, mount["secret"])} for mount in spec["secrets"]
+        ]
     if not out.get("networks"):
         out.pop("networks", None)  # none joined: the engine's default network (networkMode)
+    out.pop("envFile", None)  # its values are under env: the loader merged them (sources/env_files)
     if out.get("containerName") == f"homelab-{name}":
         out.pop("containerName")  # the default name, written out
     return compact(out)  # the compose-parity fields left unset (resources/container_fields.py)
@@ -137,7 +142,7 @@ def has_external_inputs(kind: str, doc: dict[str, Any]) -> bool:
     """Whether the comparable spec depends on more than the document (files, secrets)."""
     spec = doc.get("spec") or {}
     if kind == "Container":
-        return any(var.get("valueFrom") for var in spec.get("env", []))
+        return bool(spec.get("secrets")) or any(var.get("valueFrom") for var in spec.get("env", []))
     if kind == "File":
         return spec.get("content") is None
     return kind == "ComposeStack"

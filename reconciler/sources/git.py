@@ -21,6 +21,7 @@ from reconciler.errors import GitError, Location, ManifestError
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.repo import REPO_CONFIG_FILE, RepoConfig
 from reconciler.sources.blobcache import BlobCache
+from reconciler.sources.env_files import expand_env_files
 from reconciler.sources.manifests import (
     FileResult,
     Manifest,
@@ -210,6 +211,13 @@ class GitSource:
             )
             state.errors.append(error)
             state.invalid_errors.setdefault(dup_ref, []).append(error)
+        state.manifests, failed = expand_env_files(
+            state.manifests, lambda path: self.file_bytes(state, path)
+        )
+        for bad, error in failed:  # a Container's envFile is missing or unreadable
+            state.errors.append(error)
+            state.invalid.add(bad)
+            state.invalid_errors.setdefault(bad, []).append(error)
         self.cache.flush(keep=[e.blob for e in entries])
         return state
 

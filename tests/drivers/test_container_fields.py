@@ -342,3 +342,31 @@ def test_volumes_from_mounts_another_containers_volumes(fx: _Fields, tmp_path: P
     assert attrs["HostConfig"]["VolumesFrom"] == [f"homelab-{source}:ro"]
     assert [(m["Destination"], m["RW"]) for m in attrs["Mounts"]] == [("/data", False)]
     assert fx.observed(name) == desired
+
+
+def test_secrets_are_copied_in_observed_as_fingerprints_and_a_change_diffs(fx: _Fields) -> None:
+    value = b"s3cret-Value\n"
+    (fx.root.secrets / "db-pass").write_bytes(value)
+    (fx.root.secrets / "api-key").write_bytes(b"k3y")
+    name = f"{fx.prefix}-secrets"
+    engine = f"homelab-{name}"
+    spec = _base(secrets=["db-pass", {"secret": "api-key", "target": "/etc/app/key", "mode": 400}])
+    desired, _ = _create(fx, name, spec)
+    assert [m["target"] for m in desired["secrets"]] == ["/etc/app/key", "/run/secrets/db-pass"]
+    container = fx.client.containers.get(engine)
+    assert container.exec_run(["cat", "/run/secrets/db-pass"]).output == value
+    modes = [
+        container.get_archive(p)[1]["mode"] & 0o777
+        for p in ("/etc/app/key", "/run/secrets/db-pass")
+    ]
+    assert modes == [0o400, 0o444]
+    observed = fx.observed(name)
+    assert observed == desired
+    assert b"s3cret" not in repr(fx.seen).encode() and b"k3y" not in repr(fx.seen).encode()
+
+    container.exec_run(["sh", "-c", "echo changed > /run/secrets/db-pass"])  # by hand
+    drifted = fx.observed(name)
+    change = _diff(name, desired, drifted)
+    assert change is not None and change.operation == "replace"
+    assert [op["path"] for op in change.patch] == ["/secrets/1/sha256"]
+    assert b"changed" not in repr(change.patch).encode()

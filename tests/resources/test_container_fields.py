@@ -9,6 +9,8 @@ rails refuse what gives the host away.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from reconciler.resources.guardrails import container_findings
 from reconciler.resources.kinds import Container
 from reconciler.resources.normalize import comparable_spec
 from reconciler.sources.manifests import parse_file
+from tests.conftest import GitRepo
+from tests.planning.test_guardrails import container, node, plan_errors
 
 MI = 1 << 20
 
@@ -163,6 +167,11 @@ def test_shorthands_normalize_to_the_long_form() -> None:
         ({"volumesFrom": ["a b"]}, "volumesFrom"),
         ({"containerName": "-x"}, "not a container name"),
         ({"logging": {"driver": "Json File"}}, "pattern"),
+        ({"secrets": ["db"], "readOnly": True}, "readOnly: false"),
+        ({"secrets": ["a", {"secret": "b", "target": "/run/secrets/a"}]}, "same target"),
+        ({"secrets": [{"secret": "a", "mode": "rwx"}]}, "octal"),
+        ({"secrets": [{"secret": "a", "target": "relative"}]}, "absolute file path"),
+        ({"secrets": ["../etc"]}, "secret"),
     ],
 )
 def test_a_bad_value_is_refused_with_what_is_expected(fields: dict[str, Any], message: str) -> None:
@@ -245,3 +254,31 @@ def test_everyday_homelab_devices_and_options_pass_the_guard_rails() -> None:
         cgroup="private",
     )
     assert container_findings(spec) == []
+
+
+def test_a_host_disk_behind_a_symlink_is_a_located_refusal_in_the_plan(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    link = tmp_path / "zigbee-stick"
+    os.symlink("/dev/sda", link)  # looks like a stick, is the host's first disk
+    git_repo.write("manifests/node.yaml", node("edge", "unix:///run/docker.sock"))
+    devices = {"devices": ["/dev/dri", f"{link}:/dev/ttyUSB0"], "securityOpt": ["label:disable"]}
+    git_repo.write("manifests/app.yaml", container("app", node="edge", **devices))
+    errors, changes = plan_errors(git_repo)
+    text = (git_repo.path / "manifests/app.yaml").read_text().splitlines()
+    assert len(errors) == 2, errors
+    for error, field, marker in zip(
+        sorted(errors),
+        ["spec.devices[1].hostPath", "spec.securityOpt[0]"],
+        [str(link), "label:disable"],
+        strict=True,
+    ):
+        where, _, message = error.partition(f": {field}: ")
+        path, line, _column = where.rsplit(":", 2)
+        assert path == "manifests/app.yaml" and marker in text[int(line) - 1], error
+        assert "allowDangerous: [app]" in message
+    assert f"{link} (that is /dev/sda): /dev/sda: a block disk of the host" in sorted(errors)[0]
+    assert ("Container", "app") not in changes
+
+    errors, changes = plan_errors(git_repo, allow=["app"])
+    assert errors == [] and ("Container", "app") in changes

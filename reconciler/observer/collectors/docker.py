@@ -44,6 +44,7 @@ import docker
 import docker.errors
 
 from reconciler.drivers.adopted import read_adopted
+from reconciler.drivers.container_fields import observed_secrets
 from reconciler.drivers.container_observe import (
     MANAGED_BY,
     SPEC_LABEL,
@@ -143,6 +144,7 @@ def container_observation(
     owned: Owned,
     node: str,
     known_secrets: KnownSecrets | None = None,
+    secrets: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`observed.resource` data for one container (from docker inspect of it and its image).
 
@@ -158,6 +160,7 @@ def container_observation(
             node,
             known_secrets=known_secrets,
             name=owned.name,
+            secrets=secrets,
         ),
         "health": container_health(attrs.get("State") or {}),
         "node": node,
@@ -349,7 +352,11 @@ class DockerCollector:
     def observe(self, client: Any, attrs: dict[str, Any], owned: Owned) -> dict[str, Any]:
         """The `observed.resource` data of one inspected container."""
         image = self._image(client, str(attrs.get("Image") or ""))
-        return container_observation(attrs, image, owned, self.node, self.known_secrets())
+        try:  # the fingerprints of the secret files copied in (one call per secret)
+            mounted = observed_secrets(client, str(attrs.get("Id") or ""), owned.last_applied)
+        except docker.errors.APIError:
+            mounted = None  # not readable now: observed as absent, the next look reads again
+        return container_observation(attrs, image, owned, self.node, self.known_secrets(), mounted)
 
     def full_listing(self, client: Any) -> None:
         """Observe every container and stack of this node once, then write the listings."""
