@@ -204,7 +204,7 @@ class DockerCollector:
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
         self.stacks = StackObserver(target, root, self.ledger, compose_command)
         self.claims = dict(target.claims)  # engine name -> Container resource name
-        self.netvol = NetVolObserver(target.name, root, self.ledger)
+        self.netvol = NetVolObserver(target.name, root, self.ledger, instance=self.instance)
 
     @property
     def node(self) -> str:
