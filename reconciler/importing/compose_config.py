@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
 from reconciler.drivers.compose import default_compose_command
 from reconciler.errors import ConfigError
@@ -158,18 +159,6 @@ def load_project(
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of an env file as compose reads them (comments, blanks, quotes)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        key, sep, value = text.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        if not sep:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    """NAME=value lines of an env file, parsed as the loader parses `envFile` (python-dotenv)."""
+    values = dotenv_values(path, interpolate=False)
+    return {str(k): v for k, v in values.items() if v is not None}

@@ -492,7 +492,8 @@ def _secrets(svc: _Service, value: Any) -> None:
         if entry.get("target") and not str(entry["target"]).startswith("/"):
             item["target"] = f"/run/secrets/{entry['target']}"
         if "mode" in entry:
-            item["mode"] = str(entry["mode"])
+            mode = entry["mode"]
+            item["mode"] = f"0{mode:03o}" if isinstance(mode, int) else str(mode)
         out.append(item)
         svc.warn(
             "secrets",

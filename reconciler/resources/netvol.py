@@ -161,18 +161,10 @@ def check_attachments(networks: list[Any], network_mode: str) -> None:
 
 
 def mount_comparable(mount: dict[str, Any]) -> dict[str, Any]:
-    """A mount in comparable shape: unset keys left out (a bind keeps its old shape).
-
-    The old form's named volume (`{source: NAME}`, not a path) is the `{volume: NAME}`
-    form: the engine mounts the same volume either way.
-    """
-    out = {
+    """A mount in comparable shape: unset keys left out (a bind keeps its old shape)."""
+    return {
         k: v for k, v in mount.items() if not (v is None and k in ("source", "volume", "subpath"))
     }
-    source = out.get("source")
-    if isinstance(source, str) and not source.startswith("/") and "volume" not in out:
-        out = {"volume": source, **{k: v for k, v in out.items() if k != "source"}}
-    return out
 
 
 def comparable_network(name: str, spec: dict[str, Any]) -> dict[str, Any]:

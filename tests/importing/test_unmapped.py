@@ -24,6 +24,8 @@ services:
           size: 1048576
     environment:
       API_TOKEN: abc
+    secrets:
+      - db_password
     networks:
       back:
         priority: 10
@@ -40,6 +42,9 @@ configs:
 networks:
   back:
     external: true
+secrets:
+  db_password:
+    file: ./db_password.txt
 """
 
 
@@ -50,6 +55,7 @@ def test_unmappable_properties_warn_and_the_rest_is_imported(
     project.mkdir()
     (project / "compose.yaml").write_text(COMPOSE)
     (project / "settings.ini").write_text("[x]\n")
+    (project / "db_password.txt").write_text("hunter2\n")
     (project / "app").mkdir()  # compose config checks that the build context exists
     result = homelab(
         "import",
@@ -71,6 +77,7 @@ def test_unmappable_properties_warn_and_the_rest_is_imported(
         "warning: service app: networks.back: priority is not mapped",
         "warning: service app: image: none given: the image compose builds, shop_app",
         "warning: Container/shop-app: env API_TOKEN looks like a secret",
+        "warning: service app: secrets: db_password: put its value in ROOT/secrets/db-password",
     ]
     for line in expected:
         assert any(w.startswith(line) for w in warnings), (line, warnings)
@@ -83,6 +90,8 @@ def test_unmappable_properties_warn_and_the_rest_is_imported(
     assert set(docs) == {"shop-app", "shop-cache", "shop-db"}
     app = docs["shop-app"]["spec"]
     assert app["restartPolicy"] == "on-failure"
+    assert app["secrets"] == [{"secret": "db-password", "target": "/run/secrets/db_password"}]
+    assert "hunter2" not in (git_repo.path / "manifests/shop.yaml").read_text()
     assert app["tmpfs"] == [{"target": "/scratch", "size": 1048576}]
     assert app["networks"] == [{"network": "back", "aliases": ["app"]}]
     assert app["dependsOn"] == ["Container/shop-db"]  # links imply the order, as compose does

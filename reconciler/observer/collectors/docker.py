@@ -204,8 +204,8 @@ class DockerCollector:
         self._secrets: KnownSecrets = {}
         self._secret_stats: dict[str, tuple[int, int, int]] = {}
         self.stacks = StackObserver(target, root, self.ledger, compose_command)
-        self.netvol = NetVolObserver(target.name, root, self.ledger)
         self.claims = dict(target.claims)  # engine name -> Container resource name
+        self.netvol = NetVolObserver(target.name, root, self.ledger, instance=self.instance)
 
     @property
     def node(self) -> str:

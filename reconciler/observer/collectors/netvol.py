@@ -56,11 +56,12 @@ class NetVolObserver:
         root: RuntimeRoot,
         ledger: ObservationLedger,
         usage_every: float = USAGE_EVERY,
+        instance: str | None = None,
     ) -> None:
         self.node = node
         self.root = root
         self.ledger = ledger
-        self.instance = root.instance_id()
+        self.instance = root.instance_id() if instance is None else instance  # as DockerCollector
         self.usage_every = usage_every
         self._usage: dict[str, dict[str, int]] = {}
         self._usage_at = -1e18
