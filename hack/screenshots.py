@@ -19,7 +19,8 @@ queue-dark-*.png). The state:
 Usage (the engine from hack/dev-daemons.sh; ports of your range):
     eval "$(hack/dev-daemons.sh env)"
     .venv/bin/python hack/screenshots.py [--port 8099] [--out docs/screenshots]
-The demo's containers (homelab-web, ...) are removed from the engine at the end.
+The demo's containers (homelab-web, ...) and the local/busybox:2 tag it adds are
+removed from the engine at the end.
 """
 
 from __future__ import annotations
@@ -262,6 +263,7 @@ def main() -> int:
         raise SystemExit('screenshots: set DOCKER_HOST (eval "$(hack/dev-daemons.sh env)")')
     engine = docker.DockerClient(base_url=docker_host)
     try:
+        had_two = any("local/busybox:2" in i.tags for i in engine.images.list("local/busybox"))
         engine.images.get("local/busybox:1").tag("local/busybox", "2")  # the replace's image
     except docker.errors.ImageNotFound:
         raise SystemExit(
@@ -331,6 +333,9 @@ def main() -> int:
             for name in NAMES:
                 with contextlib.suppress(docker.errors.NotFound):
                     engine.containers.get(f"homelab-{name}").remove(force=True)
+            if not had_two:  # the tag it added (the image itself stays, as local/busybox:1)
+                with contextlib.suppress(docker.errors.APIError):
+                    engine.images.remove("local/busybox:2")
     total = sum(p.stat().st_size for p in written)
     for path in written:
         shown = path.relative_to(TOP) if path.is_relative_to(TOP) else path

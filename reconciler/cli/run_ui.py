@@ -47,7 +47,8 @@ from reconciler.errors import ConfigError
     "--base-path",
     default="",
     metavar="/PREFIX",
-    help="Sub-path the reverse proxy serves the UI under (it must strip it), e.g. /homelab.",
+    help="Sub-path the UI is served under, e.g. /homelab: directly, or behind a reverse "
+    "proxy that keeps or strips it.",
 )
 @click.option(
     "--secure-cookies/--no-secure-cookies",

@@ -5,8 +5,9 @@ serves the UI at http://127.0.0.1:PORT/homelab/ with no proxy in front. Debian's
 Chromium (desktop and phone) logs in there, follows every link of every page it
 reaches (breadth first, same origin), and checks that each address the pages
 name (links, forms, scripts, styles, the live stream) is under /homelab/, that
-each page answers 200 and that the live stream connects; an approval posted from
-the queue comes back under the prefix. A missing page is the 404 page, under it.
+each page answers 200 and that the live stream connects; a rejection posted from
+the queue comes back under the prefix (nothing is approved: the example would be
+applied outside the test's folders). A missing page is the 404 page, under it.
 """
 
 from __future__ import annotations
@@ -123,15 +124,14 @@ def test_up_serves_every_page_and_link_under_the_base_path(
                 page.goto(origin + "/homelab/queue")
                 page.wait_for_function("() => !!window.htmx")
                 expect(page.get_by_test_id("conn-lost")).to_be_hidden()
-                # An approval posted from the queue comes back under the prefix.
-                row = page.locator(
-                    "[data-testid=pending-action]:not([data-operation=delete])"
-                ).first
-                name = row.locator("h3 a").inner_text()
-                row.locator("[data-testid=approve]").click()
-                expect(page.get_by_test_id("notice")).to_contain_text("Approved")
+                # A decision posted from the queue comes back under the prefix. A rejection:
+                # approving would apply the example (its file under /tmp/homelab-example,
+                # its containers) outside this test's folders.
+                row = page.locator("[data-testid=pending-action]").first
+                row.locator("input[name=reason]").fill(f"not now ({viewport})")
+                row.locator("[data-testid=reject]").click()
+                expect(page.get_by_test_id("notice")).to_contain_text("Rejected")
                 assert urlsplit(page.url).path == "/homelab/queue", page.url
-                assert name
                 missing = page.goto(origin + "/homelab/no/such/page")
                 assert missing is not None and missing.status == 404
                 expect(page.get_by_role("heading", name="404 Not found")).to_be_visible()
