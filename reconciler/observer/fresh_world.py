@@ -30,7 +30,11 @@ rebuild over an existing world compares and rewrites in place, which writes
 nothing when the world is right). A filesystem that cannot exchange names
 gets the old (empty) world removed and the new one renamed into place.
 Readers of `world/` see its documents appear all at once. Watches on the
-old `world/` folder end with it (the supervisor's watch restarts on its own).
+old `world/` folder end with it: the supervisor's watch restarts on its own;
+the observer starts its watch after `open`, except when it reopens the root
+after a full disk, where an empty world rebuilt so is not watched for
+documents deleted by hand until the observer restarts (open work: swap
+per kind folder, or re-add the watch).
 Called by the folding shell (`reconciler.observer.world_builder`).
 """
 
