@@ -12,11 +12,12 @@ rebuilding process and of any helper process it waited for) are printed per
 rebuild; CPU time is the steadier figure when other processes compete for
 the cores. Ends with one line per tree and case: `SUMMARY <tree> <case>:`
 median events/s by wall and by CPU, with ranges. `--tree PATH:alone` times
-that tree with the rebuild kept to one process (no helper folding half the
-resources), to weigh the two-process fold on its own.
+that tree with no helper process (`WorldBuilder.helpers = False`),
+`PATH:two` with them whatever the load; plain `PATH` lets the rebuild decide
+(helpers only when a core is idle).
 
 Usage: .venv/bin/python hack/bench/rebuild.py [--events N] [--resources R] [--runs K]
-       [--tree PATH[:alone] ...] [--dir DIR]
+       [--tree PATH[:alone|:two] ...] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -44,15 +45,17 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measure(root: str, alone: bool) -> None:
+def _measure(root: str, mode: str) -> None:
     """Subprocess body (run with the tree under test first on sys.path): one rebuild."""
     import reconciler
     from reconciler.observer.world_builder import WorldBuilder
     from reconciler.runtime_root import RuntimeRoot
 
     folder = WorldBuilder(RuntimeRoot(Path(root)))
-    if alone:  # fold in this process only, however big the log (trees that can do otherwise)
-        folder.shard_bytes = 1 << 62
+    if mode == "alone":  # no helper process, whatever the load (trees that have them)
+        folder.helpers = False
+    elif mode == "two":  # helper processes, whatever the load
+        folder.helpers = True
     c0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     result = folder.rebuild()
@@ -79,10 +82,10 @@ def _world_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _rebuild(tree: Path, root: Path, alone: bool) -> dict[str, Any]:
+def _rebuild(tree: Path, root: Path, mode: str) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0")
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(root), *(["--alone"] if alone else [])],
+        [sys.executable, __file__, "--measure", str(root), "--mode", mode],
         check=True,
         capture_output=True,
         text=True,
@@ -108,23 +111,23 @@ def main() -> None:
         "--tree",
         action="append",
         default=None,
-        help="source tree to time; PATH:alone folds in one process only",
+        help="source tree to time; PATH:alone without helper processes, PATH:two with them",
     )
-    parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        _measure(args.measure, args.alone)
+        _measure(args.measure, args.mode)
         return
     sys.path.insert(0, str(HERE))
     from observer_bench import DAYS, generate
 
     specs = args.tree or [str(HERE.parents[1])]
-    trees = [(Path(t.removesuffix(":alone")).resolve(), t.endswith(":alone")) for t in specs]
-    names = {t: t[0].name + (" (one process)" if t[1] else "") for t in trees}
+    trees = [(Path(t.partition(":")[0]).resolve(), t.partition(":")[2]) for t in specs]
+    names = {t: t[0].name + (f":{t[1]}" if t[1] else "") for t in trees}
     base = Path(tempfile.mkdtemp(prefix="rebuild-bench-", dir=args.dir))
-    figures: dict[tuple[tuple[Path, bool], str], list[dict[str, Any]]] = {}
+    figures: dict[tuple[tuple[Path, str], str], list[dict[str, Any]]] = {}
     try:
         t0 = time.perf_counter()
         size = generate(base, args.events, args.resources)

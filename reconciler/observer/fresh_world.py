@@ -23,12 +23,18 @@ garbage (the partial new world, or the old one after the swap), which
 `remove_leftover` deletes when the observer next opens the root; with no
 checkpoint it rebuilds. The durability of the new documents is the folding
 shell's one `syncfs` before it marks the checkpoint synced, as for any
-batch of writes. Used only when the world on disk holds no document (a
+batch of writes. The helper runs only when a core is idle (the shell
+decides, `WorldBuilder._use_helpers`); without it the writer creates every
+file itself, still without twin or rename. Used only when the world on disk holds no document (a
 rebuild over an existing world compares and rewrites in place, which writes
 nothing when the world is right). A filesystem that cannot exchange names
 gets the old (empty) world removed and the new one renamed into place.
 Readers of `world/` see its documents appear all at once. Watches on the
-old `world/` folder end with it (the supervisor's watch restarts on its own).
+old `world/` folder end with it: the supervisor's watch restarts on its own;
+the observer starts its watch after `open`, except when it reopens the root
+after a full disk, where an empty world rebuilt so is not watched for
+documents deleted by hand until the observer restarts (open work: swap
+per kind folder, or re-add the watch).
 Called by the folding shell (`reconciler.observer.world_builder`).
 """
 
@@ -97,12 +103,14 @@ class FreshWorld:
         self.durable = durable
         self._helper: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Make the empty build folder and start creating the files the log names."""
+    def start(self, *, helper: bool = True) -> None:
+        """Make the empty build folder; `helper`: start creating the files the log names."""
         remove_leftover(self.root)
         self.folder.mkdir(mode=PRIVATE_DIR)
         for kind in KINDS:
             (self.folder / kind).mkdir(mode=PRIVATE_DIR)
+        if not helper:
+            return
         self._helper = subprocess.Popen(
             [sys.executable, "-m", __name__, str(self.root.path), str(self.folder)],
             stdin=subprocess.DEVNULL,

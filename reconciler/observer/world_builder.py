@@ -138,6 +138,7 @@ class WorldBuilder:
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
         self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores
+        self.helpers: bool | None = None  # rebuild helper processes: None = when a core is idle
         self.rebuild_processes = 0  # how many folded the last rebuild (2: the helper's merged)
 
     def lock(self) -> None:
@@ -213,7 +214,7 @@ class WorldBuilder:
         fresh = None
         if world_is_empty(self.root):  # every document is new: built aside, swapped in whole
             fresh = FreshWorld(self.root, durable=self.durable)
-            fresh.start()
+            fresh.start(helper=self._use_helpers())
         try:
             result = self._tick(compare_disk=True, replay=True, fresh=fresh)
         finally:
@@ -408,14 +409,14 @@ class WorldBuilder:
     def _replay(self) -> tuple[int, int, int]:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
-        A log of `shard_bytes` or more, with two cores or more, is folded on two: a helper process
+        A log of `shard_bytes` or more, with a core idle, is folded on two: a helper process
         folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
         shard 0, and the two merge; alone if the helper fails or read otherwise.
         """
         listing = list_log(self.root)
         size = sum(f.size for files in listing.values() for f in files)
         self.rebuild_processes = 1
-        if size < self.shard_bytes or len(os.sched_getaffinity(0)) < 2:
+        if size < self.shard_bytes or not self._use_helpers():
             return self._replay_alone(listing)
         helper = ShardHelper(self.root, listing)
         try:
@@ -452,6 +453,19 @@ class WorldBuilder:
                 self.quarantine.diagnostic(diagnostics[ahead][1])
                 ahead += 1
         return count, bad, nbytes
+
+    def _use_helpers(self) -> bool:
+        """Whether a rebuild starts helper processes: only when a second core is idle.
+
+        A helper repeats part of the work (reading and decoding the log), so it
+        only pays when it runs beside the fold: on a machine whose other
+        processes keep every core busy (1-minute load average above cores - 1)
+        it only adds CPU time (measured: README, "Rebuild from scratch").
+        """
+        if self.helpers is not None:
+            return self.helpers
+        cores = len(os.sched_getaffinity(0))
+        return cores >= 2 and os.getloadavg()[0] <= cores - 1
 
     def _replay_alone(self, listing: dict[str, list[LogFile]]) -> tuple[int, int, int]:
         replay = Replay()
