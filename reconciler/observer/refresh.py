@@ -237,6 +237,13 @@ def refresh_world(
     for ref in sorted(changed):
         if ref.kind == "Node":
             continue
+        status = changed[ref]["status"]
+        if (
+            ref.kind in ("Network", "Volume")
+            and not status.get("managed")
+            and ref not in state.manifests
+        ):
+            continue  # a network or volume no manifest names (compose's, made by hand): not drift
         what = _drift(before_status.get(ref, {}), changed[ref]["status"])
         if what is not None:
             drift.append(Drift(ref, what))
