@@ -191,6 +191,8 @@ def test_a_listing_older_than_the_collector_does_not_count() -> None:
         "local": {
             "Container": ("2026-01-01T09:59:00.000000Z", "2026-01-01T09:58:59.000000Z"),
             "ComposeStack": ("2026-01-01T10:00:01.000000Z", "2026-01-01T10:00:00.500000Z"),
+            "Network": ("2026-01-01T10:00:01.000000Z", "2026-01-01T10:00:00.500000Z"),
+            "Volume": ("2026-01-01T10:00:01.000000Z", "2026-01-01T10:00:00.500000Z"),
         }
     }
     nodes = nodes_status({"local": CollectorState(started, True)}, listings)
