@@ -93,8 +93,11 @@ def _field_lines(change: Change, colour: bool) -> list[str]:
         return lines
     for op in change.patch:
         name = _field(op["path"])
-        top = op["path"].split("/")[1]
-        forces = "  # forces replacement" if top in change.forces else ""
+        parts = op["path"].split("/")[1:]  # a nested force is `resources.oomScoreAdj`
+        forced = parts[0] in change.forces or ".".join(parts[:2]) in change.forces
+        if len(parts) == 1:
+            forced = forced or any(f.startswith(f"{parts[0]}.") for f in change.forces)
+        forces = "  # forces replacement" if forced else ""
         if change.operation == "adopt":
             forces = ""  # every differing field does; the heading says so once
         if op["op"] == "add":

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.diff.plan import diff_resource
+from reconciler.diff.render import render_change
 from reconciler.resources.container_fields import parse_cpus, parse_duration, parse_size
 from reconciler.resources.guardrails import container_findings
 from reconciler.resources.kinds import Container
@@ -210,6 +211,13 @@ def test_resource_limits_change_in_place_the_rest_replaces() -> None:
     without = {k: v for k, v in limits_only.items() if k != "resources"}
     change = diff_resource("Container", "app", limits_only, without, in_place=Container.IN_PLACE)
     assert change is not None and change.operation == "update"
+    assert "forces replacement" not in render_change(change)  # limits alone: in place
+    drifted = {**desired, "resources": {"memory": 128 * MI, "oomScoreAdj": 5}}
+    change = diff_resource("Container", "app", desired, drifted, in_place=Container.IN_PLACE)
+    assert change is not None and change.operation == "replace"
+    assert change.forces == ("resources.oomScoreAdj",)
+    line = render_change(change).splitlines()[-1]
+    assert line.strip() == "~ resources.oomScoreAdj: 5 -> 10  # forces replacement", line
     other = {**desired, "hostname": "other"}
     change = diff_resource("Container", "app", desired, other, in_place=Container.IN_PLACE)
     assert change is not None and change.operation == "replace" and change.forces == ("hostname",)
