@@ -68,13 +68,21 @@ def attach_kwargs(kwargs: dict[str, Any], spec: Mapping[str, Any]) -> dict[str, 
 
 
 def require_present(client: Any, spec: Mapping[str, Any]) -> None:
-    """The networks and named volumes a container uses must exist before its create.
+    """The networks and named volumes a container uses must exist before its create
+    (and a volume `subpath` needs an engine that knows it).
 
     The engine would create a missing named volume by itself, unlabelled (the
     Volume resource's create would then find it taken); a missing network
     fails the create. Both are temporary errors: a Network or Volume action of
     the same plan usually creates them meanwhile, and the executor retries.
     """
+    if any(m.get("subpath") for m in spec.get("volumes") or []):
+        version = tuple(int(x) for x in str(client.api.api_version).split(".")[:2])
+        if version < SUBPATH_API:
+            raise PermanentError(
+                f"volumes: subpath needs Docker Engine API 1.45 or later; this engine "
+                f"speaks {client.api.api_version}"
+            )
     missing = []
     for attachment in spec.get("networks") or []:
         name = attachment["network"]
@@ -96,13 +104,6 @@ def require_present(client: Any, spec: Mapping[str, Any]) -> None:
 def connect_networks(client: Any, container_id: str, spec: Mapping[str, Any]) -> list[str]:
     """Connect the networks after the first (before the start); the ones connected."""
     networks = spec.get("networks") or []
-    if any(m.get("subpath") for m in spec.get("volumes") or []):
-        version = tuple(int(x) for x in str(client.api.api_version).split(".")[:2])
-        if version < SUBPATH_API:
-            raise PermanentError(
-                f"volumes: subpath needs Docker Engine API 1.45 or later; this engine "
-                f"speaks {client.api.api_version}"
-            )
     attrs = client.api.inspect_container(container_id)
     joined = set(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
     done = []

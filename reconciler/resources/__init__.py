@@ -1,6 +1,15 @@
 """Resource models (pure): the Kubernetes-shaped kinds, repository settings, normalization."""
 
-from reconciler.resources.kinds import KINDS, ComposeStack, Container, File, Node, Resource
+from reconciler.resources.kinds import (
+    KINDS,
+    ComposeStack,
+    Container,
+    File,
+    Network,
+    Node,
+    Resource,
+    Volume,
+)
 from reconciler.resources.meta import API_VERSION, LABEL_PREFIX
 
 __all__ = [
@@ -10,6 +19,8 @@ __all__ = [
     "ComposeStack",
     "Container",
     "File",
+    "Network",
     "Node",
     "Resource",
+    "Volume",
 ]

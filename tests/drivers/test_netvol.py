@@ -518,3 +518,20 @@ def test_a_container_made_by_hand_on_a_network_with_a_named_volume_plans_as_adop
         assert net.lab.state(action.id) == "done", action.outcome
     assert net.client.api.inspect_container(f"homelab-{app}")["State"]["StartedAt"] == started
     assert net.plan().plan.changes == []
+
+
+def test_a_subpath_on_an_engine_older_than_api_1_45_is_refused_before_anything_changes(
+    net: NetLab,
+) -> None:
+    volume = net.volume("cfg")
+    net.apply("volume")
+    app = net.container(
+        "app", **_sleeper(volumes=[{"volume": volume, "target": "/cfg", "subpath": "app"}])
+    )
+    net.lab.commit("subpath")
+    done = net.run(net.plan())
+    assert net.lab.state(done[0].id) == "failed"
+    version = tuple(int(x) for x in net.client.api.api_version.split("."))
+    assert version < (1, 45), "this test is about an older engine (the test engine speaks 1.41)"
+    assert "subpath needs Docker Engine API 1.45" in str(done[0].outcome)
+    assert net.lab.containers(app) == []  # refused before the create

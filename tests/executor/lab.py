@@ -142,7 +142,8 @@ class Lab:
             status = doc["status"]
             if event["type"] == "observed.resource":
                 spec = event["data"]["spec"]
-                status.update(exists=True, observed=spec, basis=spec_hash(spec), managed=True)
+                managed = bool(event["data"].get("managed", True))  # as the observer's fold
+                status.update(exists=True, observed=spec, basis=spec_hash(spec), managed=managed)
                 status["health"] = event["data"].get("health", "Unknown")
             else:
                 status.update(exists=False, observed=None, basis="", health="Missing")

@@ -123,7 +123,7 @@ def test_a_stop_by_hand_comes_through_the_stream_and_stopping_is_prompt(
     running = _collector(runtime_root, docker_host, resync=300)  # no re-list during the test
     _stop_is_seen_and_stopping_is_prompt(running, name, container)
     listings = [d for t, _, d in running.written if t == "observed.listing"]
-    assert [d["kind"] for d in listings] == ["Container", "ComposeStack"]  # the start's only
+    assert [d["kind"] for d in listings] == ["Container", "ComposeStack", "Network", "Volume"]
 
 
 def test_over_ssh_the_stream_is_followed_and_closed_too(

@@ -247,7 +247,7 @@ class DockerCollector:
         self._node_status(probe_node(client))
         self.ready = True
         since = int(time.time()) - 1  # before the listing: nothing falls between the two
-        self.full_listing(client)
+        self.full_listing(client, usage=False)  # the stream opens sooner (see netvol.py)
         while not stop.is_set():
             since = self._stream(client, stop, since)
             if stop.is_set():
@@ -358,8 +358,12 @@ class DockerCollector:
             mounted = None  # not readable now: observed as absent, the next look reads again
         return container_observation(attrs, image, owned, self.node, self.known_secrets(), mounted)
 
-    def full_listing(self, client: Any) -> None:
-        """Observe every container and stack of this node once, then write the listings."""
+    def full_listing(self, client: Any, *, usage: bool = True) -> None:
+        """Observe every container and stack of this node once, then write the listings.
+
+        `usage`: read what the volumes hold too (`docker system df`, due every
+        few minutes); the listing before the first events stream skips it.
+        """
         started = now_iso()
         adopted = read_adopted(self.root, "Container")
         names = []
@@ -385,16 +389,16 @@ class DockerCollector:
         self._listing("Container", names, started)
         self._listing("ComposeStack", self.stacks.check(client, None, resync=True), started)
         for kind in NETVOL_KINDS:
-            self._listing(kind, self.netvol.check(client, kind, resync=True), started)
+            check = self.netvol.check(client, kind, resync=True, measure=usage)
+            self._listing(kind, check, started)
 
     def _on_netvol_event(self, client: Any, event: dict[str, Any], kind: str) -> None:
         """A network or volume created or removed, a container (dis)connected: look again."""
         started = now_iso()
         if kind == "Network":
             self._listing(kind, self.netvol.network_event(client, event), started)
-        else:  # one call lists them all; the usage report again after a create or destroy
-            fresh = action_of(event) in ("create", "destroy")
-            self._listing(kind, self.netvol.check(client, kind, fresh=fresh), started)
+        else:  # one call lists them all (the usage report as last read)
+            self._listing(kind, self.netvol.check(client, kind), started)
         ident = self.netvol.connected_container(event)
         if ident is None:
             return

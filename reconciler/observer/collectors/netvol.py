@@ -15,7 +15,11 @@ by hand is drift of the Container); on a volume event (create, destroy)
 the volumes are listed again, one call for all of them
 (hack/bench/netvol_listing.py has the figures). A volume's `runtime.usage` (bytes held,
 containers using it; `drivers.volume.measure_usage`) is read at most once
-per `usage_every` seconds, because the engine walks each volume's files.
+per `usage_every` seconds and only in a full listing that is not the first
+(the engine walks each volume's files and sizes every container, seconds on
+a loaded or remote node: the first listing runs before the events stream
+opens, and an event must not wait for it); `homelab plan --refresh` reads it
+at once.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import docker.errors
 
 from reconciler.drivers.adopted import read_adopted
 from reconciler.drivers.netvol_observe import (
+    ignored,
     key_name,
     network_runtime,
     observed_spec,
@@ -68,6 +73,8 @@ class NetVolObserver:
             return list((client.api.volumes() or {}).get("Volumes") or [])
         out = []
         for summary in client.api.networks():
+            if ignored("Network", summary):
+                continue  # bridge, host, none: never resources, not worth an inspect
             try:
                 out.append(client.api.inspect_network(summary["Id"]))
             except docker.errors.NotFound:
@@ -85,11 +92,14 @@ class NetVolObserver:
         return self._usage
 
     def check(
-        self, client: Any, kind: str, *, resync: bool = False, fresh: bool = False
+        self, client: Any, kind: str, *, resync: bool = False, measure: bool = False
     ) -> list[str]:
-        """Observe every network (or volume) of the node; the names for the listing."""
+        """Observe every network (or volume) of the node; the names for the listing.
+
+        `measure`: read the volumes' usage when it is due (else the last reading).
+        """
         records = read_adopted(self.root, kind)
-        usage = self.usage(client, fresh=fresh) if kind == "Volume" else {}
+        usage = self.usage(client) if kind == "Volume" and measure else self._usage
         seen = []
         for attrs in self._objects(client, kind):
             found = owner(kind, attrs, self.node, self.instance, records)
