@@ -268,6 +268,17 @@ def test_every_button_names_its_operation_and_resource(
 # -- stacked cards and tap targets on the phone ---------------------------------------------
 
 
+SHAPE = """() => {
+  const table = [...document.querySelectorAll('.scroll > table')]
+    .find(t => t.querySelector('td[data-label]'));
+  const row = [...table.querySelectorAll('tbody > tr')]
+    .find(r => r.querySelector('td[data-label]'));
+  const cell = row.querySelector('td[data-label]');
+  return {display: getComputedStyle(row).display,
+          head: table.querySelector('thead').getBoundingClientRect().height,
+          before: getComputedStyle(cell, '::before').content, label: cell.dataset.label,
+          width: row.getBoundingClientRect().width};
+}"""
 TABLE_PAGES = ("/resources", "/queue", "/events", "/errors", "/resources/Container/web")
 
 
@@ -282,23 +293,17 @@ def test_tables_are_cards_on_the_phone_and_tables_on_the_desktop(
     page = session.login(server.url)
     for path in TABLE_PAGES:
         page.goto(server.url + path)
-        table = page.locator(".scroll > table:has(td[data-label])").first
-        expect(table).to_be_attached()
-        row = table.locator("tbody > tr:has(td[data-label])").first
-        header = table.locator("thead")
-        display = row.evaluate("e => getComputedStyle(e).display")
-        head_height = header.evaluate("e => e.getBoundingClientRect().height")
+        expect(page.locator(".scroll > table td[data-label]").first).to_be_attached()
+        # Read in one go: a live swap of the page (an event arrived) cannot come in between.
+        seen = page.evaluate(SHAPE)
         if viewport == "phone":
-            assert display == "block", path
-            assert head_height <= 1, path  # the header row is only for screen readers
-            cell = row.locator("td[data-label]").first
-            label = cell.evaluate("e => getComputedStyle(e, '::before').content")
-            assert label == f'"{cell.get_attribute("data-label")}"', (path, label)
-            box = row.bounding_box()
-            assert box is not None and box["width"] <= 390, (path, box)
+            assert seen["display"] == "block", (path, seen)
+            assert seen["head"] <= 1, (path, seen)  # the header row is only for screen readers
+            assert seen["before"] == f'"{seen["label"]}"', (path, seen)
+            assert seen["width"] <= 390, (path, seen)
         else:
-            assert display == "table-row", path
-            assert head_height > 10, path
+            assert seen["display"] == "table-row", (path, seen)
+            assert seen["head"] > 10, (path, seen)
         fits(page)
     page.goto(server.url + "/resources")
     shot(page, "resources", viewport)
