@@ -71,9 +71,12 @@ _REFS = msgspec.json.Decoder(_RefOnly)
 def world_is_empty(root: RuntimeRoot) -> bool:
     """Whether `world/` holds no world document (hidden twins and temp files do not count)."""
     try:
-        kinds = [e for e in os.scandir(root.world) if e.is_dir(follow_symlinks=False)]
+        entries = list(os.scandir(root.world))
     except FileNotFoundError:
         return True
+    if any(not e.is_dir(follow_symlinks=False) and not e.name.startswith(".") for e in entries):
+        return False  # something that is no kind folder: not ours to swap away unseen
+    kinds = [e for e in entries if e.is_dir(follow_symlinks=False)]
     for kind in kinds:
         for entry in os.scandir(kind.path):
             if entry.name.endswith(".json") and not entry.name.startswith("."):

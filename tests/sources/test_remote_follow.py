@@ -199,7 +199,8 @@ def test_a_push_becomes_a_pending_action_and_an_outage_is_followed(
         assert down and status["error"] and server.url.split("//")[0] in status["error"]
         assert status["commit"] == pushed  # the last fetched commit stays in force
         assert source_gate(root) is not None
-        assert plane.events("source.fetch_failed")
+        # The follower writes its status before the event reaches the log: wait for both.
+        assert wait_for(lambda: plane.events("source.fetch_failed"), what="source.fetch_failed")
         server.start()
         upstream.file("c")
         upstream.push("add c")

@@ -76,7 +76,8 @@ def test_duplicate_key_is_reported_at_the_second_key() -> None:
 def test_unknown_kind_is_reported_at_the_kind_value() -> None:
     errors = errors_of(GOOD.replace("kind: File", "kind: Pod"))
     assert errors == [
-        "m.yaml:2:7: kind: unknown kind 'Pod'; expected one of Node, Container, File, ComposeStack"
+        "m.yaml:2:7: kind: unknown kind 'Pod'; "
+        "expected one of Node, Container, File, ComposeStack, Network, Volume"
     ]
 
 
