@@ -293,16 +293,14 @@ def health_of(attrs: dict[str, Any]) -> str:
     )
 
 
-class DockerDriver:
-    """Applies `Container` actions; one Docker SDK client per engine URL."""
-
-    kind = "Container"
+class EngineClients:
+    """One Docker SDK client per engine URL, shared by a driver's threads."""
 
     def __init__(self) -> None:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def client(self, ctx: ApplyContext) -> Any:
+    def get(self, ctx: ApplyContext) -> Any:
         url = ctx.node.docker_host
         with self._lock:
             client = self._clients.get(url)
@@ -318,11 +316,33 @@ class DockerDriver:
                 self._clients[url] = client
             return client
 
-    def _drop_client(self, ctx: ApplyContext) -> None:
+    def drop(self, ctx: ApplyContext) -> None:
+        """Forget the node's client (after a transient error: the next call reconnects)."""
         with self._lock:
             client = self._clients.pop(ctx.node.docker_host, None)
         if client is not None:
             client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+class DockerDriver:
+    """Applies `Container` actions; one Docker SDK client per engine URL."""
+
+    kind = "Container"
+
+    def __init__(self) -> None:
+        self._clients = EngineClients()
+
+    def client(self, ctx: ApplyContext) -> Any:
+        return self._clients.get(ctx)
+
+    def _drop_client(self, ctx: ApplyContext) -> None:
+        self._clients.drop(ctx)
 
     def _call(
         self, ctx: ApplyContext, what: str, fn: Any, *args: Any, missing_ok: bool = False, **kw: Any
@@ -621,7 +641,4 @@ class DockerDriver:
             time.sleep(0.2)
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._clients.close()

@@ -15,7 +15,6 @@ after the engine call, so a crash between the two loses nothing.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import docker
@@ -23,7 +22,7 @@ import docker.errors
 
 from reconciler.drivers.adopted import read_adopted, remove_adopted, write_adopted
 from reconciler.drivers.base import ApplyContext, ApplyResult
-from reconciler.drivers.docker import map_docker_error
+from reconciler.drivers.docker import EngineClients, map_docker_error
 from reconciler.drivers.netvol_observe import (
     PREFIX,
     identity,
@@ -42,8 +41,7 @@ class EngineObjectDriver:
     noun = ""  # "network", "volume"
 
     def __init__(self) -> None:
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._clients = EngineClients()
 
     # -- what a subclass provides -------------------------------------------------
 
@@ -68,18 +66,7 @@ class EngineObjectDriver:
     # -- shared ---------------------------------------------------------------------
 
     def client(self, ctx: ApplyContext) -> Any:
-        url = ctx.node.docker_host
-        with self._lock:
-            client = self._clients.get(url)
-            if client is None:
-                try:
-                    client = docker.DockerClient(
-                        base_url=url, timeout=int(ctx.settings.docker_timeout), use_ssh_client=False
-                    )
-                except Exception as exc:
-                    raise map_docker_error(exc, f"node {ctx.node.name} ({url})") from exc
-                self._clients[url] = client
-            return client
+        return self._clients.get(ctx)
 
     def call(self, ctx: ApplyContext, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
         """Call the SDK with errors mapped (NotFound passes through for the caller)."""
@@ -90,10 +77,7 @@ class EngineObjectDriver:
         except Exception as exc:
             mapped = map_docker_error(exc, f"{ctx.kind}/{ctx.name}: {what}")
             if isinstance(mapped, TemporaryError):
-                with self._lock:
-                    dropped = self._clients.pop(ctx.node.docker_host, None)
-                if dropped is not None:
-                    dropped.close()
+                self._clients.drop(ctx)
             raise mapped from exc
 
     def engine_name(self, ctx: ApplyContext) -> str:
@@ -189,10 +173,7 @@ class EngineObjectDriver:
         return ApplyResult(changed, text, "Healthy", {}, self.runtime(attrs))
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+        self._clients.close()
 
 
 def _managed(ctx: ApplyContext, kind: str, desired: dict[str, Any]) -> dict[str, str]:
