@@ -24,9 +24,10 @@ import sys
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from reconciler.events.reader import LogFile, LogReader
+from reconciler.events.replay_decode import REPLAY_DECODER, ReplayEvent
 from reconciler.observer.replay import Replay, ShardPart
 from reconciler.runtime_root import RuntimeRoot
 
@@ -95,12 +96,12 @@ def _fold_shard_one(request: dict[str, Any]) -> HelperResult:
         day: [LogFile(key, size, ino, compressed) for key, size, ino, compressed in files]
         for day, files in request["listing"].items()
     }
-    reader = LogReader(root)
+    reader = LogReader(root, decoder=REPLAY_DECODER)
     replay = Replay(shard=1)
     counts = []
     for index, batch in enumerate(reader.batches(listing)):
         batch.events.sort(key=_BY_ID)
-        replay.fold_shard(batch.events, index)
+        replay.fold_shard(cast(list[ReplayEvent], batch.events), index)  # REPLAY_DECODER
         counts.append(len(batch.events))
     return HelperResult(replay.part(), dict(reader.offsets), counts)
 
