@@ -12,13 +12,7 @@ before the offset, kept in the observer's checkpoint): a file replaced
 silently skipped. While running, the bytes just before the offset are
 compared whenever the file grows; on resume the whole prefix is hashed.
 Decoding goes through msgspec into typed structs, the whole buffer at once,
-falling back to line by line only when a buffer holds a bad line. The
-reader's `decoder` says into what: `LogEvent` (data as a dict) by default;
-the from-scratch rebuild gives its own (`replay_decode.REPLAY_DECODER`),
-which must accept and refuse exactly the same lines. A number beyond a
-double's range (1e999) is read as an infinity, as Python's json does, not
-as a bad line: valid JSON, and what a decoder that skips the value (the
-rebuild's) can tell apart only by decoding it.
+falling back to line by line only when a buffer holds a bad line.
 
 A compacted file, `<producer>.jsonl.zst` (reconciler/observer/compaction.py),
 is closed: it keeps the key of the `.jsonl` it replaces and, as its size,
@@ -39,7 +33,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import zstandard
@@ -79,16 +73,7 @@ class LogEvent(msgspec.Struct, frozen=True):
         }
 
 
-# float_hook: a float out of a double's range becomes an infinity instead of an error.
-_DECODER = msgspec.json.Decoder(LogEvent, float_hook=float)
-
-
-class EventDecoder(Protocol):
-    """What `LogReader` decodes lines with (a `msgspec.json.Decoder` is one)."""
-
-    def decode(self, buf: bytes, /) -> Any: ...
-
-    def decode_lines(self, buf: bytes, /) -> list[Any]: ...
+_DECODER = msgspec.json.Decoder(LogEvent)
 
 
 def decode_event(line: bytes) -> LogEvent:
@@ -207,9 +192,7 @@ def read_log_bytes(path: os.PathLike[str] | str) -> bytes:
     return data
 
 
-def _decode_slow(
-    key: str, start: int, buf: bytes, batch: DayBatch, decoder: EventDecoder = _DECODER
-) -> None:
+def _decode_slow(key: str, start: int, buf: bytes, batch: DayBatch) -> None:
     pos = 0
     for raw in buf.split(b"\n"):
         offset = start + pos
@@ -220,7 +203,7 @@ def _decode_slow(
             batch.bad.append(BadLine(key, offset, raw[:4096], "line longer than 1 MiB"))
             continue
         try:
-            batch.events.append(decoder.decode(raw))
+            batch.events.append(_DECODER.decode(raw))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             batch.bad.append(BadLine(key, offset, raw[:4096], str(exc)))
 
@@ -250,10 +233,8 @@ class LogReader:
         root: RuntimeRoot,
         offsets: dict[str, int] | None = None,
         fingerprints: dict[str, dict[str, Any]] | None = None,
-        decoder: EventDecoder = _DECODER,
     ) -> None:
         self.root = root
-        self.decoder = decoder  # may be swapped between batches (the rebuild does)
         self.offsets: dict[str, int] = dict(offsets or {})
         self._expected = dict(fingerprints or {})
         self._seen: dict[str, _Seen] = {}
@@ -320,9 +301,9 @@ class LogReader:
         buf = buf[: end + 1]
         batch.nbytes += len(buf)
         try:
-            batch.events.extend(self.decoder.decode_lines(buf))
+            batch.events.extend(_DECODER.decode_lines(buf))
         except (msgspec.DecodeError, msgspec.ValidationError):
-            _decode_slow(key, start, buf[:-1], batch, self.decoder)
+            _decode_slow(key, start, buf[:-1], batch)
         batch.offsets[key] = self.offsets[key] = start + len(buf)
 
     def _same_prefix(self, key: str, data: bytes, start: int) -> bool:
@@ -412,8 +393,8 @@ class LogReader:
         seen.add(buf)
         batch.nbytes += len(buf)
         try:
-            batch.events.extend(self.decoder.decode_lines(buf))
+            batch.events.extend(_DECODER.decode_lines(buf))
         except (msgspec.DecodeError, msgspec.ValidationError):
-            _decode_slow(key, start, buf[:-1], batch, self.decoder)
+            _decode_slow(key, start, buf[:-1], batch)
         batch.offsets[key] = start + len(buf)
         self.offsets[key] = start + len(buf)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.events.reader import LogEvent, LogRef
-from reconciler.events.replay_decode import ReplayEvent
 from reconciler.resources.key import ResourceKey
 from reconciler.resources.kinds import KINDS
 from reconciler.resources.normalize import spec_hash
@@ -86,7 +85,7 @@ def _condition(raw: Any) -> dict[str, Any] | None:
     }
 
 
-def ref_problem(ev: LogEvent | ReplayEvent, names: set[str]) -> str | None:
+def ref_problem(ev: LogEvent, names: set[str]) -> str | None:
     """Why the event's ref cannot be folded, or None; a name that passes is added to `names`.
 
     `names` caches the names already checked (the DNS-label match is the costly part).

@@ -3,12 +3,10 @@
 `WorldState.apply` keeps every world document as the JSON object it writes
 and updates a dozen of its keys per event, which is what an incremental tick
 needs. A rebuild from an empty world only needs the end result, so
-`Replay` folds the same events (decoded as `ReplayEvent`: only the keys of
-their data the fold reads, the spec left raw until its document is built),
-in the same order, with the same comparisons, into one small record per
-resource that remembers which event last set each field group (the
-observation, the last action, each condition), and builds each document
-once, at the end (`world_state`). A
+`Replay` folds the same events, in the same order, with the same
+comparisons, into one small record per resource that remembers which event
+last set each field group (the observation, the last action, each
+condition), and builds each document once, at the end (`world_state`). A
 field group keeps a reference to its event; only the winners' payloads are
 turned into document fields. Everything the fold decides from the order of
 events is kept: a condition's transition time, a listing that marks a
@@ -27,15 +25,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from reconciler.events.reader import LogRef
-from reconciler.events.replay_decode import (
-    UNSET,
-    ReplayData,
-    ReplayEvent,
-    decode_value,
-    is_object,
-    value,
-)
+from reconciler.events.reader import LogEvent, LogRef
 from reconciler.observer.fold import (
     HEALTH,
     Diagnostic,
@@ -95,17 +85,17 @@ class _Res:
         self.at = (0, 0)  # (batch, index) of the event that created it (`fold_shard`)
         self.last: str | None = None  # lastEventId
         self.obs_id = ""
-        self.obs: ReplayEvent | None = None
+        self.obs: LogEvent | None = None
         self.obs_missing = False  # the winner of `obs` says the resource is missing
-        self.spec_from: ReplayEvent | None = None  # observed/basis/runtime: resource or missing
+        self.spec_from: LogEvent | None = None  # observed/basis/runtime: resource or missing
         self.spec: dict[str, Any] | None = None
-        self.managed_from: ReplayEvent | None = None  # the resource event that set `managed`
+        self.managed_from: LogEvent | None = None  # the resource event that set `managed`
         self.node: str | None = None
-        self.node_from: ReplayEvent | None = None  # the resource event that names the node
+        self.node_from: LogEvent | None = None  # the resource event that names the node
         self.labels: dict[str, Any] | None = None
         self.info: dict[str, Any] | None = None
         self.action_id = ""
-        self.action: ReplayEvent | None = None
+        self.action: LogEvent | None = None
         self.cond_ids: dict[str, str] = {}
         self.conds: dict[str, list[str]] = {}  # type -> [status, reason, message, time]
 
@@ -119,12 +109,12 @@ class _Res:
         ev = self.node_from
         if ev is not None:
             data = ev.data
-            node = data.node if data.node is not UNSET else _spec(data).get("node")
+            node = data["node"] if "node" in data else data["spec"].get("node")
             self.node = node if isinstance(node, str) else None
             self.node_from = None
         return self.node
 
-    def mark_missing(self, ev: ReplayEvent) -> None:
+    def mark_missing(self, ev: LogEvent) -> None:
         eid = ev.id
         self.touch(eid)
         if eid > self.obs_id:
@@ -185,12 +175,12 @@ class Replay:
         self._batch = 0
         self._index = 0
 
-    def _bad(self, ev: ReplayEvent, message: str) -> None:
+    def _bad(self, ev: LogEvent, message: str) -> None:
         self.diagnostics.append(Diagnostic(ev.id, f"event {ev.id} ({ev.type}): {message}"))
         if self.shard is not None:
             self.diagnostics_at.append((self._batch, self._index))
 
-    def _record(self, ev: ReplayEvent) -> _Res | None:
+    def _record(self, ev: LogEvent) -> _Res | None:
         """The record of the event's resource (created), or None with a diagnostic."""
         problem = ref_problem(ev, self._names)
         if problem is not None:
@@ -208,7 +198,7 @@ class Replay:
             rec.at = (self._batch, self._index)
             self.by_kind.setdefault(rec.key.kind, []).append(rec)
 
-    def fold(self, events: Iterable[ReplayEvent]) -> None:
+    def fold(self, events: Iterable[LogEvent]) -> None:
         """Fold events in the order `WorldState.apply` would see them."""
         res = self.res
         handlers = _HANDLERS
@@ -232,7 +222,7 @@ class Replay:
             handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
         self.folded += folded
 
-    def fold_shard(self, events: list[ReplayEvent], batch: int) -> None:
+    def fold_shard(self, events: list[LogEvent], batch: int) -> None:
         """`fold` for one shard: the events of batch number `batch` (in fold order)."""
         res = self.res
         handlers = _HANDLERS
@@ -301,10 +291,11 @@ class Replay:
         state.dirty = set(docs)
         return state, diags
 
-    def _resource(self, ev: ReplayEvent, rec: _Res) -> None:
+    def _resource(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data
-        health = value(data.health, "Unknown")
-        if not is_object(data.spec) or not isinstance(health, str) or health not in HEALTH:
+        spec = data.get("spec")
+        health = data.get("health", "Unknown")
+        if not isinstance(spec, dict) or not isinstance(health, str) or health not in HEALTH:
             self._bad(ev, _BAD_RESOURCE)
             return
         if not rec.created:
@@ -313,19 +304,19 @@ class Replay:
         last = rec.last
         if last is None or eid > last:
             rec.last = eid
-        plain = data.labels is UNSET and data.conditions is UNSET  # nothing more to read
+        plain = len(data) == 2 and "health" in data  # spec and health, nothing else
         if eid > rec.obs_id:
             rec.obs_id = eid
             rec.obs = rec.spec_from = rec.managed_from = rec.node_from = ev
             rec.obs_missing = False
             if not plain:
-                labels = data.labels
+                labels = data.get("labels")
                 if isinstance(labels, dict):
                     rec.labels = labels
         if not plain:
             self._conditions(ev, rec)
 
-    def _action(self, ev: ReplayEvent, rec: _Res) -> None:
+    def _action(self, ev: LogEvent, rec: _Res) -> None:
         if not rec.created:
             self._created(rec)
         eid = ev.id
@@ -336,13 +327,13 @@ class Replay:
             rec.action_id = eid
             rec.action = ev
 
-    def _missing(self, ev: ReplayEvent, rec: _Res) -> None:
+    def _missing(self, ev: LogEvent, rec: _Res) -> None:
         if not rec.created:
             self._created(rec)
         rec.mark_missing(ev)
 
-    def _conditions(self, ev: ReplayEvent, rec: _Res) -> None:
-        conditions = ev.data.conditions
+    def _conditions(self, ev: LogEvent, rec: _Res) -> None:
+        conditions = ev.data.get("conditions")
         if isinstance(conditions, list):  # anything else carries no condition
             for raw in conditions:
                 cond = _condition(raw)
@@ -350,26 +341,26 @@ class Replay:
                     cond3 = (cond["status"], cond["reason"], cond["message"])
                     rec.upsert(cond["type"], cond3, ev.id, ev.ts)
 
-    def _node_status(self, ev: ReplayEvent, rec: _Res) -> None:
+    def _node_status(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data
         self._created(rec)
         eid = ev.id
         rec.touch(eid)
-        ready = bool(data.ready)
+        ready = bool(data.get("ready"))
         if eid > rec.obs_id:
             rec.obs_id = eid
             rec.obs = ev
             rec.obs_missing = False
             rec.node = rec.key[1]
             rec.node_from = None  # a Node's own status names it
-            info = data.info
+            info = data.get("info")
             rec.info = info if isinstance(info, dict) else {}
-        reason = str(data.reason or ("EngineReachable" if ready else "Unknown"))
-        cond = ("True" if ready else "False", reason, str(data.message or ""))
+        reason = str(data.get("reason") or ("EngineReachable" if ready else "Unknown"))
+        cond = ("True" if ready else "False", reason, str(data.get("message") or ""))
         rec.upsert("Ready", cond, eid, ev.ts)
 
-    def _condition(self, ev: ReplayEvent, rec: _Res) -> None:
-        cond = _data_condition(ev.data)
+    def _condition(self, ev: LogEvent, rec: _Res) -> None:
+        cond = _condition(ev.data)
         if cond is None:
             self._bad(ev, "data needs type and status (True, False or Unknown)")
             return
@@ -377,9 +368,9 @@ class Replay:
         rec.touch(ev.id)
         rec.upsert(cond["type"], (cond["status"], cond["reason"], cond["message"]), ev.id, ev.ts)
 
-    def _listing(self, ev: ReplayEvent, _rec: _Res | None = None) -> None:
+    def _listing(self, ev: LogEvent, _rec: _Res | None = None) -> None:
         data = ev.data
-        kind, node, names = data.kind, data.node, data.names
+        kind, node, names = data.get("kind"), data.get("node"), data.get("names")
         if not (
             isinstance(kind, str) and kind in KINDS and isinstance(node, str)
         ) or not isinstance(names, list):
@@ -390,7 +381,7 @@ class Replay:
         for rec in self.by_kind.get(kind, ()):
             if eid > rec.obs_id and rec.key[1] not in present and rec.current_node() == node:
                 rec.mark_missing(ev)
-        started = str(data.startedAt or ev.ts)
+        started = str(data.get("startedAt") or ev.ts)
         newest = self.listings.setdefault(node, {}).get(kind)
         if newest is None or ev.ts > newest[0]:
             self.listings[node][kind] = (ev.ts, started)
@@ -407,7 +398,7 @@ class Replay:
         return state
 
 
-_HANDLERS: dict[str, Callable[[Replay, ReplayEvent, _Res], None]] = {
+_HANDLERS: dict[str, Callable[[Replay, LogEvent, _Res], None]] = {
     _RESOURCE: Replay._resource,
     _MISSING: Replay._missing,
     _LISTING: Replay._listing,
@@ -435,17 +426,16 @@ def _document(rec: _Res) -> dict[str, Any]:
         else:
             status["exists"] = True
             if obs.type == _NODE:
-                status["health"] = "Healthy" if obs.data.ready else "Unhealthy"
+                status["health"] = "Healthy" if obs.data.get("ready") else "Unhealthy"
             else:
-                status["health"] = value(obs.data.health, "Unknown")
+                status["health"] = obs.data.get("health", "Unknown")
     if rec.managed_from is not None:
-        status["managed"] = bool(value(rec.managed_from.data.managed, True))
+        status["managed"] = bool(rec.managed_from.data.get("managed", True))
     spec_from = rec.spec_from
     if spec_from is not None and spec_from.type == _RESOURCE:
-        status["observed"] = _spec(spec_from.data)
+        status["observed"] = spec_from.data["spec"]
         status["basis"] = None  # computed when written (`WorldState.take_dirty`)
-        raw = spec_from.data.runtime
-        runtime = UNSET if raw is UNSET else decode_value(raw)
+        runtime = spec_from.data.get("runtime")
         if isinstance(runtime, dict):
             status["runtime"] = runtime
     elif spec_from is not None:  # marked missing
@@ -474,39 +464,16 @@ def _conditions(rec: _Res) -> list[dict[str, Any]]:
     ]
 
 
-def _last_action(action: ReplayEvent) -> dict[str, Any]:
+def _last_action(action: LogEvent) -> dict[str, Any]:
     data = action.data
     last = {
-        "id": value(data.action),
-        "state": data.state or action.type[len("action.") :],
-        "operation": value(data.operation),
-        "actor": value(data.actor),
+        "id": data.get("action"),
+        "state": data.get("state") or action.type[len("action.") :],
+        "operation": data.get("operation"),
+        "actor": data.get("actor"),
         "at": action.ts,
     }
-    for extra, found in (("reason", data.reason), ("outcome", data.outcome)):
-        if found is not None and found is not UNSET:
-            last[extra] = found
+    for extra in ("reason", "outcome"):
+        if data.get(extra) is not None:
+            last[extra] = data[extra]
     return last
-
-
-def _spec(data: ReplayData) -> dict[str, Any]:
-    """The spec of an observation the fold accepted (`is_object`), decoded."""
-    spec: dict[str, Any] = decode_value(data.spec)  # type: ignore[arg-type]  # never UNSET here
-    return spec
-
-
-def _data_condition(data: ReplayData) -> dict[str, Any] | None:
-    """`fold._condition` of a resource.condition's data (None when it is malformed)."""
-    ctype, status = data.type, data.status
-    if not isinstance(ctype, str) or not ctype:
-        return None
-    if isinstance(status, bool):
-        status = "True" if status else "False"
-    if status not in ("True", "False", "Unknown"):
-        return None
-    return {
-        "type": ctype,
-        "status": status,
-        "reason": str(data.reason or ""),
-        "message": str(data.message or ""),
-    }

@@ -24,10 +24,9 @@ import sys
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from reconciler.events.reader import LogFile, LogReader
-from reconciler.events.replay_decode import REPLAY_DECODER, ReplayEvent
 from reconciler.observer.replay import Replay, ShardPart
 from reconciler.runtime_root import RuntimeRoot
 
@@ -96,12 +95,12 @@ def _fold_shard_one(request: dict[str, Any]) -> HelperResult:
         day: [LogFile(key, size, ino, compressed) for key, size, ino, compressed in files]
         for day, files in request["listing"].items()
     }
-    reader = LogReader(root, decoder=REPLAY_DECODER)
+    reader = LogReader(root)
     replay = Replay(shard=1)
     counts = []
     for index, batch in enumerate(reader.batches(listing)):
         batch.events.sort(key=_BY_ID)
-        replay.fold_shard(cast(list[ReplayEvent], batch.events), index)  # REPLAY_DECODER
+        replay.fold_shard(batch.events, index)
         counts.append(len(batch.events))
     return HelperResult(replay.part(), dict(reader.offsets), counts)
 

@@ -38,12 +38,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from reconciler.atomic_files import fsync_dir, sync_filesystem, try_lock
 from reconciler.errors import ConfigError
 from reconciler.events.reader import DayBatch, LogFile, LogReader, list_log
-from reconciler.events.replay_decode import REPLAY_DECODER, ReplayEvent
 from reconciler.observer.fold import WorldState
 from reconciler.observer.fresh_world import FreshWorld, remove_leftover, world_is_empty
 from reconciler.observer.quarantine import Quarantine
@@ -139,8 +138,8 @@ class WorldBuilder:
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
         self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores (`shard_fold`)
-        # Fold shard 1 in a helper process (`_replay_two`): off, measured slower than one
-        # process on a quiet 2-core machine once decoding became cheap (README, rebuild).
+        # Fold shard 1 in a helper process (`_replay` on two): off, measured slower than one
+        # process on a quiet 2-core machine (README, "Rebuild from scratch").
         self.shard_fold = False
         self.helpers: bool | None = None  # rebuild helper processes: None = when a core is idle
         self.rebuild_processes = 0  # how many folded the last rebuild (2: the helper's merged)
@@ -420,16 +419,8 @@ class WorldBuilder:
         listing = list_log(self.root)
         size = sum(f.size for files in listing.values() for f in files)
         self.rebuild_processes = 1
-        decoder = self.reader.decoder
-        self.reader.decoder = REPLAY_DECODER  # what `Replay` folds; a tick after it, LogEvent
-        try:
-            if not self.shard_fold or size < self.shard_bytes or not self._use_helpers():
-                return self._replay_alone(listing)
-            return self._replay_two(listing)
-        finally:
-            self.reader.decoder = decoder
-
-    def _replay_two(self, listing: dict[str, list[LogFile]]) -> tuple[int, int, int]:
+        if not self.shard_fold or size < self.shard_bytes or not self._use_helpers():
+            return self._replay_alone(listing)
         helper = ShardHelper(self.root, listing)
         try:
             replay = Replay(shard=0)
@@ -438,7 +429,7 @@ class WorldBuilder:
             found = []
             for index, batch in enumerate(self.reader.batches(listing)):
                 batch.events.sort(key=_BY_ID)
-                replay.fold_shard(cast(list[ReplayEvent], batch.events), index)
+                replay.fold_shard(batch.events, index)
                 counts.append(len(batch.events))
                 found.append((batch.notes, batch.bad))
                 count += len(batch.events)
@@ -449,7 +440,7 @@ class WorldBuilder:
             helper.stop()
         if other is None or other.counts != counts or other.offsets != self.reader.offsets:
             log.warning("observer: the rebuild's second process failed; folding alone")
-            self.reader = LogReader(self.root, decoder=REPLAY_DECODER)
+            self.reader = LogReader(self.root)
             return self._replay_alone(listing)
         self.state, diagnostics = replay.merged_state(other.part)
         self.rebuild_processes = 2
@@ -488,7 +479,7 @@ class WorldBuilder:
             for line in batch.bad:
                 self.quarantine.bad_line(line)
             batch.events.sort(key=_BY_ID)
-            replay.fold(cast(list[ReplayEvent], batch.events))  # REPLAY_DECODER
+            replay.fold(batch.events)
             for diag in replay.diagnostics:
                 self.quarantine.diagnostic(diag)
             replay.diagnostics.clear()

@@ -13,7 +13,6 @@ from operator import attrgetter
 import orjson
 
 from reconciler.events.reader import LogFile, LogReader, list_log
-from reconciler.events.replay_decode import REPLAY_DECODER
 from reconciler.observer.replay import Replay
 from reconciler.observer.replay_shard import ShardHelper
 from reconciler.runtime_root import RuntimeRoot
@@ -48,7 +47,7 @@ def test_helper_folds_shard_one_of_the_listed_bytes(runtime_root: RuntimeRoot) -
     found = helper.result()
     helper.stop()
     assert found is not None
-    reader, here = LogReader(runtime_root, decoder=REPLAY_DECODER), Replay(shard=1)
+    reader, here = LogReader(runtime_root), Replay(shard=1)
     counts = []
     for index, batch in enumerate(reader.batches(listing)):
         batch.events.sort(key=attrgetter("id"))
