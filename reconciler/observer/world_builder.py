@@ -138,7 +138,7 @@ class WorldBuilder:
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
         self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores (`shard_fold`)
-        # Fold shard 1 in a helper process (`_replay` on two): off, measured slower than one
+        # Fold shard 1 in a helper process (`_replay`): off, measured slower than one
         # process on a quiet 2-core machine (README, "Rebuild from scratch").
         self.shard_fold = False
         self.helpers: bool | None = None  # rebuild helper processes: None = when a core is idle
@@ -412,8 +412,8 @@ class WorldBuilder:
     def _replay(self) -> tuple[int, int, int]:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
-        A log of `shard_bytes` or more, with a core idle, is folded on two: a helper process
-        folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
+        With `shard_fold` set (off by default), a log of `shard_bytes` or more, with a core
+        idle, is folded on two: a helper process folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
         shard 0, and the two merge; alone if the helper fails or read otherwise.
         """
         listing = list_log(self.root)
