@@ -413,8 +413,9 @@ class WorldBuilder:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
         With `shard_fold` set (off by default), a log of `shard_bytes` or more, with a core
-        idle, is folded on two: a helper process folds shard 1 (`reconciler.observer.replay_shard`) while this one folds
-        shard 0, and the two merge; alone if the helper fails or read otherwise.
+        idle, is folded on two: a helper process folds shard 1
+        (`reconciler.observer.replay_shard`) while this one folds shard 0, and the two
+        merge; alone if the helper fails or read otherwise.
         """
         listing = list_log(self.root)
         size = sum(f.size for files in listing.values() for f in files)
