@@ -418,9 +418,10 @@ class WorldBuilder:
         merge; alone if the helper fails or read otherwise.
         """
         listing = list_log(self.root)
-        size = sum(f.size for files in listing.values() for f in files)
         self.rebuild_processes = 1
-        if not self.shard_fold or size < self.shard_bytes or not self._use_helpers():
+        if not self.shard_fold or not self._use_helpers():
+            return self._replay_alone(listing)
+        if sum(f.size for files in listing.values() for f in files) < self.shard_bytes:
             return self._replay_alone(listing)
         helper = ShardHelper(self.root, listing)
         try:
