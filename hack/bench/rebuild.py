@@ -6,23 +6,27 @@ producers), then, run after run, times two rebuilds in a fresh process:
 document is created) and "world on disk" (only the checkpoint deleted: every
 document is compared, none rewritten). The "writes" figure of an empty
 world is mostly the kernel's: on this project's VM, a plain loop creating
-25,000 small files takes 0.5-13 s of system time from one run to the next
-(see the README, "Rebuild from scratch"). With `--tree` (repeatable) each run
-goes through the trees in turn, alternating, so a before/after comparison on a
-loaded machine sees the same load; every rebuild must leave the world
+25,000 small files takes 0.5-13 s of system time from one run to the next,
+and longest right after 25,000 files were deleted (see the README, "Rebuild
+from scratch"), so the empty world's case moves the world folder aside
+(deleted when the benchmark ends) instead of deleting it before the run.
+With `--tree` (repeatable) each run goes through the trees in turn,
+alternating, so a before/after comparison on a loaded machine sees the same
+load; every rebuild must leave the world
 byte-identical to the first one. Wall time and CPU time (user + system of the
 rebuilding process and of any helper process it waited for) are printed per
 rebuild; CPU time is the steadier figure when other processes compete for
 the cores. Ends with one line per tree and case: `SUMMARY <tree> <case>:`
 median events/s by wall and by CPU, with ranges. `--tree PATH:alone` times
 that tree with no helper process (`WorldBuilder.helpers = False`),
-`PATH:two` with both (the second folding process too) whatever the load,
-`PATH:fresh` with only the empty world's file-creating one; plain `PATH`
-lets the rebuild decide (its defaults: the file-creating helper when a core
-is idle, no second folding process).
+`PATH:two` with both (the second folding process too: the earlier days
+folded by a helper, `observer/replay_split.py`) whatever the load,
+`PATH:split` with only the second folding process, `PATH:fresh` with only
+the empty world's file-creating one; plain `PATH`
+lets the rebuild decide (its defaults: both helpers when a core is idle).
 
 Usage: .venv/bin/python hack/bench/rebuild.py [--events N] [--resources R] [--runs K]
-       [--tree PATH[:alone|:two|:fresh] ...] [--dir DIR]
+       [--tree PATH[:alone|:two|:split|:fresh] ...] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -60,9 +64,19 @@ def _measure(root: str, mode: str) -> None:
     if mode == "alone":  # no helper process, whatever the load (trees that have them)
         folder.helpers = False
     elif mode == "two":  # both helper processes, whatever the load
-        folder.helpers = folder.shard_fold = True
+        folder.helpers = True
+        if hasattr(folder, "split_fold"):
+            folder.split_fold = True
+        else:  # trees before the split by days had a second folding process by resource
+            folder.shard_fold = True
+    elif mode == "split":  # only the second folding process, whatever the load
+        folder.helpers, folder.fresh_helper = True, False
     elif mode == "fresh":  # only the empty world's file-creating helper, whatever the load
-        folder.helpers, folder.shard_fold = True, False
+        folder.helpers = True
+        if hasattr(folder, "split_fold"):
+            folder.split_fold = False
+        else:
+            folder.shard_fold = False
     c0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     result = folder.rebuild()
@@ -118,7 +132,7 @@ def main() -> None:
         "--tree",
         action="append",
         default=None,
-        help="source tree to time; PATH:alone, PATH:two or PATH:fresh (helper processes)",
+        help="source tree to time; PATH:alone, PATH:two, PATH:split or PATH:fresh (helpers)",
     )
     parser.add_argument("--mode", default="", help=argparse.SUPPRESS)
     parser.add_argument("--dir", default=None)
@@ -149,8 +163,11 @@ def main() -> None:
             for tree in trees:
                 for case in CASES:
                     (base / "state" / "observer_checkpoint.json").unlink(missing_ok=True)
-                    if case == "empty world":
-                        shutil.rmtree(base / "world", ignore_errors=True)
+                    if case == "empty world":  # set aside, deleted at the end (see above)
+                        trash = base / "trash"
+                        trash.mkdir(exist_ok=True)
+                        if (base / "world").exists():
+                            (base / "world").rename(trash / str(len(list(trash.iterdir()))))
                     got = _rebuild(tree[0], base, tree[1])
                     found = _world_digest(base)
                     digest = digest or found

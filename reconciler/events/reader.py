@@ -247,6 +247,32 @@ class LogReader:
             found[key] = {"ino": seen.ino, "sha256": seen.digest.hexdigest()}
         return found
 
+    @property
+    def broken(self) -> set[tuple[str, int]]:
+        """The compressed files (key, size) that did not decompress (each reported once)."""
+        return self._broken
+
+    def adopt(
+        self,
+        offsets: dict[str, int],
+        fingerprints: dict[str, dict[str, Any]],
+        broken: set[tuple[str, int]],
+    ) -> None:
+        """Take over another reader's read of files this one has not read.
+
+        A from-scratch rebuild's helper process reads the earlier days
+        (`reconciler.observer.replay_split`): their offsets, and the
+        fingerprints of what was read, are checked like a checkpoint's when a
+        file is read again.
+        """
+        for key, offset in offsets.items():
+            if key in self.offsets:
+                raise ValueError(f"events/{key} was read by both readers")
+            self.offsets[key] = offset
+            if key in fingerprints:
+                self._expected[key] = fingerprints[key]
+        self._broken |= broken
+
     def lag_bytes(self) -> int:
         """Bytes written to the log and not read yet (torn tails included)."""
         lag = 0

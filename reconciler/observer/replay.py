@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from reconciler.events.reader import LogEvent, LogRef
@@ -42,7 +41,6 @@ _RESOURCE = "observed.resource"
 _NODE = "node.status"
 _CONDITION = "resource.condition"
 _LISTING = "observed.listing"
-_FIRST = itemgetter(0)
 _BAD_RESOURCE = (
     "data needs spec (an object) and health (Healthy, Unhealthy, "
     "Starting, Stopped or Unknown); not folded"
@@ -61,39 +59,33 @@ class _Res:
     __slots__ = (
         "action",
         "action_id",
-        "at",
         "cond_ids",
         "conds",
         "created",
-        "info",
+        "info_from",
         "key",
-        "labels",
+        "labels_from",
         "last",
         "managed_from",
-        "node",
         "node_from",
         "obs",
         "obs_id",
         "obs_missing",
-        "spec",
         "spec_from",
     )
 
     def __init__(self, key: ResourceKey) -> None:
         self.key = key
         self.created = False  # touched by an event: the document exists
-        self.at = (0, 0)  # (batch, index) of the event that created it (`fold_shard`)
         self.last: str | None = None  # lastEventId
         self.obs_id = ""
         self.obs: LogEvent | None = None
         self.obs_missing = False  # the winner of `obs` says the resource is missing
         self.spec_from: LogEvent | None = None  # observed/basis/runtime: resource or missing
-        self.spec: dict[str, Any] | None = None
         self.managed_from: LogEvent | None = None  # the resource event that set `managed`
-        self.node: str | None = None
-        self.node_from: LogEvent | None = None  # the resource event that names the node
-        self.labels: dict[str, Any] | None = None
-        self.info: dict[str, Any] | None = None
+        self.node_from: LogEvent | None = None  # the resource or node.status naming the node
+        self.labels_from: LogEvent | None = None  # the resource event whose labels hold
+        self.info_from: LogEvent | None = None  # the node.status whose info holds
         self.action_id = ""
         self.action: LogEvent | None = None
         self.cond_ids: dict[str, str] = {}
@@ -105,14 +97,15 @@ class _Res:
             self.last = eid
 
     def current_node(self) -> str | None:
-        """The node as `status.node` holds it now (read from the spec on first need)."""
+        """The node as `status.node` holds it now (read from the event that set it)."""
         ev = self.node_from
-        if ev is not None:
-            data = ev.data
-            node = data["node"] if "node" in data else data["spec"].get("node")
-            self.node = node if isinstance(node, str) else None
-            self.node_from = None
-        return self.node
+        if ev is None:
+            return None
+        if ev.type == _NODE:
+            return self.key[1]  # a Node's own status names it
+        data = ev.data
+        node = data["node"] if "node" in data else data["spec"].get("node")
+        return node if isinstance(node, str) else None
 
     def mark_missing(self, ev: LogEvent) -> None:
         eid = ev.id
@@ -136,49 +129,86 @@ class _Res:
             old[0], old[1], old[2] = cond
 
 
-def shard_of(name: str) -> int:
-    """Which of two folding processes folds the resources named `name` (stable across runs)."""
-    return (ord(name[-1]) + len(name)) & 1 if name else 0
+class _LaterRes(_Res):
+    """A record of the later part of a split log (`LaterReplay`): what to merge after the earlier.
+
+    `segs`: the observation group as it stood at each listing of this kind
+    (the listing's index in `LaterReplay.pending` first), reset after each,
+    since the earlier part decides what a listing does. `cond_log`: every
+    condition update that won here, replayed over the earlier part's.
+    """
+
+    __slots__ = ("cond_log", "segs")
+
+    def __init__(self, key: ResourceKey) -> None:
+        super().__init__(key)
+        self.segs: list[tuple[Any, ...]] = []
+        self.cond_log: list[tuple[str, tuple[str, str, str], str, str]] = []
+
+    def upsert(self, ctype: str, cond: tuple[str, str, str], eid: str, ts: str) -> None:
+        ids = self.cond_ids
+        if eid <= ids.get(ctype, ""):
+            return
+        ids[ctype] = eid
+        self.cond_log.append((ctype, cond, eid, ts))
+
+    def segment(self, listing: int) -> tuple[Any, ...]:
+        return (
+            listing,
+            self.obs_id,
+            self.obs,
+            self.obs_missing,
+            self.spec_from,
+            self.managed_from,
+            self.node_from,
+            self.labels_from,
+            self.info_from,
+        )
+
+    def reset_observation(self) -> None:
+        self.obs_id = ""
+        self.obs = self.spec_from = self.managed_from = None
+        self.node_from = self.labels_from = self.info_from = None
+        self.obs_missing = False
 
 
 @dataclass
-class ShardPart:
-    """What the other folding process (`fold_shard` with shard 1) hands back to merge."""
+class _Listing:
+    """A valid `observed.listing`: what it says, read once."""
 
-    docs: list[tuple[tuple[int, int], ResourceKey, dict[str, Any]]]  # creation place, key, doc
-    diagnostics: list[tuple[tuple[int, int], Diagnostic]]
+    ev: LogEvent
+    kind: str
+    node: str
+    present: set[str]
+    started: str
+
+
+@dataclass
+class EarlierPart:
+    """The fold of the earlier days of a split log, to merge before the later (`LaterReplay`)."""
+
+    records: list[_Res]  # the created records, in creation order by kind (`Replay.by_kind`)
+    listings: dict[str, dict[str, tuple[str, str]]]
     names: set[str]
     folded: int
 
 
 class Replay:
-    """Folds a whole log, batch after batch, into per-resource records.
+    """Folds a whole log, batch after batch, into per-resource records."""
 
-    `shard` (0 or 1): fold only the resources `shard_of` gives that shard
-    (events without a ref go to shard 0), and every listing (each marks only
-    its own shard's resources; shard 0 counts and reports it). A resource's
-    record depends only on its own events and the listings, so two shards
-    folded apart and merged by `merged_state` give the world one `Replay`
-    gives; each shard remembers where (batch, index in fold order) it created
-    a record and reported a diagnostic, so the merge keeps their order.
-    """
+    record_type: type[_Res] = _Res
+    handlers: dict[str, Callable[[Any, LogEvent, Any], None]]  # set below the classes
 
-    def __init__(self, shard: int | None = None) -> None:
+    def __init__(self) -> None:
         self.res: dict[LogRef, _Res] = {}
         self.by_kind: dict[str, list[_Res]] = {}
         self.listings: dict[str, dict[str, tuple[str, str]]] = {}
         self.diagnostics: list[Diagnostic] = []
-        self.diagnostics_at: list[tuple[int, int]] = []  # shard mode: where each was reported
         self.folded = 0
-        self.shard = shard
         self._names: set[str] = set()
-        self._batch = 0
-        self._index = 0
 
     def _bad(self, ev: LogEvent, message: str) -> None:
         self.diagnostics.append(Diagnostic(ev.id, f"event {ev.id} ({ev.type}): {message}"))
-        if self.shard is not None:
-            self.diagnostics_at.append((self._batch, self._index))
 
     def _record(self, ev: LogEvent) -> _Res | None:
         """The record of the event's resource (created), or None with a diagnostic."""
@@ -189,19 +219,18 @@ class Replay:
         ref = ev.ref
         assert ref is not None
         # The document itself appears when an event first touches it (`_created`).
-        rec = self.res[ref] = _Res(ResourceKey(ref.kind, ref.name))
+        rec = self.res[ref] = self.record_type(ResourceKey(ref.kind, ref.name))
         return rec
 
     def _created(self, rec: _Res) -> None:
         if not rec.created:
             rec.created = True
-            rec.at = (self._batch, self._index)
             self.by_kind.setdefault(rec.key.kind, []).append(rec)
 
     def fold(self, events: Iterable[LogEvent]) -> None:
         """Fold events in the order `WorldState.apply` would see them."""
         res = self.res
-        handlers = _HANDLERS
+        handlers = self.handlers
         folded = 0
         for ev in events:
             etype = ev.type
@@ -222,74 +251,10 @@ class Replay:
             handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
         self.folded += folded
 
-    def fold_shard(self, events: list[LogEvent], batch: int) -> None:
-        """`fold` for one shard: the events of batch number `batch` (in fold order)."""
-        res = self.res
-        handlers = _HANDLERS
-        mine = self.shard
-        folded = 0
-        self._batch = batch
-        for index, ev in enumerate(events):
-            etype = ev.type
-            handler = handlers.get(etype)
-            if handler is None:
-                if not etype.startswith("action."):
-                    continue
-                handler = Replay._action
-            self._index = index
-            if etype != _LISTING:
-                ref = ev.ref
-                if ref is None:
-                    if mine:
-                        continue
-                else:
-                    name = ref.name
-                    if ((ord(name[-1]) + len(name)) & 1 if name else 0) != mine:
-                        continue  # (`shard_of`, inline: this runs for every event)
-                rec = res.get(ref)  # type: ignore[arg-type]  # None finds nothing
-                if rec is None:
-                    rec = self._record(ev)
-                    if rec is None:
-                        continue
-            elif mine:  # shard 1 applies listings to its resources; shard 0 counts and reports
-                known = len(self.diagnostics)
-                self._listing(ev)
-                del self.diagnostics[known:], self.diagnostics_at[known:]
-                continue
-            else:
-                rec = None
-            folded += 1
-            handler(self, ev, rec)  # type: ignore[arg-type]  # only a listing gets None
-        self.folded += folded
-
-    def part(self) -> ShardPart:
-        """This shard's documents and diagnostics, to merge into shard 0 (`merged_state`)."""
-        docs = [(rec.at, rec.key, _document(rec)) for recs in self.by_kind.values() for rec in recs]
-        diags = list(zip(self.diagnostics_at, self.diagnostics, strict=True))
-        return ShardPart(docs, diags, self._names, self.folded)
-
-    def merged_state(
-        self, other: ShardPart
-    ) -> tuple[WorldState, list[tuple[tuple[int, int], Diagnostic]]]:
-        """Shard 0's fold merged with shard 1's: the world and diagnostics one `Replay` gives.
-
-        Documents in the order their resources were created, diagnostics in
-        fold order (both by their place in the log's fold order).
-        """
-        mine = [(rec.at, rec.key, _document(rec)) for recs in self.by_kind.values() for rec in recs]
-        every = sorted([*mine, *other.docs], key=_FIRST)
-        by_kind: dict[str, dict[ResourceKey, dict[str, Any]]] = {}
-        for _, key, doc in every:
-            by_kind.setdefault(key.kind, {})[key] = doc
-        docs = {key: doc for group in by_kind.values() for key, doc in group.items()}
-        diags = sorted(
-            [*zip(self.diagnostics_at, self.diagnostics, strict=True), *other.diagnostics],
-            key=_FIRST,
-        )
-        state = WorldState(docs=docs, listings=self.listings, folded=self.folded + other.folded)
-        state._names.update(self._names, other.names)
-        state.dirty = set(docs)
-        return state, diags
+    def part(self) -> EarlierPart:
+        """This fold as the earlier part of a split log (`LaterReplay.merged_state`)."""
+        records = [rec for recs in self.by_kind.values() for rec in recs]
+        return EarlierPart(records, self.listings, self._names, self.folded)
 
     def _resource(self, ev: LogEvent, rec: _Res) -> None:
         data = ev.data
@@ -309,10 +274,8 @@ class Replay:
             rec.obs_id = eid
             rec.obs = rec.spec_from = rec.managed_from = rec.node_from = ev
             rec.obs_missing = False
-            if not plain:
-                labels = data.get("labels")
-                if isinstance(labels, dict):
-                    rec.labels = labels
+            if not plain and isinstance(data.get("labels"), dict):
+                rec.labels_from = ev
         if not plain:
             self._conditions(ev, rec)
 
@@ -351,10 +314,7 @@ class Replay:
             rec.obs_id = eid
             rec.obs = ev
             rec.obs_missing = False
-            rec.node = rec.key[1]
-            rec.node_from = None  # a Node's own status names it
-            info = data.get("info")
-            rec.info = info if isinstance(info, dict) else {}
+            rec.node_from = rec.info_from = ev  # a Node's own status names it
         reason = str(data.get("reason") or ("EngineReachable" if ready else "Unknown"))
         cond = ("True" if ready else "False", reason, str(data.get("message") or ""))
         rec.upsert("Ready", cond, eid, ev.ts)
@@ -368,43 +328,170 @@ class Replay:
         rec.touch(ev.id)
         rec.upsert(cond["type"], (cond["status"], cond["reason"], cond["message"]), ev.id, ev.ts)
 
-    def _listing(self, ev: LogEvent, _rec: _Res | None = None) -> None:
+    def _parse_listing(self, ev: LogEvent) -> _Listing | None:
         data = ev.data
         kind, node, names = data.get("kind"), data.get("node"), data.get("names")
         if not (
             isinstance(kind, str) and kind in KINDS and isinstance(node, str)
         ) or not isinstance(names, list):
             self._bad(ev, "data needs kind (a known kind), node and names (a list)")
-            return
+            return None
         present = {n for n in names if isinstance(n, str)}
-        eid = ev.id
-        for rec in self.by_kind.get(kind, ()):
-            if eid > rec.obs_id and rec.key[1] not in present and rec.current_node() == node:
-                rec.mark_missing(ev)
-        started = str(data.get("startedAt") or ev.ts)
-        newest = self.listings.setdefault(node, {}).get(kind)
-        if newest is None or ev.ts > newest[0]:
-            self.listings[node][kind] = (ev.ts, started)
+        return _Listing(ev, kind, node, present, str(data.get("startedAt") or ev.ts))
+
+    def _listing(self, ev: LogEvent, _rec: _Res | None = None) -> None:
+        listing = self._parse_listing(ev)
+        if listing is not None:
+            for rec in self.by_kind.get(listing.kind, ()):
+                _mark_unlisted(rec, listing)
+            _newest_listing(self.listings, listing)
 
     def world_state(self) -> WorldState:
         """The folded world: every document built once, all of them dirty."""
-        docs = {}
-        for recs in self.by_kind.values():
-            for rec in recs:
-                docs[rec.key] = _document(rec)
-        state = WorldState(docs=docs, listings=self.listings, folded=self.folded)
-        state._names.update(self._names)
-        state.dirty = set(docs)
-        return state
+        return _state(self.by_kind, self.listings, self.folded, self._names)
 
 
-_HANDLERS: dict[str, Callable[[Replay, LogEvent, _Res], None]] = {
+class LaterReplay(Replay):
+    """`Replay` of the later days of a split log, folded while another process folds the earlier.
+
+    A resource's record is a set of "last winner" fields each compared by
+    event id (the highest wins, the first folded among equals), so the
+    later days' winners are merged over the earlier days' by the same
+    comparison (`merged_state`). Two things depend on the earlier days' state
+    and are replayed at the merge instead: a condition's transition time
+    (each winning update kept, `_LaterRes.cond_log`) and what a listing
+    marks missing (the listing kept in `pending`; each record of its kind
+    keeps its observation group as it stood there and starts a new one).
+    """
+
+    record_type = _LaterRes
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[_Listing] = []
+
+    def _listing(self, ev: LogEvent, _rec: _Res | None = None) -> None:
+        listing = self._parse_listing(ev)
+        if listing is None:
+            return
+        index = len(self.pending)
+        self.pending.append(listing)
+        for rec in self.by_kind.get(listing.kind, ()):
+            assert isinstance(rec, _LaterRes)
+            rec.segs.append(rec.segment(index))
+            rec.reset_observation()
+
+    def merged_state(self, earlier: EarlierPart) -> WorldState:
+        """The world one `Replay` of the earlier days then these would build."""
+        by_kind: dict[str, list[_Res]] = {}
+        found: dict[ResourceKey, _Res] = {}
+        for rec in earlier.records:
+            by_kind.setdefault(rec.key.kind, []).append(rec)
+            found[rec.key] = rec
+        pending = self.pending
+        merged = set()
+        for kind, recs in self.by_kind.items():
+            for later in recs:
+                assert isinstance(later, _LaterRes)
+                known = found.get(later.key)
+                if known is None:  # created in these days (listings before it see no node)
+                    rec = _Res(later.key)
+                    rec.created = True
+                    by_kind.setdefault(kind, []).append(rec)
+                else:
+                    rec = known
+                merged.add(later.key)
+                _merge_record(rec, later, pending)
+        if pending:
+            for rec in earlier.records:
+                if rec.key not in merged:  # no event here; the listings still see it
+                    for listing in pending:
+                        if listing.kind == rec.key.kind:
+                            _mark_unlisted(rec, listing)
+        listings = {node: dict(kinds) for node, kinds in earlier.listings.items()}
+        for listing in pending:
+            _newest_listing(listings, listing)
+        return _state(by_kind, listings, earlier.folded + self.folded, earlier.names | self._names)
+
+
+Replay.handlers = {
     _RESOURCE: Replay._resource,
     _MISSING: Replay._missing,
     _LISTING: Replay._listing,
     _NODE: Replay._node_status,
     _CONDITION: Replay._condition,
 }
+LaterReplay.handlers = {**Replay.handlers, _LISTING: LaterReplay._listing}
+
+
+def _mark_unlisted(rec: _Res, listing: _Listing) -> None:
+    """What a listing does to one record of its kind: missing if absent from its node."""
+    ev = listing.ev
+    name = rec.key[1]
+    if ev.id > rec.obs_id and name not in listing.present and rec.current_node() == listing.node:
+        rec.mark_missing(ev)
+
+
+def _newest_listing(listings: dict[str, dict[str, tuple[str, str]]], listing: _Listing) -> None:
+    ts = listing.ev.ts
+    newest = listings.setdefault(listing.node, {}).get(listing.kind)
+    if newest is None or ts > newest[0]:
+        listings[listing.node][listing.kind] = (ts, listing.started)
+
+
+def _merge_segment(rec: _Res, seg: tuple[Any, ...]) -> None:
+    """A later observation group over the record's: each field where its winner is newer."""
+    _, obs_id, obs, missing, spec_from, managed_from, node_from, labels_from, info_from = seg
+    bar = rec.obs_id
+    if obs is not None and obs_id > bar:
+        rec.obs_id, rec.obs, rec.obs_missing = obs_id, obs, missing
+    if spec_from is not None and spec_from.id > bar:
+        rec.spec_from = spec_from
+    if managed_from is not None and managed_from.id > bar:
+        rec.managed_from = managed_from
+    if node_from is not None and node_from.id > bar:
+        rec.node_from = node_from
+    if labels_from is not None and labels_from.id > bar:
+        rec.labels_from = labels_from
+    if info_from is not None and info_from.id > bar:
+        rec.info_from = info_from
+
+
+def _merge_record(rec: _Res, later: _LaterRes, pending: list[_Listing]) -> None:
+    """`later` (folded from the later days alone) merged over `rec` (the earlier days)."""
+    if later.last is not None and (rec.last is None or later.last > rec.last):
+        rec.last = later.last
+    if later.action_id > rec.action_id:
+        rec.action_id, rec.action = later.action_id, later.action
+    for ctype, cond, eid, ts in later.cond_log:
+        _Res.upsert(rec, ctype, cond, eid, ts)
+    segs = later.segs
+    k = 0
+    kind = rec.key.kind
+    for index, listing in enumerate(pending):
+        if listing.kind != kind:
+            continue
+        if k < len(segs) and segs[k][0] == index:
+            _merge_segment(rec, segs[k])
+            k += 1
+        _mark_unlisted(rec, listing)
+    _merge_segment(rec, later.segment(-1))
+
+
+def _state(
+    by_kind: dict[str, list[_Res]],
+    listings: dict[str, dict[str, tuple[str, str]]],
+    folded: int,
+    names: set[str],
+) -> WorldState:
+    docs = {}
+    for recs in by_kind.values():
+        for rec in recs:
+            docs[rec.key] = _document(rec)
+    state = WorldState(docs=docs, listings=listings, folded=folded)
+    state._names.update(names)
+    state.dirty = set(docs)
+    return state
 
 
 def _document(rec: _Res) -> dict[str, Any]:
@@ -441,10 +528,11 @@ def _document(rec: _Res) -> dict[str, Any]:
     elif spec_from is not None:  # marked missing
         status["observed"] = None
         status["basis"] = ""
-    if rec.labels is not None:
-        doc["metadata"]["labels"] = rec.labels
-    if rec.info is not None:
-        status["info"] = rec.info
+    if rec.labels_from is not None:
+        doc["metadata"]["labels"] = rec.labels_from.data["labels"]
+    if rec.info_from is not None:
+        info = rec.info_from.data.get("info")
+        status["info"] = info if isinstance(info, dict) else {}
     status["conditions"] = _conditions(rec)
     if rec.action is not None:
         status["lastAction"] = _last_action(rec.action)

@@ -53,8 +53,8 @@ from reconciler.observer.recovery import (
     differing,
     same_files,
 )
-from reconciler.observer.replay import Replay
-from reconciler.observer.replay_shard import ShardHelper
+from reconciler.observer.replay import LaterReplay, Replay
+from reconciler.observer.replay_split import Reports, SplitHelper, fold_earlier, split_days
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
@@ -77,7 +77,10 @@ from reconciler.world.writer import (
 )
 
 _BY_ID = attrgetter("id")
-SHARD_BYTES = 32 * 1024 * 1024  # below this, starting the second process costs more than it saves
+SPLIT_BYTES = 32 * 1024 * 1024  # below this, starting the second process costs more than it saves
+# The helper's share of the log's bytes: a forked helper encodes its records (~0.3 s per
+# 25,000) while the shell decodes them (~0.2 s); a new Python first imports (~0.5 s).
+SPLIT_SHARE = {True: 0.48, False: 0.4}  # by `SplitHelper.forks()`
 log = logging.getLogger("reconciler.observer")
 
 
@@ -137,10 +140,9 @@ class WorldBuilder:
         self._synced = False  # the checkpoint on disk says the world is synced
         self._whole = False  # the last tick (or rebuild) finished: the world matches the offsets
         self._boot = boot_id()
-        self.shard_bytes = SHARD_BYTES  # a log this big is rebuilt on two cores (`shard_fold`)
-        # Fold shard 1 in a helper process (`_replay`): off, measured slower than one
-        # process on a quiet 2-core machine (README, "Rebuild from scratch").
-        self.shard_fold = False
+        self.split_bytes = SPLIT_BYTES  # a log this big is rebuilt on two cores (`split_fold`)
+        self.split_fold = True  # the earlier days folded by a helper process (`_replay`)
+        self.fresh_helper = True  # an empty world's files created by a helper (`FreshWorld`)
         self.helpers: bool | None = None  # rebuild helper processes: None = when a core is idle
         self.rebuild_processes = 0  # how many folded the last rebuild (2: the helper's merged)
 
@@ -217,7 +219,10 @@ class WorldBuilder:
         fresh = None
         if world_is_empty(self.root):  # every document is new: built aside, swapped in whole
             fresh = FreshWorld(self.root, durable=self.durable)
-            fresh.start(helper=self._use_helpers())
+            # Its helper and the second folding process would share one spare core, and
+            # the latter saves more (README, "Rebuild from scratch"): one or the other.
+            alone = not self._split_cut(list_log(self.root))
+            fresh.start(helper=self.fresh_helper and alone and self._use_helpers())
         try:
             result = self._tick(compare_disk=True, replay=True, fresh=fresh)
         finally:
@@ -412,65 +417,79 @@ class WorldBuilder:
     def _replay(self) -> tuple[int, int, int]:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
-        With `shard_fold` set (off by default), a log of `shard_bytes` or more, with a core
-        idle, is folded on two: a helper process folds shard 1
-        (`reconciler.observer.replay_shard`) while this one folds shard 0, and the two
-        merge; alone if the helper fails or read otherwise.
+        With `split_fold` (the default), a log of `split_bytes` or more over
+        two days or more, with a core idle, is folded on two: a helper
+        process folds the earlier days (`reconciler.observer.replay_split`)
+        while this one folds the later ones (`LaterReplay`), and the two
+        merge. If the helper fails, this process folds the earlier days
+        itself afterwards and merges the same way.
         """
         listing = list_log(self.root)
         self.rebuild_processes = 1
-        if not self.shard_fold or not self._use_helpers():
+        cut = self._split_cut(listing)
+        if not cut:
             return self._replay_alone(listing)
-        if sum(f.size for files in listing.values() for f in files) < self.shard_bytes:
-            return self._replay_alone(listing)
-        helper = ShardHelper(self.root, listing)
+        days = list(listing)
+        earlier_days = {day: listing[day] for day in days[:cut]}
+        later_days = {day: listing[day] for day in days[cut:]}
+        helper = SplitHelper(self.root, earlier_days)
         try:
-            replay = Replay(shard=0)
+            later = LaterReplay()
+            reports: Reports = []
             count = bad = nbytes = 0
-            counts = []
-            found = []
-            for index, batch in enumerate(self.reader.batches(listing)):
+            for batch in self.reader.batches(later_days):
                 batch.events.sort(key=_BY_ID)
-                replay.fold_shard(batch.events, index)
-                counts.append(len(batch.events))
-                found.append((batch.notes, batch.bad))
+                later.fold(batch.events)
+                reports.append((batch.notes, batch.bad, later.diagnostics))
+                later.diagnostics = []
                 count += len(batch.events)
                 bad += len(batch.bad)
                 nbytes += batch.nbytes
-            other = helper.result()
+            earlier = helper.result()
         finally:
             helper.stop()
-        if other is None or other.counts != counts or other.offsets != self.reader.offsets:
-            log.warning("observer: the rebuild's second process failed; folding alone")
-            self.reader = LogReader(self.root)
-            return self._replay_alone(listing)
-        self.state, diagnostics = replay.merged_state(other.part)
-        self.rebuild_processes = 2
-        # The quarantine in the order a lone fold reports: per batch, its notes,
-        # its bad lines, then the diagnostics of its events in fold order.
-        ahead = 0
-        for index, (notes, lines) in enumerate(found):
+        if earlier is None:
+            log.warning("observer: the rebuild's second process failed; folding its days here")
+            earlier = fold_earlier(self.root, earlier_days)
+        else:
+            self.rebuild_processes = 2
+        self.reader.adopt(earlier.offsets, earlier.fingerprints, earlier.broken)
+        self.state = later.merged_state(earlier.part)
+        self._report(earlier.reports)
+        self._report(reports)
+        return count + earlier.events, bad + earlier.bad, nbytes + earlier.nbytes
+
+    def _split_cut(self, listing: dict[str, list[LogFile]]) -> int:
+        """How many of the oldest days the helper folds; 0: this process folds them all."""
+        if not self.split_fold or not self._use_helpers():
+            return 0
+        if sum(f.size for files in listing.values() for f in files) < self.split_bytes:
+            return 0
+        return split_days(listing, SPLIT_SHARE[SplitHelper.forks()])
+
+    def _report(self, reports: Reports) -> None:
+        """Each batch's notes, bad lines and diagnostics, in the order a lone fold reports."""
+        for notes, lines, diagnostics in reports:
             for note in notes:
                 self.quarantine.note(note)
             for line in lines:
                 self.quarantine.bad_line(line)
-            while ahead < len(diagnostics) and diagnostics[ahead][0][0] == index:
-                self.quarantine.diagnostic(diagnostics[ahead][1])
-                ahead += 1
-        return count, bad, nbytes
+            for diag in diagnostics:
+                self.quarantine.diagnostic(diag)
 
     def _use_helpers(self) -> bool:
-        """Whether a rebuild starts helper processes: only when a second core is idle.
+        """Whether a rebuild starts helper processes: only when some core is spare.
 
-        A helper repeats part of the work (reading and decoding the log), so it
-        only pays when it runs beside the fold: on a machine whose other
-        processes keep every core busy (1-minute load average above cores - 1)
-        it only adds CPU time (measured: README, "Rebuild from scratch").
+        A helper pays only when it runs beside the fold: the 1-minute load
+        average must be under the number of cores (this process's own running
+        counts in it: a rebuild on an idle 2-core machine sees about 1). On a
+        machine whose other processes keep every core busy a helper only adds
+        its start and hand-over (measured: README, "Rebuild from scratch").
         """
         if self.helpers is not None:
             return self.helpers
         cores = len(os.sched_getaffinity(0))
-        return cores >= 2 and os.getloadavg()[0] <= cores - 1
+        return cores >= 2 and os.getloadavg()[0] < cores
 
     def _replay_alone(self, listing: dict[str, list[LogFile]]) -> tuple[int, int, int]:
         replay = Replay()
