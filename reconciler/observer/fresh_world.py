@@ -23,9 +23,13 @@ garbage (the partial new world, or the old one after the swap), which
 `remove_leftover` deletes when the observer next opens the root; with no
 checkpoint it rebuilds. The durability of the new documents is the folding
 shell's one `syncfs` before it marks the checkpoint synced, as for any
-batch of writes. The helper runs only when a core is idle (the shell
-decides, `WorldBuilder._use_helpers`); without it the writer creates every
-file itself, still without twin or rename. Used only when the world on disk holds no document (a
+batch of writes. The helper runs only when a core is spare and the rebuild
+folds on one (the shell decides, `WorldBuilder._use_helpers`); a rebuild
+that folds on two has its second folding process create the files of the
+resources it folded once it handed its fold over
+(`reconciler.observer.replay_split.create_files`), stopped here as well;
+without either the writer creates every file itself, still without twin or
+rename. Used only when the world on disk holds no document (a
 rebuild over an existing world compares and rewrites in place, which writes
 nothing when the world is right). A filesystem that cannot exchange names
 gets the old (empty) world removed and the new one renamed into place.
@@ -46,6 +50,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -105,6 +110,12 @@ class FreshWorld:
         self.folder = root.world_build
         self.durable = durable
         self._helper: subprocess.Popen[bytes] | None = None
+        self._also: list[Callable[[], None]] = []
+
+    def stop_with_helper(self, stop: Callable[[], None]) -> None:
+        """Another process creating files here (the rebuild's second folding process, once
+        it handed its fold over): `stop` ends it where this helper is stopped."""
+        self._also.append(stop)
 
     def start(self, *, helper: bool = True) -> None:
         """Make the empty build folder; `helper`: start creating the files the log names."""
@@ -124,6 +135,9 @@ class FreshWorld:
 
     def stop(self) -> None:
         """Stop the helper (what it did not create yet, the writer creates)."""
+        also, self._also = self._also, []
+        for stop in also:
+            stop()
         helper, self._helper = self._helper, None
         if helper is not None:
             if helper.poll() is None:

@@ -21,6 +21,7 @@ pipe, never from disk. Called by the folding shell
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import json
 import os
@@ -43,6 +44,7 @@ from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 
 _BY_ID = attrgetter("id")
+_PR_SET_PDEATHSIG = 1
 # Per batch, in order: its notes, its bad lines, the diagnostics of its events.
 Reports = list[tuple[list[str], list[BadLine], list[Diagnostic]]]
 
@@ -76,10 +78,10 @@ def split_days(listing: dict[str, list[LogFile]], share: float) -> int:
     return len(days) - 1
 
 
-def fold_earlier(root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> EarlierFold:
-    """Fold exactly the listed files (up to the listed sizes) from the start."""
-    reader = LogReader(root)
-    replay = Replay()
+def fold_days(
+    reader: LogReader, replay: Replay, listing: dict[str, list[LogFile]]
+) -> tuple[Reports, int, int, int]:
+    """Fold the listed days' batches; their reports, and the events, bad lines and bytes."""
     reports: Reports = []
     count = bad = nbytes = 0
     for batch in reader.batches(listing):
@@ -91,6 +93,14 @@ def fold_earlier(root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> Earlie
         bad += len(batch.bad)
         nbytes += batch.nbytes
         batch.events.clear()  # freed as the lone fold frees them
+    return reports, count, bad, nbytes
+
+
+def fold_earlier(root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> EarlierFold:
+    """Fold exactly the listed files (up to the listed sizes) from the start."""
+    reader = LogReader(root)
+    replay = Replay()
+    reports, count, bad, nbytes = fold_days(reader, replay, listing)
     found = EarlierFold(
         replay.part(), reports, dict(reader.offsets), reader.fingerprints(), set(reader.broken)
     )
@@ -227,25 +237,36 @@ class SplitHelper:
         """Whether a helper started now is forked (else a new Python)."""
         return threading.active_count() == 1 if cls.fork is None else cls.fork
 
-    def __init__(self, root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> None:
+    def __init__(
+        self,
+        root: RuntimeRoot,
+        listing: dict[str, list[LogFile]],
+        create_in: Path | None = None,
+    ) -> None:
+        """`create_in`: an empty world's build folder, where the helper, once it handed its
+        fold over, creates an empty file for each of its resources (`create_files`) while
+        the shell merges, until `stop`."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes]
         self.pid = 0
         self._status: int | None = None
         if self.forks():
-            self._start_fork(root, listing)
+            self._start_fork(root, listing, create_in)
         else:
-            self._start_python(root, listing)
+            self._start_python(root, listing, create_in)
 
-    def _start_fork(self, root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> None:
+    def _start_fork(
+        self, root: RuntimeRoot, listing: dict[str, list[LogFile]], create_in: Path | None
+    ) -> None:
         read, write = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: fold, hand over, and leave without running any cleanup
             code = 1
             try:
+                _die_with(parent)
                 os.close(read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(encode_fold(fold_earlier(root, listing)))
+                _serve(root, listing, create_in, os.fdopen(write, "wb"))
                 code = 0
             finally:
                 os._exit(code)
@@ -253,13 +274,17 @@ class SplitHelper:
         self.pid = pid
         self._out = os.fdopen(read, "rb")
 
-    def _start_python(self, root: RuntimeRoot, listing: dict[str, list[LogFile]]) -> None:
+    def _start_python(
+        self, root: RuntimeRoot, listing: dict[str, list[LogFile]], create_in: Path | None
+    ) -> None:
         request = {
             "root": str(root.path),
             "listing": {
                 day: [[f.key, f.size, f.ino, f.compressed] for f in files]
                 for day, files in listing.items()
             },
+            "create_in": None if create_in is None else str(create_in),
+            "parent": os.getpid(),
         }
         self._proc = subprocess.Popen(
             [sys.executable, "-m", __name__],
@@ -277,22 +302,14 @@ class SplitHelper:
         except OSError:
             pass  # it died at once: `result` says so
 
-    def _wait(self) -> int:
-        if self._status is None:
-            if self._proc is not None:
-                self._status = self._proc.wait()
-            else:
-                self._status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        return self._status
-
     def result(self) -> EarlierFold | None:
-        """Its fold, or None if it failed."""
+        """Its fold, or None if it failed: read to the end of what it wrote (it may go on
+        creating files); a fold cut short or with bytes after it does not decode."""
         try:
             data = self._out.read()
         finally:
             self._out.close()
-            code = self._wait()
-        if code != 0 or not data:
+        if not data:
             return None
         try:
             return decode_fold(data)
@@ -302,22 +319,77 @@ class SplitHelper:
             return None
 
     def stop(self) -> None:
+        """End the helper (whatever it is doing) and reap it."""
         if self._status is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self._wait()
+            if self._proc is not None:
+                self._status = self._proc.wait()
+            else:
+                self._status = os.waitpid(self.pid, 0)[1]
         self._out.close()
+
+
+def _die_with(parent: int) -> None:
+    """End this helper when the folding shell ends (Linux `PR_SET_PDEATHSIG`): an orphan
+    creating files would race the next observer's removal of the build folder."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the call took effect
+        os._exit(1)
+
+
+def create_files(folder: Path, keys: list[ResourceKey]) -> None:
+    """An empty file `folder/<kind>/<name>.json` for each key, unless it exists (the
+    shell writes every document with O_TRUNC, and a file it wrote is never touched)."""
+    dirfds: dict[str, int] = {}
+    try:
+        for kind, name in keys:
+            dirfd = dirfds.get(kind)
+            if dirfd is None:
+                dirfd = dirfds[kind] = os.open(folder / kind, os.O_RDONLY | os.O_DIRECTORY)
+            with contextlib.suppress(FileExistsError):
+                os.close(
+                    os.open(
+                        f"{name}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dirfd
+                    )
+                )
+    finally:
+        for dirfd in dirfds.values():
+            os.close(dirfd)
+
+
+def _serve(
+    root: RuntimeRoot, listing: dict[str, list[LogFile]], create_in: Path | None, out: IO[bytes]
+) -> None:
+    """The helper's work: fold, hand the fold over (closing `out`), then create files."""
+    fold = fold_earlier(root, listing)
+    with out:
+        out.write(encode_fold(fold))
+    if create_in is not None:
+        create_files(create_in, [rec.key for rec in fold.part.records])
 
 
 def _main() -> None:
     request = json.loads(sys.stdin.buffer.read())
+    _die_with(request["parent"])
     listing = {
         day: [LogFile(key, size, ino, compressed) for key, size, ino, compressed in files]
         for day, files in request["listing"].items()
     }
-    result = fold_earlier(RuntimeRoot(Path(request["root"])), listing)
-    sys.stdout.buffer.write(encode_fold(result))
-    sys.stdout.buffer.flush()
+    create_in = request.get("create_in")
+    # The pipe only as `out`, so that closing it ends the shell's read (files come after).
+    out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    _serve(
+        RuntimeRoot(Path(request["root"])),
+        listing,
+        None if create_in is None else Path(create_in),
+        out,
+    )
 
 
 if __name__ == "__main__":

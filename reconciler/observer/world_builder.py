@@ -54,7 +54,13 @@ from reconciler.observer.recovery import (
     same_files,
 )
 from reconciler.observer.replay import LaterReplay, Replay
-from reconciler.observer.replay_split import Reports, SplitHelper, fold_earlier, split_days
+from reconciler.observer.replay_split import (
+    Reports,
+    SplitHelper,
+    fold_days,
+    fold_earlier,
+    split_days,
+)
 from reconciler.resources.key import ResourceKey
 from reconciler.runtime_root import RuntimeRoot
 from reconciler.world import world_path
@@ -414,7 +420,7 @@ class WorldBuilder:
             self.quarantine.diagnostic(diag)
         self.state.diagnostics.clear()
 
-    def _replay(self) -> tuple[int, int, int]:
+    def _replay(self, fresh: FreshWorld | None = None) -> tuple[int, int, int]:
         """Fold the whole log at once (`Replay`): the same world, each document built once.
 
         With `split_fold` (the default), a log of `split_bytes` or more over
@@ -422,7 +428,9 @@ class WorldBuilder:
         process folds the earlier days (`reconciler.observer.replay_split`)
         while this one folds the later ones (`LaterReplay`), and the two
         merge. If the helper fails, this process folds the earlier days
-        itself afterwards and merges the same way.
+        itself afterwards and merges the same way. Into an empty world
+        (`fresh`), the helper then creates its resources' files in the build
+        folder until `fresh` is stopped, after the documents are written.
         """
         listing = list_log(self.root)
         self.rebuild_processes = 1
@@ -432,22 +440,18 @@ class WorldBuilder:
         days = list(listing)
         earlier_days = {day: listing[day] for day in days[:cut]}
         later_days = {day: listing[day] for day in days[cut:]}
-        helper = SplitHelper(self.root, earlier_days)
+        helper = SplitHelper(self.root, earlier_days, None if fresh is None else fresh.folder)
+        handed = False
         try:
             later = LaterReplay()
-            reports: Reports = []
-            count = bad = nbytes = 0
-            for batch in self.reader.batches(later_days):
-                batch.events.sort(key=_BY_ID)
-                later.fold(batch.events)
-                reports.append((batch.notes, batch.bad, later.diagnostics))
-                later.diagnostics = []
-                count += len(batch.events)
-                bad += len(batch.bad)
-                nbytes += batch.nbytes
+            reports, count, bad, nbytes = fold_days(self.reader, later, later_days)
             earlier = helper.result()
+            if fresh is not None and earlier is not None:
+                fresh.stop_with_helper(helper.stop)
+                handed = True
         finally:
-            helper.stop()
+            if not handed:
+                helper.stop()
         if earlier is None:
             log.warning("observer: the rebuild's second process failed; folding its days here")
             earlier = fold_earlier(self.root, earlier_days)
@@ -523,7 +527,7 @@ class WorldBuilder:
         t0 = time.perf_counter()
         with gc_paused():  # decoding and folding allocate millions of small objects
             if replay:
-                count, bad, nbytes = self._replay()
+                count, bad, nbytes = self._replay(fresh)
             for batch in self.reader.batches():
                 self._fold(batch)
                 count += len(batch.events)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -90,6 +93,35 @@ def test_helper_folds_the_listed_bytes(
     assert (found.events, found.bad, found.nbytes) == (here.events, here.bad, here.nbytes)
     assert found.events == 601
     assert _docs(found) == _docs(here) and len(_docs(here)) == 37
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_helper_creates_its_resources_files_after_handing_over(
+    runtime_root: RuntimeRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool
+) -> None:
+    monkeypatch.setattr(SplitHelper, "fork", fork)
+    _write(runtime_root)
+    listing = list_log(runtime_root)
+    build = tmp_path / "build"
+    (build / "Container").mkdir(parents=True)
+    (build / "Container" / "app-3.json").write_bytes(b"written by the shell")
+    helper = SplitHelper(runtime_root, {DAYS[0]: listing[DAYS[0]]}, build)
+    try:
+        found = helper.result()
+        assert found is not None  # handed over before (or while) it creates the files
+        names = {rec.key.name for rec in found.part.records}
+        assert len(names) == 37
+        for _ in range(500):  # bounded: at most 5 s
+            made = {p.stem for p in (build / "Container").iterdir()}
+            if made == names:
+                break
+            time.sleep(0.01)
+        assert made == names
+    finally:
+        helper.stop()
+    sizes = {p.stem: p.stat().st_size for p in (build / "Container").iterdir()}
+    assert sizes.pop("app-3") == len(b"written by the shell")  # never truncated
+    assert set(sizes.values()) == {0}
 
 
 def test_helper_does_not_read_a_file_removed_after_the_listing(runtime_root: RuntimeRoot) -> None:
@@ -185,3 +217,60 @@ def test_a_split_rebuild_builds_the_lone_world(
         if orjson.loads(p.read_bytes())["status"]["health"] == "Missing"
     ]
     assert sorted(missing) == [f"app-{n}" for n in range(5)]  # the rest seen again on day 3
+
+
+_ORPHAN = """
+import os, signal, sys
+from pathlib import Path
+from reconciler.events.reader import list_log
+from reconciler.observer.replay_split import SplitHelper
+from reconciler.runtime_root import RuntimeRoot
+
+SplitHelper.fork = sys.argv[3] == "fork"
+root = RuntimeRoot(Path(sys.argv[1]))
+helper = SplitHelper(root, list_log(root), Path(sys.argv[2]))
+assert helper.result() is not None
+print(helper.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # the shell dies while its helper creates the files
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("how", ["fork", "python"])
+def test_a_helper_dies_with_its_shell(runtime_root: RuntimeRoot, tmp_path: Path, how: str) -> None:
+    """An orphan helper creating files would race the next observer's cleanup of the build
+    folder: it gets SIGKILL when the shell dies (PR_SET_PDEATHSIG)."""
+    folder = runtime_root.events / DAYS[0]
+    folder.mkdir(parents=True)
+    names = 100_000
+    lines = (
+        b'{"id":"%08d","ts":"2024-05-01T00:00:00.000000Z","source":"s","type":"observed.missing",'
+        b'"ref":{"kind":"Container","name":"app-%d"},"data":{}}\n' % (n, n)
+        for n in range(names)
+    )
+    (folder / "observer.jsonl").write_bytes(b"".join(lines))
+    build = tmp_path / "build"
+    (build / "Container").mkdir(parents=True)
+    shell = subprocess.run(
+        [sys.executable, "-c", _ORPHAN, str(runtime_root.path), str(build), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == -signal.SIGKILL, shell.stderr
+    pid = int(shell.stdout.strip())
+    for _ in range(300):  # bounded: at most 3 s
+        if not _alive(pid):
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"helper {pid} outlived its shell")
+    assert len(os.listdir(build / "Container")) < names  # killed while creating them
