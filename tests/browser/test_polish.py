@@ -159,8 +159,15 @@ def test_a_missing_page_is_a_page_in_the_layout_and_the_api_keeps_json(
 
 
 def _colours(page: Page, selector: str) -> tuple[str, str]:
-    found = page.eval_on_selector(
-        selector, "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    # Found and read in one evaluate: a live swap of the page between finding the element
+    # and reading its style would leave a detached element, whose computed colours are "".
+    page.wait_for_selector(selector)
+    found = page.evaluate(
+        """s => {
+            const c = getComputedStyle(document.querySelector(s));
+            return [c.color, c.backgroundColor];
+        }""",
+        selector,
     )
     return (found[0], found[1])
 
