@@ -313,9 +313,10 @@ class SplitHelper:
             return None
         try:
             return decode_fold(data)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, EOFError):  # cut short
-            return None
-        except (pickle.UnpicklingError, AttributeError):
+        except (  # cut short, or not a fold
+            msgspec.DecodeError, msgspec.ValidationError, ValueError, EOFError,
+            pickle.UnpicklingError, AttributeError,
+        ):  # fmt: skip
             return None
 
     def stop(self) -> None:
